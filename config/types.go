@@ -1,0 +1,197 @@
+// Package config defines the proxy's YAML configuration: its types, their
+// defaults, and validation that reports every error with file, line and
+// column.
+package config
+
+import "time"
+
+// Config is a whole configuration file after defaults are applied.
+//
+// The top-level Servers, LoadBalancing, HealthChecks, RateLimit, Retries,
+// Timeouts and CircuitBreaker describe the default upstream (named
+// DefaultUpstream) and its catch-all route.
+type Config struct {
+	Listen          string     `yaml:"listen"`
+	TLS             *TLS       `yaml:"tls"`
+	H2C             bool       `yaml:"h2c"`
+	Admin           Admin      `yaml:"admin"`
+	ShutdownTimeout Duration   `yaml:"shutdown_timeout"`
+	Client          Client     `yaml:"client"`
+	Upstream        `yaml:",inline"`
+	Upstreams       map[string]*Upstream `yaml:"upstreams"`
+	Routes          []Route              `yaml:"routes"`
+	Logging         Logging              `yaml:"logging"`
+	Tracing         Tracing              `yaml:"tracing"`
+
+	// File is the path the config was read from, for error messages and
+	// reloads. It is not part of the YAML.
+	File string `yaml:"-"`
+}
+
+// DefaultUpstream is the name of the upstream described by the top-level
+// keys, which the catch-all route sends to.
+const DefaultUpstream = "default"
+
+// TLS turns on TLS termination on the main listener; HTTP/2 is then offered
+// through ALPN.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Admin configures the admin listener (metrics, health, API, dashboard).
+type Admin struct {
+	// Listen is the admin address; nil means the default 127.0.0.1:9901 and
+	// an explicit "" turns the admin listener off.
+	Listen *string `yaml:"listen"`
+	Token  string  `yaml:"token"`
+	Pprof  bool    `yaml:"pprof"`
+}
+
+// Client holds limits on what clients may send the proxy.
+type Client struct {
+	// ReadHeaderTimeout bounds how long a client may take to send its
+	// request headers (slowloris protection).
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// IdleTimeout closes keep-alive client connections idle this long.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes caps the size of request headers; larger gets 431.
+	MaxHeaderBytes Size `yaml:"max_header_bytes"`
+}
+
+// Upstream is a named group of servers with the policies that pick among
+// them and guard them.
+type Upstream struct {
+	Servers        []Server        `yaml:"servers"`
+	LoadBalancing  LoadBalancing   `yaml:"load_balancing"`
+	HealthChecks   HealthChecks    `yaml:"health_checks"`
+	RateLimit      *RateLimit      `yaml:"rate_limit"`
+	Retries        Retries         `yaml:"retries"`
+	Timeouts       Timeouts        `yaml:"timeouts"`
+	CircuitBreaker *CircuitBreaker `yaml:"circuit_breaker"`
+}
+
+// Server is one backend.
+type Server struct {
+	URL            string   `yaml:"url"`
+	Name           string   `yaml:"name"`
+	Weight         int      `yaml:"weight"`
+	Backup         bool     `yaml:"backup"`
+	MaxConnections int      `yaml:"max_connections"`
+	SlowStart      Duration `yaml:"slow_start"`
+}
+
+// LoadBalancing chooses the strategy that picks a server per request.
+type LoadBalancing struct {
+	Strategy string `yaml:"strategy"`
+	// HashKey is what consistent_hash hashes: ip, header:NAME, cookie:NAME
+	// or uri.
+	HashKey string `yaml:"hash_key"`
+	// BoundedLoad is consistent_hash's ε: no server takes more than
+	// (1+ε) times the mean in-flight load.
+	BoundedLoad float64 `yaml:"bounded_load"`
+}
+
+// HealthChecks configures active probing and passive ejection.
+type HealthChecks struct {
+	// Enabled is nil unless set; active checks run when it is not false.
+	Enabled            *bool    `yaml:"enabled"`
+	Interval           Duration `yaml:"interval"`
+	Timeout            Duration `yaml:"timeout"`
+	Path               string   `yaml:"path"`
+	Host               string   `yaml:"host"`
+	ExpectedStatus     string   `yaml:"expected_status"`
+	ExpectedBody       string   `yaml:"expected_body"`
+	HealthyThreshold   int      `yaml:"healthy_threshold"`
+	UnhealthyThreshold int      `yaml:"unhealthy_threshold"`
+	Passive            *Passive `yaml:"passive"`
+}
+
+// Passive ejects servers that fail live traffic (outlier detection).
+type Passive struct {
+	ConsecutiveFailures int      `yaml:"consecutive_failures"`
+	EjectionTime        Duration `yaml:"ejection_time"`
+	MaxEjectionTime     Duration `yaml:"max_ejection_time"`
+	MaxEjectionPercent  int      `yaml:"max_ejection_percent"`
+	// On5xx counts 5xx responses as failures, not only connect errors.
+	On5xx bool `yaml:"on_5xx"`
+}
+
+// RateLimit limits requests per key.
+type RateLimit struct {
+	RequestsPerSecond float64  `yaml:"requests_per_second"`
+	Burst             int      `yaml:"burst"`
+	Key               string   `yaml:"key"`
+	Store             string   `yaml:"store"`
+	Redis             Redis    `yaml:"redis"`
+	OnStoreError      string   `yaml:"on_store_error"`
+	TrustedProxies    []string `yaml:"trusted_proxies"`
+}
+
+// Redis locates the shared rate-limit store.
+type Redis struct {
+	Address   string   `yaml:"address"`
+	Password  string   `yaml:"password"`
+	DB        int      `yaml:"db"`
+	KeyPrefix string   `yaml:"key_prefix"`
+	Timeout   Duration `yaml:"timeout"`
+}
+
+// Retries says when a failed request is tried again on another server.
+type Retries struct {
+	Attempts int     `yaml:"attempts"`
+	Budget   float64 `yaml:"budget"`
+}
+
+// Timeouts bound the proxy's exchanges with servers.
+type Timeouts struct {
+	Connect        Duration `yaml:"connect"`
+	ResponseHeader Duration `yaml:"response_header"`
+	IdleConnection Duration `yaml:"idle_connection"`
+}
+
+// CircuitBreaker stops sending to a server that keeps failing.
+type CircuitBreaker struct {
+	ConsecutiveFailures int      `yaml:"consecutive_failures"`
+	OpenTime            Duration `yaml:"open_time"`
+}
+
+// Route sends matching requests to an upstream. Routes are tried in order;
+// the first match wins.
+type Route struct {
+	Name        string     `yaml:"name"`
+	Match       Match      `yaml:"match"`
+	Upstream    string     `yaml:"upstream"`
+	StripPrefix bool       `yaml:"strip_prefix"`
+	RateLimit   *RateLimit `yaml:"rate_limit"`
+}
+
+// Match selects requests by host and path. Empty fields match anything.
+type Match struct {
+	// Host is an exact host or a wildcard such as *.example.com.
+	Host       string `yaml:"host"`
+	PathPrefix string `yaml:"path_prefix"`
+}
+
+// Logging configures the process log and the access log.
+type Logging struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+	// AccessLog is stdout, stderr, a file path, or off.
+	AccessLog string `yaml:"access_log"`
+}
+
+// Tracing configures OpenTelemetry export.
+type Tracing struct {
+	OTLPEndpoint string  `yaml:"otlp_endpoint"`
+	SampleRatio  float64 `yaml:"sample_ratio"`
+}
+
+// Duration is a time.Duration written in YAML as "10s" or "250ms".
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Size is a byte count written in YAML as 65536, "64KiB" or "1MiB".
+type Size int64

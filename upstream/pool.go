@@ -1,0 +1,100 @@
+package upstream
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Pool is the set of servers of one upstream. Balancers pick from
+// Available, an immutable snapshot rebuilt only when a server's state
+// changes, so the request path takes no lock and allocates nothing.
+type Pool struct {
+	// Name is the upstream's name from the config.
+	Name string
+	// Servers lists every configured server in config order.
+	Servers []*Server
+
+	avail atomic.Pointer[[]*Server]
+	// mu serialises Refresh so snapshots are built one at a time.
+	mu sync.Mutex
+}
+
+// NewPool returns a pool over servers with its first snapshot built.
+func NewPool(name string, servers []*Server) *Pool {
+	p := &Pool{Name: name, Servers: servers}
+	p.Refresh(time.Now())
+	return p
+}
+
+// Available returns the servers that may take new requests: the usable
+// primaries, or when none is usable, the usable backups. The slice must not
+// be modified.
+func (p *Pool) Available() []*Server { return *p.avail.Load() }
+
+// Refresh rebuilds the Available snapshot from the servers' states. Call it
+// after any state transition.
+func (p *Pool) Refresh(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var primary, backup []*Server
+	for _, s := range p.Servers {
+		if !s.Usable(now) {
+			continue
+		}
+		if s.Backup {
+			backup = append(backup, s)
+		} else {
+			primary = append(primary, s)
+		}
+	}
+	next := primary
+	if len(next) == 0 {
+		next = backup
+	}
+	if next == nil {
+		next = []*Server{}
+	}
+	p.avail.Store(&next)
+}
+
+// Registry keeps server states by key across reloads, so a server present
+// in the old and new config keeps its health and counters.
+type Registry struct {
+	// mu guards states.
+	mu     sync.Mutex
+	states map[string]*State
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{states: make(map[string]*State)}
+}
+
+// State returns the state kept under key, creating it on first use.
+func (r *Registry) State(key string) *State {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.states[key]
+	if !ok {
+		s = newState(key)
+		r.states[key] = s
+	}
+	return s
+}
+
+// Retain forgets every state whose key is not in keep. Call it once a new
+// runtime is in place, so removed servers do not linger.
+func (r *Registry) Retain(keep map[string]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k := range r.states {
+		if !keep[k] {
+			delete(r.states, k)
+		}
+	}
+}
+
+// Key is the registry key of a server of an upstream: state is per upstream
+// because two upstreams may check the same address differently.
+func Key(upstream, serverURL string) string { return upstream + "|" + serverURL }

@@ -1,0 +1,138 @@
+// Package upstream holds the live state of backend servers: whether they are
+// healthy, how many requests they are serving, how fast they answer. State
+// lives apart from configuration and is kept by address, so it outlives a
+// config reload.
+package upstream
+
+import (
+	"net/url"
+	"sync/atomic"
+	"time"
+)
+
+// Server is one configured backend: its settings from the config plus a
+// pointer to its live State. A Server is immutable once built; everything
+// that changes lives in State.
+type Server struct {
+	// Name labels the server in logs, metrics and the admin API.
+	Name string
+	// URL is where requests go: scheme and host (and an optional base path).
+	URL *url.URL
+	// Weight is the server's relative share of traffic (≥ 1).
+	Weight int
+	// Backup servers serve only when no primary server is usable.
+	Backup bool
+	// MaxConns caps concurrent requests to the server; 0 means no cap.
+	MaxConns int64
+	// SlowStart is how long a server that returns to the pool takes to
+	// ramp up to its full share.
+	SlowStart time.Duration
+
+	*State
+}
+
+// Full reports whether the server is at its connection cap.
+func (s *Server) Full() bool {
+	return s.MaxConns > 0 && s.InFlight() >= s.MaxConns
+}
+
+// State is the live, shared state of one server. All methods are safe for
+// concurrent use and take no lock.
+type State struct {
+	key string
+
+	inFlight atomic.Int64
+	requests atomic.Uint64
+	failures atomic.Uint64
+
+	// down is set while active checks consider the server unhealthy.
+	down atomic.Bool
+	// ejectedUntil is the unix-nano time until which passive health keeps
+	// the server out of the pool; 0 when not ejected.
+	ejectedUntil atomic.Int64
+	// drained servers take no new requests (set through the admin API).
+	drained atomic.Bool
+
+	// status describes the last transition, for the admin API.
+	status atomic.Pointer[Status]
+}
+
+// Status says why a server is in its current health state.
+type Status struct {
+	Healthy bool
+	Reason  string
+	Since   time.Time
+}
+
+func newState(key string) *State {
+	s := &State{key: key}
+	s.status.Store(&Status{Healthy: true, Reason: "initial", Since: time.Now()})
+	return s
+}
+
+// Key is the identity the state is kept under across reloads.
+func (s *State) Key() string { return s.key }
+
+// InFlight is the number of requests the server is serving now.
+func (s *State) InFlight() int64 { return s.inFlight.Load() }
+
+// Acquire counts a request as started on the server.
+func (s *State) Acquire() {
+	s.inFlight.Add(1)
+	s.requests.Add(1)
+}
+
+// Release counts a request as finished.
+func (s *State) Release() { s.inFlight.Add(-1) }
+
+// Requests is the number of requests sent to the server since it was first
+// configured.
+func (s *State) Requests() uint64 { return s.requests.Load() }
+
+// Healthy reports whether active checks consider the server healthy.
+func (s *State) Healthy() bool { return !s.down.Load() }
+
+// SetHealthy records the result of active checking. It reports whether the
+// state changed, so callers log and count only real transitions.
+func (s *State) SetHealthy(healthy bool, reason string, now time.Time) bool {
+	if !s.down.CompareAndSwap(healthy, !healthy) {
+		return false
+	}
+	s.status.Store(&Status{Healthy: healthy, Reason: reason, Since: now})
+	return true
+}
+
+// Status returns the last recorded transition.
+func (s *State) Status() Status { return *s.status.Load() }
+
+// Eject keeps the server out of the pool until the given time (passive
+// health). It reports whether the server was not already ejected.
+func (s *State) Eject(until time.Time) bool {
+	for {
+		old := s.ejectedUntil.Load()
+		if s.ejectedUntil.CompareAndSwap(old, until.UnixNano()) {
+			return old == 0
+		}
+	}
+}
+
+// Readmit ends an ejection; it reports whether the server was ejected.
+func (s *State) Readmit() bool { return s.ejectedUntil.Swap(0) != 0 }
+
+// Ejected reports whether passive health keeps the server out at now.
+func (s *State) Ejected(now time.Time) bool {
+	u := s.ejectedUntil.Load()
+	return u != 0 && now.UnixNano() < u
+}
+
+// SetDrained takes the server out of rotation (true) or back in (false),
+// reporting whether that changed anything.
+func (s *State) SetDrained(d bool) bool { return s.drained.CompareAndSwap(!d, d) }
+
+// Drained reports whether an operator took the server out of rotation.
+func (s *State) Drained() bool { return s.drained.Load() }
+
+// Usable reports whether the server may take new requests at now.
+func (s *State) Usable(now time.Time) bool {
+	return !s.down.Load() && !s.drained.Load() && !s.Ejected(now)
+}

@@ -1,0 +1,58 @@
+# proxy: build, test, benchmark, lint, fuzz and cross-build.
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X github.com/tbsphathuynh/proxy/internal/cli.Version=$(VERSION) -X github.com/tbsphathuynh/proxy/internal/cli.Commit=$(COMMIT)
+PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
+FUZZTIME ?= 30s
+STATICCHECK_VERSION := v0.8.2
+
+.PHONY: build test deps bench bench-go bench-peers lint fuzz dist clean
+
+build:
+	go build -ldflags '$(LDFLAGS)' -o proxy-server .
+
+# test installs what the tests need (redis-server) when it is missing,
+# then vets and runs every test, fuzz seed corpora included, under -race.
+test: deps
+	go vet ./...
+	go test -race -count=1 ./...
+
+deps:
+	@bash scripts/deps.sh
+
+bench: bench-go bench-peers
+
+bench-go:
+	go test -run '^$$' -bench . -benchmem ./...
+
+# bench-peers runs ../shared/bench with our binary beside nginx, HAProxy and
+# Caddy when they are installed (see docs/performance.md).
+bench-peers:
+	@bash scripts/bench-peers.sh
+
+lint:
+	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)
+	go vet ./...
+	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+# fuzz runs every fuzz target for FUZZTIME each.
+fuzz:
+	@for pkg in $$(go list ./...); do \
+	  for t in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$t"; go test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+dist:
+	@rm -rf dist && mkdir -p dist
+	@for p in $(PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+	  out=dist/proxy-server-$(VERSION)-$$os-$$arch$$ext; \
+	  echo "build $$out"; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath -ldflags '$(LDFLAGS)' -o $$out . || exit 1; \
+	done
+	@cd dist && sha256sum proxy-server-* > SHA256SUMS && cat SHA256SUMS
+
+clean:
+	rm -rf proxy-server dist

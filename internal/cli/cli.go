@@ -1,0 +1,140 @@
+// Package cli turns the command line into a running proxy: the config
+// file, quick mode, demo mode, -validate and -version.
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"runtime/debug"
+	"strings"
+
+	"github.com/tbsphathuynh/proxy/config"
+	"github.com/tbsphathuynh/proxy/internal/demo"
+	"github.com/tbsphathuynh/proxy/server"
+)
+
+// Version and Commit are stamped at build time by `make dist`
+// (-ldflags "-X .../internal/cli.Version=v1.2.3"); Commit falls back to
+// the VCS stamp of the build, when there is one.
+var (
+	Version = "dev"
+	Commit  = ""
+)
+
+// Options are the parsed flags.
+type Options struct {
+	ConfigPath string
+	Demo       bool
+	Listen     string
+	To         URLs
+	Strategy   string
+	Validate   bool
+	Version    bool
+}
+
+// URLs collects a repeated flag.
+type URLs []string
+
+func (u *URLs) String() string { return strings.Join(*u, ",") }
+
+// Set implements flag.Value.
+func (u *URLs) Set(v string) error { *u = append(*u, v); return nil }
+
+// Run does what the options ask and returns the exit code.
+func Run(ctx context.Context, o Options, stdout, stderr io.Writer) int {
+	switch {
+	case o.Version:
+		fmt.Fprintln(stdout, versionString())
+		return 0
+	case o.Validate:
+		if _, err := config.Load(o.ConfigPath); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", o.ConfigPath)
+		return 0
+	case o.Demo:
+		return runDemo(ctx, stdout, stderr)
+	case o.Listen != "" || len(o.To) > 0:
+		cfg, err := quickConfig(o)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+		return serve(ctx, cfg, "", stderr)
+	}
+	cfg, err := config.Load(o.ConfigPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return serve(ctx, cfg, o.ConfigPath, stderr)
+}
+
+func serve(ctx context.Context, cfg *config.Config, path string, stderr io.Writer) int {
+	log, level := server.NewLogger(cfg.Logging, stderr)
+	if err := server.Run(ctx, cfg, server.Options{ConfigPath: path, Logger: log, LogLevel: level}); err != nil {
+		log.Error("proxy stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// quickConfig builds a config from -listen, -to and -strategy, through the
+// same parser and validation as a file, so quick mode cannot accept what a
+// file would not.
+func quickConfig(o Options) (*config.Config, error) {
+	if len(o.To) == 0 {
+		return nil, fmt.Errorf("quick mode needs at least one -to URL")
+	}
+	listen := o.Listen
+	if listen == "" {
+		listen = ":8080"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen: %q\nload_balancing: {strategy: %q}\nservers:\n", listen, o.Strategy)
+	for _, u := range o.To {
+		fmt.Fprintf(&b, "  - url: %q\n", u)
+	}
+	return config.Parse("command line", []byte(b.String()))
+}
+
+func runDemo(ctx context.Context, stdout, stderr io.Writer) int {
+	backends, stop, err := demo.Start(slog.New(slog.NewTextHandler(stderr, nil)), demo.Ports)
+	if err != nil {
+		fmt.Fprintln(stderr, "demo:", err)
+		return 1
+	}
+	defer stop()
+	o := Options{Listen: "127.0.0.1:8080", Strategy: "round_robin"}
+	for _, b := range backends {
+		o.To = append(o.To, b.URL)
+	}
+	cfg, err := quickConfig(o)
+	if err != nil {
+		fmt.Fprintln(stderr, "demo:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "demo: backends %s\n", o.To.String())
+	fmt.Fprintf(stdout, "try:  curl -s http://127.0.0.1:8080/   (repeat: each answer names another backend)\n")
+	fmt.Fprintf(stdout, "      dashboard and API: http://127.0.0.1:9901/ , http://127.0.0.1:9901/api/upstreams\n")
+	return serve(ctx, cfg, "", stderr)
+}
+
+func versionString() string {
+	commit := Commit
+	if bi, ok := debug.ReadBuildInfo(); ok && commit == "" {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				commit = s.Value
+			}
+		}
+	}
+	if commit == "" {
+		commit = "unknown"
+	}
+	return fmt.Sprintf("proxy-server %s commit %s %s %s/%s", Version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}

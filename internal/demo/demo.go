@@ -1,0 +1,75 @@
+// Package demo runs small backends on loopback that name themselves, so
+// `proxy-server -demo` shows load balancing with no setup.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Backend is one demo server.
+type Backend struct {
+	Name string
+	URL  string
+	srv  *http.Server
+}
+
+// Ports are where the demo backends listen, matching config.yaml at the
+// repository root.
+var Ports = []int{9001, 9002, 9003}
+
+// Start runs one backend per port in ports on 127.0.0.1; a port already in
+// use is replaced by a free one. Stop them with the returned function.
+func Start(log *slog.Logger, ports []int) ([]*Backend, func(), error) {
+	var backends []*Backend
+	var wg sync.WaitGroup
+	stop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		for _, b := range backends {
+			_ = b.srv.Shutdown(ctx)
+		}
+		wg.Wait()
+	}
+	for i, port := range ports {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			ln, err = net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				stop()
+				return nil, nil, err
+			}
+		}
+		b := &Backend{Name: fmt.Sprintf("backend-%d", i+1), URL: "http://" + ln.Addr().String()}
+		b.srv = &http.Server{Handler: b.handler(), ReadHeaderTimeout: 5 * time.Second}
+		backends = append(backends, b)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("demo backend", "name", b.Name, "err", err)
+			}
+		}()
+	}
+	return backends, stop, nil
+}
+
+func (b *Backend) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Backend", b.Name)
+		fmt.Fprintf(w, "Hello from %s (%s)\nmethod=%s path=%s request_id=%s x_forwarded_for=%s\n",
+			b.Name, b.URL, r.Method, r.URL.Path, r.Header.Get("X-Request-Id"), r.Header.Get("X-Forwarded-For"))
+	})
+	return mux
+}

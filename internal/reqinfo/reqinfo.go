@@ -1,0 +1,35 @@
+// Package reqinfo carries one request's record between the middleware that
+// logs it and the forwarder that fills it in.
+package reqinfo
+
+import (
+	"context"
+	"time"
+)
+
+// Info is what the access log and metrics learn about a request after it is
+// served. The forwarder fills in the routing fields.
+type Info struct {
+	Start     time.Time
+	RequestID string
+	Route     string
+	Upstream  string
+	Server    string
+	Retries   int
+	// Err is the cause of an answer the proxy made itself, for the log only:
+	// it never reaches the client.
+	Err error
+}
+
+type key struct{}
+
+// With returns ctx carrying info.
+func With(ctx context.Context, info *Info) context.Context {
+	return context.WithValue(ctx, key{}, info)
+}
+
+// From returns the Info in ctx, or nil.
+func From(ctx context.Context) *Info {
+	info, _ := ctx.Value(key{}).(*Info)
+	return info
+}

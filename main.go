@@ -1,0 +1,44 @@
+// Command proxy-server is an HTTP reverse proxy and load balancer.
+//
+// See README.md for the command line and docs/configuration.md for the
+// config file.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/tbsphathuynh/proxy/internal/cli"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("proxy-server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o cli.Options
+	fs.StringVar(&o.ConfigPath, "config", "config.yaml", "config file (YAML)")
+	fs.BoolVar(&o.Demo, "demo", false, "start three demo backends on loopback and the proxy in front of them")
+	fs.StringVar(&o.Listen, "listen", "", "quick mode: address to listen on, e.g. :8080")
+	fs.Var(&o.To, "to", "quick mode: a server URL (repeat for more)")
+	fs.StringVar(&o.Strategy, "strategy", "round_robin", "quick mode: load balancing strategy")
+	fs.BoolVar(&o.Validate, "validate", false, "check the config file and exit")
+	fs.BoolVar(&o.Version, "version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "proxy-server: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	return cli.Run(ctx, o, stdout, stderr)
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the programs the tests run for real: redis-server for the shared
+# rate limiter. Uses Debian's packages; needs root or sudo.
+set -euo pipefail
+
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "installing: ${need[*]}"
+SUDO=
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+# The package may start a system service; the tests start their own.
+$SUDO service redis-server stop >/dev/null 2>&1 || true

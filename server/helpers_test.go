@@ -1,0 +1,95 @@
+package server
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tbsphathuynh/proxy/config"
+)
+
+// startProxy runs a proxy from a YAML fragment on a free loopback port,
+// with the admin listener and access log off unless the fragment says
+// otherwise, and stops it when the test ends.
+func startProxy(t testing.TB, yaml string) *Server {
+	t.Helper()
+	base := "listen: 127.0.0.1:0\n"
+	if !strings.Contains(yaml, "admin:") {
+		base += "admin: {listen: \"\"}\n"
+	}
+	if !strings.Contains(yaml, "logging:") {
+		base += "logging: {access_log: \"off\"}\n"
+	}
+	cfg, err := config.Parse("test.yaml", []byte(base+yaml))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	s, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+	})
+	return s
+}
+
+// backend is an httptest server that names itself in X-Backend.
+func backend(t testing.TB, name string, h http.HandlerFunc) *httptest.Server {
+	t.Helper()
+	if h == nil {
+		h = func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) }
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Backend", name)
+		h(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// get fetches url and returns status, body and headers.
+func get(t testing.TB, c *http.Client, url string) (int, string, http.Header) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: reading body: %v", url, err)
+	}
+	return resp.StatusCode, string(b), resp.Header
+}
+
+// servers renders YAML server entries for the given test servers.
+func servers(srvs ...*httptest.Server) string {
+	var b strings.Builder
+	for _, s := range srvs {
+		b.WriteString("  - url: " + s.URL + "\n")
+	}
+	return b.String()
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

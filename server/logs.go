@@ -1,0 +1,81 @@
+package server
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/tbsphathuynh/proxy/config"
+)
+
+// NewLogger builds the process logger that logging.level and
+// logging.format describe, writing to w. The returned LevelVar lets a
+// reload change the level.
+func NewLogger(l config.Logging, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+	lv := new(slog.LevelVar)
+	lv.Set(parseLevel(l.Level))
+	return slog.New(newHandler(l.Format, w, lv)), lv
+}
+
+func newHandler(format string, w io.Writer, lv slog.Leveler) slog.Handler {
+	o := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.NewJSONHandler(w, o)
+	}
+	return slog.NewTextHandler(w, o)
+}
+
+func parseLevel(s string) slog.Level {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// accessLogger returns the logger access lines go to, or nil when the
+// access log is off. Files are opened once and shared across reloads.
+// Called with s.mu held or before the server starts.
+func (s *Server) accessLogger(l config.Logging) (*slog.Logger, error) {
+	var w io.Writer
+	switch l.AccessLog {
+	case "off":
+		return nil, nil
+	case "", "stdout":
+		w = os.Stdout
+	case "stderr":
+		w = os.Stderr
+	default:
+		f, ok := s.files[l.AccessLog]
+		if !ok {
+			var err error
+			f, err = os.OpenFile(l.AccessLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+			if err != nil {
+				return nil, fmt.Errorf("access log: %w", err)
+			}
+			s.files[l.AccessLog] = f
+		}
+		w = f
+	}
+	return slog.New(newHandler(l.Format, w, slog.LevelInfo)), nil
+}
+
+// transport returns the shared transport for a set of timeouts, so
+// upstreams with the same settings share keep-alive pools, and a reload
+// keeps every pooled connection. Called with s.mu held or before start.
+func (s *Server) transport(t config.Timeouts) http.RoundTripper {
+	key := forwardTimeouts(t)
+	tr, ok := s.transports[key]
+	if !ok {
+		tr = newTransport(key)
+		s.transports[key] = tr
+	}
+	return tr
+}

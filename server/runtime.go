@@ -1,0 +1,175 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/tbsphathuynh/proxy/balancer"
+	"github.com/tbsphathuynh/proxy/config"
+	"github.com/tbsphathuynh/proxy/forward"
+	"github.com/tbsphathuynh/proxy/middleware"
+	"github.com/tbsphathuynh/proxy/route"
+	"github.com/tbsphathuynh/proxy/upstream"
+)
+
+// runtime is everything compiled from one config: routes, upstreams and
+// their pools, the handler chain. It is immutable once built; a reload
+// builds a new one and swaps it in whole, so a half-applied config cannot
+// exist.
+type runtime struct {
+	cfg       *config.Config
+	handler   http.Handler
+	table     *route.Table
+	routes    []http.Handler
+	catchAll  http.Handler // nil when there is no default upstream
+	upstreams map[string]*compiledUpstream
+	// order lists upstream names as the config has them, default first.
+	order []string
+	stop  []func()
+}
+
+type compiledUpstream struct {
+	fwd  *forward.Upstream
+	pool *upstream.Pool
+	cfg  *config.Upstream
+}
+
+// compile builds a runtime from a validated config. Nothing it does is
+// visible until the caller swaps the runtime in; start makes its
+// background work (health checks) run.
+func (s *Server) compile(cfg *config.Config) (*runtime, error) {
+	rt := &runtime{cfg: cfg, upstreams: make(map[string]*compiledUpstream)}
+	for _, name := range cfg.UpstreamNames() {
+		uc := cfg.UpstreamByName(name)
+		cu, err := s.compileUpstream(name, uc)
+		if err != nil {
+			return nil, err
+		}
+		rt.upstreams[name] = cu
+		rt.order = append(rt.order, name)
+	}
+
+	rules := make([]route.Rule, len(cfg.Routes))
+	rt.routes = make([]http.Handler, len(cfg.Routes))
+	for i, rc := range cfg.Routes {
+		rules[i] = route.Rule{Host: rc.Match.Host, PathPrefix: rc.Match.PathPrefix}
+		cu := rt.upstreams[rc.Upstream]
+		if cu == nil {
+			return nil, fmt.Errorf("route %d: unknown upstream %q", i, rc.Upstream)
+		}
+		strip := ""
+		if rc.StripPrefix {
+			strip = rc.Match.PathPrefix
+		}
+		rt.routes[i] = forward.NewRoute(routeName(i, rc), cu.fwd, strip, s.log)
+	}
+	rt.table = route.New(rules)
+	if cu := rt.upstreams[config.DefaultUpstream]; cu != nil {
+		rt.catchAll = forward.NewRoute(config.DefaultUpstream, cu.fwd, "", s.log)
+	}
+
+	accessLog, err := s.accessLogger(cfg.Logging)
+	if err != nil {
+		return nil, err
+	}
+	rt.handler = middleware.Chain(http.HandlerFunc(rt.dispatch),
+		middleware.Recover(s.log),
+		middleware.CloseChunked,
+		middleware.Track(accessLog, nil),
+	)
+	return rt, nil
+}
+
+func routeName(i int, rc config.Route) string {
+	if rc.Name != "" {
+		return rc.Name
+	}
+	return fmt.Sprintf("route%d", i)
+}
+
+func (s *Server) compileUpstream(name string, uc *config.Upstream) (*compiledUpstream, error) {
+	servers := make([]*upstream.Server, len(uc.Servers))
+	for i, sc := range uc.Servers {
+		u, err := url.Parse(sc.URL)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: server %q: %w", name, sc.URL, err)
+		}
+		servers[i] = &upstream.Server{
+			Name:      sc.Name,
+			URL:       u,
+			Weight:    sc.Weight,
+			Backup:    sc.Backup,
+			MaxConns:  int64(sc.MaxConnections),
+			SlowStart: sc.SlowStart.D(),
+			State:     s.states.State(upstream.Key(name, sc.URL)),
+		}
+	}
+	pool := upstream.NewPool(name, servers)
+	policy, err := balancer.New(uc.LoadBalancing.Strategy, balancer.Options{
+		HashKey:     uc.LoadBalancing.HashKey,
+		BoundedLoad: uc.LoadBalancing.BoundedLoad,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("upstream %s: %w", name, err)
+	}
+	fwd := &forward.Upstream{
+		Name:       name,
+		Pool:       pool,
+		Picker:     policy,
+		Transport:  s.transport(uc.Timeouts),
+		Retries:    uc.Retries.Attempts,
+		RetryAfter: retryAfter(uc),
+	}
+	return &compiledUpstream{fwd: fwd, pool: pool, cfg: uc}, nil
+}
+
+// retryAfter suggests when a client may try again after a 503: about when
+// the next health check may bring a server back.
+func retryAfter(uc *config.Upstream) string {
+	d := uc.HealthChecks.Interval.D()
+	if d <= 0 || d > 30*time.Second {
+		d = 30 * time.Second
+	}
+	return fmt.Sprint(int((d + time.Second - 1) / time.Second))
+}
+
+// dispatch sends r to the first matching route, else to the default
+// upstream.
+func (rt *runtime) dispatch(w http.ResponseWriter, r *http.Request) {
+	if i := rt.table.Match(r); i >= 0 {
+		rt.routes[i].ServeHTTP(w, r)
+		return
+	}
+	if rt.catchAll != nil {
+		rt.catchAll.ServeHTTP(w, r)
+		return
+	}
+	forward.WriteError(w, forward.ErrNoRoute, "")
+}
+
+// start begins the runtime's background work.
+func (rt *runtime) start() {}
+
+// close stops the runtime's background work; in-flight requests on it are
+// unaffected.
+func (rt *runtime) close() {
+	for _, f := range rt.stop {
+		f()
+	}
+}
+
+// keys lists the state keys of every server, for the registry to keep.
+func (rt *runtime) keys() map[string]bool {
+	keep := make(map[string]bool)
+	for _, cu := range rt.upstreams {
+		for _, sv := range cu.pool.Servers {
+			keep[sv.Key()] = true
+		}
+	}
+	return keep
+}
+
+var _ = slog.Default

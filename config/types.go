@@ -11,12 +11,12 @@ import "time"
 // Timeouts and CircuitBreaker describe the default upstream (named
 // DefaultUpstream) and its catch-all route.
 type Config struct {
-	Listen          string     `yaml:"listen"`
-	TLS             *TLS       `yaml:"tls"`
-	H2C             bool       `yaml:"h2c"`
-	Admin           Admin      `yaml:"admin"`
-	ShutdownTimeout Duration   `yaml:"shutdown_timeout"`
-	Client          Client     `yaml:"client"`
+	Listen          string   `yaml:"listen"`
+	TLS             *TLS     `yaml:"tls"`
+	H2C             bool     `yaml:"h2c"`
+	Admin           Admin    `yaml:"admin"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	Client          Client   `yaml:"client"`
 	Upstream        `yaml:",inline"`
 	Upstreams       map[string]*Upstream `yaml:"upstreams"`
 	Routes          []Route              `yaml:"routes"`

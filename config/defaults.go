@@ -1,0 +1,265 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"time"
+)
+
+// Defaults for settings left out of the file. docs/configuration.md lists
+// the same values; keep them in step.
+const (
+	DefaultListen            = ":8080"
+	DefaultAdminListen       = "127.0.0.1:9901"
+	DefaultShutdownTimeout   = Duration(30 * time.Second)
+	DefaultReadHeaderTimeout = Duration(10 * time.Second)
+	DefaultIdleTimeout       = Duration(120 * time.Second)
+	DefaultMaxHeaderBytes    = 64 * KiB
+)
+
+// SetDefaults fills in every setting that is still its zero value. It is
+// for configs built in code (such as the -to quick proxy); Parse already
+// applies defaults, and only to keys absent from the file, so that an
+// explicit 0 is kept and validated rather than replaced. Call Validate
+// afterwards.
+func (c *Config) SetDefaults() { applyDefaults(c, nil) }
+
+// defaulter applies a default when a setting is zero and was not written
+// in the file. With no positions (a config built in code), zero alone
+// decides.
+type defaulter struct{ pos *positions }
+
+func (d defaulter) unset(zero bool, path string) bool { return zero && !d.pos.isSet(path) }
+
+func applyDefaults(c *Config, pos *positions) {
+	d := defaulter{pos}
+	if d.unset(c.Listen == "", "listen") {
+		c.Listen = DefaultListen
+	}
+	if c.Admin.Listen == nil {
+		// nil means absent; an explicit "" (admin off) is kept.
+		addr := DefaultAdminListen
+		c.Admin.Listen = &addr
+	}
+	if d.unset(c.ShutdownTimeout == 0, "shutdown_timeout") {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if d.unset(c.Client.ReadHeaderTimeout == 0, "client.read_header_timeout") {
+		c.Client.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if d.unset(c.Client.IdleTimeout == 0, "client.idle_timeout") {
+		c.Client.IdleTimeout = DefaultIdleTimeout
+	}
+	if d.unset(c.Client.MaxHeaderBytes == 0, "client.max_header_bytes") {
+		c.Client.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+
+	// The top-level upstream sections mean nothing without top-level
+	// servers, so they stay zero then rather than look configured.
+	if c.HasDefaultUpstream() {
+		d.upstream(&c.Upstream, "")
+	}
+	for name, u := range c.Upstreams {
+		if u != nil {
+			d.upstream(u, "upstreams."+name+".")
+		}
+	}
+
+	routeNames := map[string]bool{}
+	for _, r := range c.Routes {
+		routeNames[r.Name] = true
+	}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		p := fmt.Sprintf("routes[%d].", i)
+		if d.unset(r.Name == "", p+"name") {
+			// Metrics and the dashboard label requests by route, so every
+			// route needs a name; its match reads better than a number.
+			r.Name = defaultRouteName(r.Match, i, routeNames)
+			routeNames[r.Name] = true
+		}
+		if d.unset(r.Upstream == "", p+"upstream") && c.HasDefaultUpstream() {
+			r.Upstream = DefaultUpstream
+		}
+		if r.RateLimit != nil {
+			d.rateLimit(r.RateLimit, p+"rate_limit.")
+		}
+	}
+
+	if d.unset(c.Logging.Level == "", "logging.level") {
+		c.Logging.Level = "info"
+	}
+	if d.unset(c.Logging.Format == "", "logging.format") {
+		c.Logging.Format = "text"
+	}
+	if d.unset(c.Logging.AccessLog == "", "logging.access_log") {
+		c.Logging.AccessLog = "stdout"
+	}
+	if d.unset(c.Tracing.SampleRatio == 0, "tracing.sample_ratio") {
+		c.Tracing.SampleRatio = 0.1
+	}
+}
+
+// upstream applies the per-upstream defaults; p is the path prefix, "" for
+// the top-level upstream or "upstreams.NAME.".
+func (d defaulter) upstream(u *Upstream, p string) {
+	// Names given in the file first, so a default name never takes one.
+	taken := map[string]bool{}
+	for _, s := range u.Servers {
+		if s.Name != "" {
+			taken[s.Name] = true
+		}
+	}
+	for i := range u.Servers {
+		s := &u.Servers[i]
+		sp := fmt.Sprintf("%sservers[%d].", p, i)
+		if d.unset(s.Weight == 0, sp+"weight") {
+			s.Weight = 1
+		}
+		if d.unset(s.Name == "", sp+"name") {
+			s.Name = defaultServerName(s.URL, taken)
+			taken[s.Name] = true
+		}
+	}
+
+	lb := &u.LoadBalancing
+	if d.unset(lb.Strategy == "", p+"load_balancing.strategy") {
+		lb.Strategy = "round_robin"
+	}
+	if d.unset(lb.HashKey == "", p+"load_balancing.hash_key") && lb.Strategy == "consistent_hash" {
+		lb.HashKey = "ip"
+	}
+	if d.unset(lb.BoundedLoad == 0, p+"load_balancing.bounded_load") {
+		lb.BoundedLoad = 0.25
+	}
+
+	hc := &u.HealthChecks
+	hp := p + "health_checks."
+	if d.unset(hc.Interval == 0, hp+"interval") {
+		hc.Interval = Duration(10 * time.Second)
+	}
+	if d.unset(hc.Timeout == 0, hp+"timeout") {
+		hc.Timeout = Duration(2 * time.Second)
+	}
+	if d.unset(hc.Path == "", hp+"path") {
+		hc.Path = "/"
+	}
+	if d.unset(hc.ExpectedStatus == "", hp+"expected_status") {
+		hc.ExpectedStatus = "200-399"
+	}
+	if d.unset(hc.HealthyThreshold == 0, hp+"healthy_threshold") {
+		hc.HealthyThreshold = 2
+	}
+	if d.unset(hc.UnhealthyThreshold == 0, hp+"unhealthy_threshold") {
+		hc.UnhealthyThreshold = 3
+	}
+	if ps := hc.Passive; ps != nil {
+		pp := hp + "passive."
+		if d.unset(ps.ConsecutiveFailures == 0, pp+"consecutive_failures") {
+			ps.ConsecutiveFailures = 5
+		}
+		if d.unset(ps.EjectionTime == 0, pp+"ejection_time") {
+			ps.EjectionTime = Duration(30 * time.Second)
+		}
+		if d.unset(ps.MaxEjectionTime == 0, pp+"max_ejection_time") {
+			ps.MaxEjectionTime = Duration(300 * time.Second)
+		}
+		if d.unset(ps.MaxEjectionPercent == 0, pp+"max_ejection_percent") {
+			ps.MaxEjectionPercent = 50
+		}
+	}
+
+	if u.RateLimit != nil {
+		d.rateLimit(u.RateLimit, p+"rate_limit.")
+	}
+	if d.unset(u.Retries.Budget == 0, p+"retries.budget") && u.Retries.Attempts > 0 {
+		u.Retries.Budget = 0.2
+	}
+
+	t := &u.Timeouts
+	if d.unset(t.Connect == 0, p+"timeouts.connect") {
+		t.Connect = Duration(5 * time.Second)
+	}
+	if d.unset(t.ResponseHeader == 0, p+"timeouts.response_header") {
+		t.ResponseHeader = Duration(30 * time.Second)
+	}
+	if d.unset(t.IdleConnection == 0, p+"timeouts.idle_connection") {
+		t.IdleConnection = Duration(90 * time.Second)
+	}
+
+	if cb := u.CircuitBreaker; cb != nil {
+		if d.unset(cb.ConsecutiveFailures == 0, p+"circuit_breaker.consecutive_failures") {
+			cb.ConsecutiveFailures = 5
+		}
+		if d.unset(cb.OpenTime == 0, p+"circuit_breaker.open_time") {
+			cb.OpenTime = Duration(30 * time.Second)
+		}
+	}
+}
+
+// rateLimit applies rate-limit defaults; p ends in "rate_limit.".
+func (d defaulter) rateLimit(rl *RateLimit, p string) {
+	if d.unset(rl.Burst == 0, p+"burst") {
+		// One second's worth of requests, and at least one request.
+		rl.Burst = 1
+		if rl.RequestsPerSecond > 1 && rl.RequestsPerSecond < math.MaxInt32 {
+			rl.Burst = int(math.Ceil(rl.RequestsPerSecond))
+		}
+	}
+	if d.unset(rl.Key == "", p+"key") {
+		rl.Key = "ip"
+	}
+	if d.unset(rl.Store == "", p+"store") {
+		rl.Store = "memory"
+	}
+	if d.unset(rl.OnStoreError == "", p+"on_store_error") {
+		rl.OnStoreError = "allow"
+	}
+	if d.unset(rl.Redis.Address == "", p+"redis.address") {
+		rl.Redis.Address = "127.0.0.1:6379"
+	}
+	if d.unset(rl.Redis.KeyPrefix == "", p+"redis.key_prefix") {
+		rl.Redis.KeyPrefix = "proxy:rl:"
+	}
+	if d.unset(rl.Redis.Timeout == 0, p+"redis.timeout") {
+		rl.Redis.Timeout = Duration(100 * time.Millisecond)
+	}
+}
+
+// defaultServerName names a server by its host:port, which is what an
+// operator sees in dashboards and metrics. If two servers share a host and
+// port (different base paths), the later one is named by its full URL.
+func defaultServerName(raw string, taken map[string]bool) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return raw // invalid; validation reports the URL itself
+	}
+	name := u.Host
+	if u.Port() == "" {
+		port := "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+		name = net.JoinHostPort(u.Hostname(), port)
+	}
+	if taken[name] {
+		return raw
+	}
+	return name
+}
+
+// defaultRouteName names a route after what it matches ("api.example.com/v1"),
+// falling back to its position ("route2") when it matches everything or
+// the name is taken.
+func defaultRouteName(m Match, i int, taken map[string]bool) string {
+	name := m.Host + m.PathPrefix
+	if name == "" || taken[name] {
+		name = fmt.Sprintf("route%d", i)
+	}
+	for n := 2; taken[name]; n++ {
+		name = fmt.Sprintf("route%d_%d", i, n)
+	}
+	return name
+}

@@ -1,0 +1,159 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Load reads, decodes, defaults and validates the config file at path.
+// On failure the error is an ErrorList holding every problem found.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		reason := err.Error()
+		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+			reason = pe.Err.Error() // the path is already in the prefix
+		}
+		return nil, ErrorList{{File: path, Msg: "cannot read config: " + reason, err: err}}
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes data, read from file (used only in messages and stored in
+// Config.File), expands ${VAR} from the environment, applies defaults and
+// validates the result. On failure it returns a nil Config and an
+// ErrorList holding every unknown key, wrong type and invalid value found,
+// each with its line and column.
+func Parse(file string, data []byte) (*Config, error) {
+	return parse(file, data, os.LookupEnv)
+}
+
+func parse(file string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	if e := checkText(file, data); e != nil {
+		return nil, ErrorList{e}
+	}
+	root, err := readDocument(file, data)
+	if err != nil {
+		return nil, ErrorList{err}
+	}
+
+	cfg := &Config{}
+	w := &walker{file: file, lookup: lookup, pos: newPositions(), active: map[*yaml.Node]bool{}}
+	if root != nil {
+		w.decode(root, reflect.ValueOf(cfg).Elem(), "")
+	}
+	cfg.File = file
+	applyDefaults(cfg, w.pos)
+
+	// Validate even when decoding failed, so one run shows every problem;
+	// the checker skips paths that already have a decoding error.
+	bad := make(map[string]bool, len(w.errs))
+	for _, e := range w.errs {
+		if e.path != "" {
+			bad[e.path] = true
+		}
+	}
+	ch := &checker{file: file, pos: w.pos, bad: bad}
+	// A file that is not a mapping at all has nothing worth validating.
+	if root == nil || root.Kind == yaml.MappingNode || isNull(root) {
+		ch.config(cfg)
+	}
+	if err := append(w.errs, ch.errs...).err(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// readDocument parses data into a node tree and returns its root, or nil
+// for a file with no content. A second document ("---") is an error
+// because only the first would be used.
+func readDocument(file string, data []byte) (*yaml.Node, *Error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		return nil, syntaxError(file, err)
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case err == nil:
+		return nil, &Error{File: file, Line: extra.Line, Col: extra.Column,
+			Msg: "a second YAML document: a config file holds exactly one (remove the ---)"}
+	case !errors.Is(err, io.EOF):
+		return nil, syntaxError(file, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil, nil
+	}
+	return doc.Content[0], nil
+}
+
+var yamlLine = regexp.MustCompile(`^line (\d+): `)
+
+// syntaxError turns a yaml.v3 parse error ("yaml: line 3: mapping values
+// are not allowed in this context") into an Error. The parser reports a
+// line but no column.
+func syntaxError(file string, err error) *Error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	e := &Error{File: file}
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		e.Line, _ = strconv.Atoi(m[1])
+		msg = msg[len(m[0]):]
+	}
+	e.Msg = "invalid YAML: " + msg
+	return e
+}
+
+// checkText rejects bytes YAML does not allow, with their exact position;
+// the YAML parser reports these without any.
+func checkText(file string, data []byte) *Error {
+	// yaml.v3 also reads UTF-16 with a byte order mark; leave that to it.
+	if bytes.HasPrefix(data, []byte{0xFF, 0xFE}) || bytes.HasPrefix(data, []byte{0xFE, 0xFF}) {
+		return nil
+	}
+	line, col := 1, 1
+	for len(data) > 0 {
+		r, size := utf8.DecodeRune(data)
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			return &Error{File: file, Line: line, Col: col, Msg: "invalid UTF-8: save the file as UTF-8"}
+		case !yamlPrintable(r):
+			return &Error{File: file, Line: line, Col: col,
+				Msg: "control character " + strconv.QuoteRuneToASCII(r) + " is not allowed in YAML"}
+		}
+		data = data[size:]
+		col++
+		if r == '\n' {
+			line, col = line+1, 1
+		}
+	}
+	return nil
+}
+
+// yamlPrintable reports whether r may appear in a YAML stream (YAML 1.2
+// section 5.1, "c-printable").
+func yamlPrintable(r rune) bool {
+	switch {
+	case r == '\t', r == '\n', r == '\r', r == 0x85:
+		return true
+	case r >= 0x20 && r <= 0x7E:
+		return true
+	case r >= 0xA0 && r <= 0xD7FF, r >= 0xE000 && r <= 0xFFFD:
+		return true
+	case r >= 0x10000 && r <= 0x10FFFF:
+		return true
+	}
+	return false
+}

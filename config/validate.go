@@ -1,0 +1,333 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+)
+
+// Validate checks a config built in code (after SetDefaults) with the same
+// rules Parse applies. Its errors carry no line numbers. It returns nil or
+// an ErrorList.
+func (c *Config) Validate() error {
+	ch := &checker{file: c.File}
+	ch.config(c)
+	return ch.errs.err()
+}
+
+// checker collects validation errors, locating each through the positions
+// recorded while decoding (nil for a config built in code).
+type checker struct {
+	file string
+	pos  *positions
+	// bad holds paths that failed to decode; their zero value would only
+	// cause a second, misleading error.
+	bad  map[string]bool
+	errs ErrorList
+}
+
+func (c *checker) errf(path, format string, args ...any) {
+	for p := path; ; p = parentPath(p) {
+		if c.bad[p] {
+			return
+		}
+		if p == "" {
+			break
+		}
+	}
+	at := c.pos.lookup(path)
+	msg := fmt.Sprintf(format, args...)
+	if path != "" {
+		msg = path + ": " + msg
+	}
+	c.errs = append(c.errs, &Error{File: c.file, Line: at.Line, Col: at.Col, Msg: msg, path: path})
+}
+
+// upstreamSections are the top-level keys that belong to the default
+// upstream.
+var upstreamSections = []string{"load_balancing", "health_checks", "rate_limit", "retries", "timeouts", "circuit_breaker"}
+
+func (c *checker) config(cfg *Config) {
+	c.listen("listen", cfg.Listen)
+	if cfg.TLS != nil {
+		if cfg.TLS.CertFile == "" {
+			c.errf("tls.cert_file", "required when tls is set")
+		}
+		if cfg.TLS.KeyFile == "" {
+			c.errf("tls.key_file", "required when tls is set")
+		}
+		if cfg.H2C {
+			c.errf("h2c", "has no effect with tls, where HTTP/2 is offered through ALPN; remove one of them")
+		}
+	}
+	c.admin(cfg)
+	c.nonNegative("shutdown_timeout", cfg.ShutdownTimeout)
+	c.nonNegative("client.read_header_timeout", cfg.Client.ReadHeaderTimeout)
+	c.nonNegative("client.idle_timeout", cfg.Client.IdleTimeout)
+	if cfg.Client.MaxHeaderBytes < 1 {
+		c.errf("client.max_header_bytes", "must be greater than 0")
+	}
+
+	switch {
+	case cfg.HasDefaultUpstream():
+		c.upstream("", &cfg.Upstream)
+	case len(cfg.Upstreams) == 0:
+		c.errf("servers", "required: list at least one server (or define upstreams and routes)")
+	default:
+		// Named upstreams do not inherit top-level settings; say so rather
+		// than silently ignore them.
+		for _, k := range upstreamSections {
+			if c.pos.isSet(k) {
+				c.errf(k, "applies to the top-level servers, and there are none; set it inside each upstream instead")
+			}
+		}
+	}
+
+	for _, name := range sortedKeys(cfg.Upstreams) {
+		p := "upstreams." + name
+		switch u := cfg.Upstreams[name]; {
+		case name == DefaultUpstream:
+			c.errf(p, "the name %q is reserved for the top-level servers; choose another", DefaultUpstream)
+		case !validName(name):
+			c.errf(p, "invalid upstream name %s: use letters, digits, '.', '_' and '-'", quote(name))
+		case u == nil:
+			c.errf(p+".servers", "required: at least one server")
+		default:
+			c.upstream(p+".", u)
+		}
+	}
+
+	c.routes(cfg)
+
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, cfg.Logging.Level) {
+		c.errf("logging.level", "must be debug, info, warn or error, not %s%s", quote(cfg.Logging.Level),
+			didYouMean(suggest(cfg.Logging.Level, []string{"debug", "info", "warn", "error"})))
+	}
+	if cfg.Logging.Format != "text" && cfg.Logging.Format != "json" {
+		c.errf("logging.format", "must be text or json, not %s", quote(cfg.Logging.Format))
+	}
+	if strings.TrimSpace(cfg.Logging.AccessLog) == "" {
+		c.errf("logging.access_log", "must be stdout, stderr, off or a file path")
+	}
+	if r := cfg.Tracing.SampleRatio; !(r >= 0 && r <= 1) {
+		c.errf("tracing.sample_ratio", "must be between 0 and 1, not %v", r)
+	}
+}
+
+func (c *checker) admin(cfg *Config) {
+	if cfg.Admin.Listen == nil || *cfg.Admin.Listen == "" {
+		return // off
+	}
+	addr := *cfg.Admin.Listen
+	if !c.listen("admin.listen", addr) {
+		return
+	}
+	if addr == cfg.Listen {
+		c.errf("admin.listen", "must differ from listen (%s)", quote(cfg.Listen))
+	}
+	if !isLoopback(addr) && cfg.Admin.Token == "" {
+		c.errf("admin.token", "required when admin.listen is not a loopback address: the admin API can reload the config")
+	}
+}
+
+// upstream checks one upstream; p is "" or "upstreams.NAME.".
+func (c *checker) upstream(p string, u *Upstream) {
+	if len(u.Servers) == 0 {
+		c.errf(p+"servers", "required: at least one server")
+	}
+	c.servers(p, u.Servers)
+
+	lb := u.LoadBalancing
+	known := KnownStrategies()
+	if !slices.Contains(known, lb.Strategy) {
+		hint := didYouMean(suggest(lb.Strategy, known))
+		if hint == "" {
+			hint = " (one of: " + strings.Join(known, ", ") + ")"
+		}
+		c.errf(p+"load_balancing.strategy", "unknown strategy %s%s", quote(lb.Strategy), hint)
+	}
+	// Built-in strategies other than consistent_hash ignore these two;
+	// setting them is a mistake worth reporting. Custom ones may use them.
+	onlyHash := builtinStrategy(lb.Strategy) && lb.Strategy != "consistent_hash"
+	if lb.HashKey != "" {
+		if onlyHash {
+			c.errf(p+"load_balancing.hash_key", "only used with strategy consistent_hash, not %s", quote(lb.Strategy))
+		} else if msg := checkKey(lb.HashKey, "ip", "uri", "header", "cookie"); msg != "" {
+			c.errf(p+"load_balancing.hash_key", "%s", msg)
+		}
+	}
+	if c.pos.isSet(p+"load_balancing.bounded_load") && onlyHash {
+		c.errf(p+"load_balancing.bounded_load", "only used with strategy consistent_hash, not %s", quote(lb.Strategy))
+	} else if !(lb.BoundedLoad > 0) || math.IsInf(lb.BoundedLoad, 0) {
+		c.errf(p+"load_balancing.bounded_load", "must be greater than 0, such as 0.25")
+	}
+
+	c.health(p+"health_checks.", u.HealthChecks)
+	if u.RateLimit != nil {
+		c.rateLimit(p+"rate_limit.", u.RateLimit)
+	}
+
+	if a := u.Retries.Attempts; a < 0 || a > 10 {
+		c.errf(p+"retries.attempts", "must be between 0 and 10, not %d", a)
+	}
+	if b := u.Retries.Budget; (u.Retries.Attempts > 0 || b != 0) && !(b > 0 && b <= 1) {
+		c.errf(p+"retries.budget", "must be greater than 0 and at most 1, such as 0.2, not %v", b)
+	}
+
+	c.nonNegative(p+"timeouts.connect", u.Timeouts.Connect)
+	c.nonNegative(p+"timeouts.response_header", u.Timeouts.ResponseHeader)
+	c.nonNegative(p+"timeouts.idle_connection", u.Timeouts.IdleConnection)
+
+	if cb := u.CircuitBreaker; cb != nil {
+		c.atLeastOne(p+"circuit_breaker.consecutive_failures", cb.ConsecutiveFailures)
+		c.positive(p+"circuit_breaker.open_time", cb.OpenTime)
+	}
+}
+
+func (c *checker) servers(p string, servers []Server) {
+	urls := map[string]int{}
+	names := map[string]int{}
+	primaries := 0
+	for i, s := range servers {
+		sp := fmt.Sprintf("%sservers[%d]", p, i)
+		if !s.Backup {
+			primaries++
+		}
+		if msg := checkServerURL(s.URL); msg != "" {
+			c.errf(sp+".url", "%s", msg)
+		} else if first, dup := urls[normalizeURL(s.URL)]; dup {
+			c.errf(sp+".url", "duplicate of servers[%d]", first)
+			continue // its default name clashes too; one error is enough
+		} else {
+			urls[normalizeURL(s.URL)] = i
+		}
+		if first, dup := names[s.Name]; dup {
+			c.errf(sp+".name", "duplicate name %s, also used by servers[%d]", quote(s.Name), first)
+		} else {
+			names[s.Name] = i
+		}
+		if s.Weight < 1 {
+			c.errf(sp+".weight", "must be an integer ≥ 1, not %d", s.Weight)
+		}
+		if s.MaxConnections < 0 {
+			c.errf(sp+".max_connections", "must be ≥ 0 (0 means unlimited), not %d", s.MaxConnections)
+		}
+		c.nonNegative(sp+".slow_start", s.SlowStart)
+	}
+	if len(servers) > 0 && primaries == 0 {
+		c.errf(p+"servers", "every server is a backup; at least one must not be")
+	}
+}
+
+func (c *checker) health(p string, h HealthChecks) {
+	if c.positive(p+"interval", h.Interval) && c.positive(p+"timeout", h.Timeout) && h.Timeout > h.Interval {
+		c.errf(p+"timeout", "must not be longer than interval (%s), or probes would overlap", h.Interval)
+	}
+	if !strings.HasPrefix(h.Path, "/") {
+		c.errf(p+"path", "must start with /, not %s", quote(h.Path))
+	}
+	if _, err := ParseStatusRanges(h.ExpectedStatus); err != nil {
+		c.errf(p+"expected_status", "%s", err.Error())
+	}
+	c.atLeastOne(p+"healthy_threshold", h.HealthyThreshold)
+	c.atLeastOne(p+"unhealthy_threshold", h.UnhealthyThreshold)
+	if ps := h.Passive; ps != nil {
+		pp := p + "passive."
+		c.atLeastOne(pp+"consecutive_failures", ps.ConsecutiveFailures)
+		if c.positive(pp+"ejection_time", ps.EjectionTime) && ps.MaxEjectionTime < ps.EjectionTime {
+			c.errf(pp+"max_ejection_time", "must not be shorter than ejection_time (%s)", ps.EjectionTime)
+		}
+		if m := ps.MaxEjectionPercent; m < 1 || m > 100 {
+			c.errf(pp+"max_ejection_percent", "must be between 1 and 100, not %d", m)
+		}
+	}
+}
+
+// rateLimit checks a rate_limit section; p ends in "rate_limit.".
+func (c *checker) rateLimit(p string, rl *RateLimit) {
+	if r := rl.RequestsPerSecond; !(r > 0) || math.IsInf(r, 0) {
+		c.errf(p+"requests_per_second", "required: a number greater than 0")
+	}
+	c.atLeastOne(p+"burst", rl.Burst)
+	if kind, _ := SplitKey(rl.Key); kind == "cookie" || kind == "uri" {
+		c.errf(p+"key", "must be ip or header:NAME, not %s", quote(rl.Key))
+	} else if msg := checkKey(rl.Key, "ip", "header"); msg != "" {
+		c.errf(p+"key", "%s", msg)
+	}
+	switch rl.Store {
+	case "memory":
+	case "redis":
+		c.listen(p+"redis.address", rl.Redis.Address)
+		c.positive(p+"redis.timeout", rl.Redis.Timeout)
+		if rl.Redis.DB < 0 {
+			c.errf(p+"redis.db", "must be ≥ 0, not %d", rl.Redis.DB)
+		}
+	default:
+		c.errf(p+"store", "must be memory or redis, not %s", quote(rl.Store))
+	}
+	if rl.OnStoreError != "allow" && rl.OnStoreError != "deny" {
+		c.errf(p+"on_store_error", "must be allow or deny, not %s", quote(rl.OnStoreError))
+	}
+	for i, tp := range rl.TrustedProxies {
+		if !validIPOrCIDR(tp) {
+			c.errf(fmt.Sprintf("%strusted_proxies[%d]", p, i), "%s is not an IP address or CIDR such as 10.0.0.0/8", quote(tp))
+		}
+	}
+}
+
+func (c *checker) routes(cfg *Config) {
+	names := map[string]int{}
+	upstreams := cfg.UpstreamNames()
+	for i, r := range cfg.Routes {
+		p := fmt.Sprintf("routes[%d].", i)
+		if first, dup := names[r.Name]; dup {
+			c.errf(p+"name", "duplicate route name %s, also used by routes[%d]", quote(r.Name), first)
+		} else {
+			names[r.Name] = i
+		}
+		if r.Match.Host != "" && !validHostPattern(r.Match.Host) {
+			c.errf(p+"match.host", "%s is not a host name or a wildcard such as *.example.com", quote(r.Match.Host))
+		}
+		if r.Match.PathPrefix != "" && !strings.HasPrefix(r.Match.PathPrefix, "/") {
+			c.errf(p+"match.path_prefix", "must start with /, not %s", quote(r.Match.PathPrefix))
+		}
+		if r.StripPrefix && r.Match.PathPrefix == "" {
+			c.errf(p+"strip_prefix", "needs match.path_prefix, the prefix to strip")
+		}
+		switch {
+		case r.Upstream == "":
+			c.errf(p+"upstream", "required: there are no top-level servers to send to by default")
+		case r.Upstream == DefaultUpstream && !cfg.HasDefaultUpstream():
+			c.errf(p+"upstream", "%q names the top-level servers, and there are none", DefaultUpstream)
+		case !slices.Contains(upstreams, r.Upstream):
+			c.errf(p+"upstream", "no upstream named %s%s", quote(r.Upstream), didYouMean(suggest(r.Upstream, upstreams)))
+		}
+		if r.RateLimit != nil {
+			c.rateLimit(p+"rate_limit.", r.RateLimit)
+		}
+	}
+}
+
+func (c *checker) atLeastOne(path string, n int) {
+	if n < 1 {
+		c.errf(path, "must be an integer ≥ 1, not %d", n)
+	}
+}
+
+// positive reports whether d > 0, recording an error if not.
+func (c *checker) positive(path string, d Duration) bool {
+	if d <= 0 {
+		c.errf(path, "must be a duration greater than 0, such as \"10s\"")
+		return false
+	}
+	return true
+}
+
+// nonNegative catches negative durations set in code; the YAML decoder
+// already rejects them.
+func (c *checker) nonNegative(path string, d Duration) {
+	if d < 0 {
+		c.errf(path, "must not be negative")
+	}
+}

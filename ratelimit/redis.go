@@ -1,0 +1,292 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// OnStoreError says what a Redis limiter does while Redis cannot be reached.
+type OnStoreError string
+
+const (
+	// StoreErrorAllow keeps serving: a local Memory limiter with the same
+	// rate and burst decides instead, so each proxy instance still limits,
+	// though the cluster as a whole then allows up to one limit per instance.
+	// It is the default.
+	StoreErrorAllow OnStoreError = "allow"
+	// StoreErrorDeny refuses every request on the route, with a Retry-After
+	// of one second, until Redis answers again.
+	StoreErrorDeny OnStoreError = "deny"
+)
+
+// Defaults for RedisOptions.
+const (
+	DefaultRedisTimeout   = 100 * time.Millisecond
+	DefaultRedisBackoff   = time.Second
+	DefaultRedisKeyPrefix = "proxy:rl:"
+)
+
+// RedisOptions configures NewRedis. The zero value of every field picks its
+// default.
+type RedisOptions struct {
+	// Scope keeps the keys of one limiter apart from another's sharing the
+	// same Redis; pass the route name, so that keys are scoped per route as
+	// they are with one Memory limiter per route.
+	Scope string
+	// KeyPrefix starts every Redis key (default DefaultRedisKeyPrefix). A
+	// stored key is KeyPrefix + Scope + ":" + key, with any ':' in Scope
+	// written as "%3A" so that no two scopes can produce the same key.
+	KeyPrefix string
+	// Timeout bounds one decision's round trip (default DefaultRedisTimeout).
+	// Build the client with ClientOptions, or at least ContextTimeoutEnabled,
+	// or go-redis uses its own, longer, socket timeouts instead.
+	Timeout time.Duration
+	// OnStoreError is the policy while Redis fails (default StoreErrorAllow).
+	OnStoreError OnStoreError
+	// Backoff is how long after a failure requests skip Redis before one of
+	// them tries it again (default DefaultRedisBackoff), so an outage costs
+	// one timeout per Backoff rather than one per request.
+	Backoff time.Duration
+	// MaxKeys caps the local limiter used under StoreErrorAllow; see
+	// WithMaxKeys.
+	MaxKeys int
+	// Logger receives one record per switch to and from the fallback
+	// (default: discard).
+	Logger *slog.Logger
+	// OnStateChange, if set, is called once per switch: with false when
+	// Redis starts failing, with true when it answers again. It runs on the
+	// request that noticed, so it must be quick.
+	OnStateChange func(healthy bool)
+}
+
+// Redis is a Limiter whose state lives in Redis, so that every proxy
+// instance using the same Redis and Scope enforces one shared limit. Each
+// decision is one atomic Lua script (EVALSHA, falling back to EVAL when
+// Redis does not have it cached).
+//
+// Use NewRedis; the zero value is not usable.
+type Redis struct {
+	client  redis.UniversalClient
+	g       gcra // interval and limit in whole microseconds, Redis' resolution
+	base    string
+	scope   string
+	timeout time.Duration
+	backoff time.Duration
+	local   *Memory // stand-in under StoreErrorAllow; nil under StoreErrorDeny
+	log     *slog.Logger
+	notify  func(healthy bool)
+
+	// intervalUS and limitUS are the script's arguments, boxed once.
+	intervalUS, limitUS any
+
+	healthy atomic.Bool
+	retryAt atomic.Int64  // while unhealthy: now.UnixNano() from which a request may probe Redis
+	changes atomic.Uint64 // switches to and from the fallback
+
+	callerClock bool // tests only: decide at the now passed to Allow instead of Redis TIME
+}
+
+// gcraScript is the whole decision, run atomically by Redis.
+//
+// The clock is Redis' own TIME, not the proxy's: every instance then
+// measures against one clock, so clock skew between proxy hosts cannot let
+// one instance grant requests another has already spent (a host running
+// 200 ms fast would otherwise see every key as rested 200 ms early). The
+// cost is that now, as passed to Allow, only drives the fallback. ARGV[3],
+// a caller's clock in microseconds, exists for tests.
+//
+// Times are integers in microseconds: Lua numbers are doubles, exact to
+// 2^53, which microseconds since 1970 fit and nanoseconds do not.
+//
+// KEYS[1] key; ARGV[1] interval; ARGV[2] limit (burst*interval).
+// Returns {1, TAT-now} when allowed, {0, TAT-now} when denied.
+var gcraScript = redis.NewScript(`
+local now
+if ARGV[3] then
+  now = tonumber(ARGV[3])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local interval = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local tat = now
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  stored = tonumber(stored)
+  if stored and stored > now then tat = stored end
+end
+local offset = tat + interval - now
+if offset > limit then
+  return {0, tat - now}
+end
+-- Once the TAT is reached the key is rested and carries no state: let
+-- Redis drop it then.
+redis.call('SET', KEYS[1], string.format('%d', tat + interval), 'PX', math.ceil(offset / 1000))
+return {1, offset}
+`)
+
+// ErrNoClient is returned by NewRedis when client is nil.
+var ErrNoClient = errors.New("ratelimit: no Redis client")
+
+// NewRedis returns a Limiter that keeps its state in Redis through client,
+// letting each key make burst requests at once and then rate requests per
+// second. Rates are rounded to a whole number of microseconds per request.
+func NewRedis(client redis.UniversalClient, rate float64, burst int, opts RedisOptions) (*Redis, error) {
+	if client == nil {
+		return nil, ErrNoClient
+	}
+	g, err := newGCRA(rate, burst, time.Microsecond)
+	if err != nil {
+		return nil, err
+	}
+	l := &Redis{
+		client:     client,
+		g:          g,
+		scope:      opts.Scope,
+		timeout:    cmpOr(opts.Timeout, DefaultRedisTimeout),
+		backoff:    cmpOr(opts.Backoff, DefaultRedisBackoff),
+		log:        opts.Logger,
+		notify:     opts.OnStateChange,
+		intervalUS: g.interval / int64(time.Microsecond),
+		limitUS:    g.limit / int64(time.Microsecond),
+	}
+	scope := strings.ReplaceAll(strings.ReplaceAll(opts.Scope, "%", "%25"), ":", "%3A")
+	prefix := opts.KeyPrefix
+	if prefix == "" {
+		prefix = DefaultRedisKeyPrefix
+	}
+	l.base = prefix + scope + ":"
+	if l.log == nil {
+		l.log = slog.New(slog.DiscardHandler)
+	}
+	switch opts.OnStoreError {
+	case "", StoreErrorAllow:
+		if l.local, err = NewMemory(rate, burst, WithMaxKeys(opts.MaxKeys)); err != nil {
+			return nil, err
+		}
+	case StoreErrorDeny:
+	default:
+		return nil, fmt.Errorf("ratelimit: on_store_error %q: want allow or deny", opts.OnStoreError)
+	}
+	l.healthy.Store(true)
+	return l, nil
+}
+
+func cmpOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+var _ Limiter = (*Redis)(nil)
+
+// Allow records one request for key and reports the decision. The decision
+// is made at Redis' clock; now is used only while Redis is failing, by the
+// fallback and to time the backoff.
+func (l *Redis) Allow(ctx context.Context, key string, now time.Time) Decision {
+	if !l.healthy.Load() {
+		// Only the one request that wins the swap probes Redis; the others
+		// carry on with the fallback rather than all waiting on a dead store.
+		at := l.retryAt.Load()
+		if now.UnixNano() < at || !l.retryAt.CompareAndSwap(at, now.Add(l.backoff).UnixNano()) {
+			return l.fallback(ctx, key, now)
+		}
+	}
+	d, err := l.eval(ctx, key, now)
+	if err != nil {
+		if ctx.Err() != nil {
+			// The caller gave up (client gone, server shutting down): that
+			// says nothing about Redis.
+			return l.fallback(ctx, key, now)
+		}
+		l.retryAt.Store(now.Add(l.backoff).UnixNano())
+		if l.healthy.CompareAndSwap(true, false) {
+			l.changes.Add(1)
+			l.log.Warn("rate limit store unavailable; deciding locally until it recovers",
+				slog.String("scope", l.scope), slog.String("on_store_error", l.policy()), slog.Any("err", err))
+			if l.notify != nil {
+				l.notify(false)
+			}
+		}
+		return l.fallback(ctx, key, now)
+	}
+	if !l.healthy.Load() && l.healthy.CompareAndSwap(false, true) {
+		l.changes.Add(1)
+		l.log.Info("rate limit store recovered; shared limiting resumed", slog.String("scope", l.scope))
+		if l.notify != nil {
+			l.notify(true)
+		}
+	}
+	return d
+}
+
+func (l *Redis) eval(ctx context.Context, key string, now time.Time) (Decision, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	keys := []string{l.base + key}
+	var cmd *redis.Cmd
+	if l.callerClock {
+		cmd = gcraScript.Run(ctx, l.client, keys, l.intervalUS, l.limitUS, now.UnixMicro())
+	} else {
+		cmd = gcraScript.Run(ctx, l.client, keys, l.intervalUS, l.limitUS)
+	}
+	res, err := cmd.Int64Slice()
+	if err != nil {
+		return Decision{}, fmt.Errorf("ratelimit: redis: %w", err)
+	}
+	if len(res) != 2 {
+		return Decision{}, fmt.Errorf("ratelimit: redis: script returned %d values, want 2", len(res))
+	}
+	return l.g.decision(res[0] == 1, res[1]*int64(time.Microsecond)), nil
+}
+
+// fallback decides while Redis is failing, by the OnStoreError policy.
+func (l *Redis) fallback(ctx context.Context, key string, now time.Time) Decision {
+	if l.local != nil {
+		return l.local.Allow(ctx, key, now)
+	}
+	return Decision{Limit: l.g.burst, Reset: time.Second, RetryAfter: time.Second}
+}
+
+func (l *Redis) policy() string {
+	if l.local != nil {
+		return string(StoreErrorAllow)
+	}
+	return string(StoreErrorDeny)
+}
+
+// Healthy reports whether the last decision reached Redis.
+func (l *Redis) Healthy() bool { return l.healthy.Load() }
+
+// StateChanges reports how many times the limiter has switched to or from
+// its fallback: an odd count means it is on the fallback now.
+func (l *Redis) StateChanges() uint64 { return l.changes.Load() }
+
+// ClientOptions returns go-redis options suited to a rate-limit store at
+// addr: every wait (dial, pool, read, write) bounded by timeout, context
+// deadlines honoured, and no retries, since a decision that misses its
+// deadline is better made by the fallback than late.
+func ClientOptions(addr, password string, db int, timeout time.Duration) *redis.Options {
+	timeout = cmpOr(timeout, DefaultRedisTimeout)
+	return &redis.Options{
+		Addr:                  addr,
+		Password:              password,
+		DB:                    db,
+		DialTimeout:           timeout,
+		DialerRetries:         1,
+		ReadTimeout:           timeout,
+		WriteTimeout:          timeout,
+		PoolTimeout:           timeout,
+		ContextTimeoutEnabled: true,
+		MaxRetries:            -1,
+	}
+}

@@ -28,7 +28,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var o cli.Options
 	fs.StringVar(&o.ConfigPath, "config", "config.yaml", "config file (YAML)")
 	fs.BoolVar(&o.Demo, "demo", false, "start three demo backends on loopback and the proxy in front of them")
-	fs.StringVar(&o.Listen, "listen", "", "quick mode: address to listen on, e.g. :8080")
+	fs.StringVar(&o.Listen, "listen", "", "quick mode: address to listen on, e.g. :8080 (demo: default 127.0.0.1:8080)")
+	fs.StringVar(&o.Admin, "admin", "", "quick and demo mode: admin listener address (demo default 127.0.0.1:9901)")
 	fs.Var(&o.To, "to", "quick mode: a server URL (repeat for more)")
 	fs.StringVar(&o.Strategy, "strategy", "round_robin", "quick mode: load balancing strategy")
 	fs.BoolVar(&o.Validate, "validate", false, "check the config file and exit")

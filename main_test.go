@@ -235,3 +235,46 @@ func TestQuickModeAndDemo(t *testing.T) {
 		t.Errorf("quick mode: %q", body)
 	}
 }
+
+func TestDemoBalancesAcrossBackends(t *testing.T) {
+	addr, admin := freePort(t), freePort(t)
+	cmd := exec.Command(binary, "-demo", "-listen", addr, "-admin", admin)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}()
+	sc := bufio.NewScanner(out)
+	var printed []string
+	for sc.Scan() {
+		printed = append(printed, sc.Text())
+		if strings.Contains(sc.Text(), "dashboard") {
+			break
+		}
+	}
+	go io.Copy(io.Discard, out)
+	if !strings.Contains(strings.Join(printed, "\n"), "curl -s http://"+addr+"/") {
+		t.Errorf("demo did not print the URL to try; printed %q", printed)
+	}
+	seen := map[string]bool{}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(seen) < 3 && time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + addr + "/")
+		if err != nil {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		seen[resp.Header.Get("X-Backend")] = true
+		resp.Body.Close()
+	}
+	if len(seen) != 3 {
+		t.Errorf("demo answers came from %v, want three backends", seen)
+	}
+}

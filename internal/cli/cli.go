@@ -29,6 +29,7 @@ type Options struct {
 	ConfigPath string
 	Demo       bool
 	Listen     string
+	Admin      string
 	To         URLs
 	Strategy   string
 	Validate   bool
@@ -57,7 +58,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: ok\n", o.ConfigPath)
 		return 0
 	case o.Demo:
-		return runDemo(ctx, stdout, stderr)
+		return runDemo(ctx, o, stdout, stderr)
 	case o.Listen != "" || len(o.To) > 0:
 		cfg, err := quickConfig(o)
 		if err != nil {
@@ -95,21 +96,31 @@ func quickConfig(o Options) (*config.Config, error) {
 		listen = ":8080"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "listen: %q\nload_balancing: {strategy: %q}\nservers:\n", listen, o.Strategy)
+	fmt.Fprintf(&b, "listen: %q\nload_balancing: {strategy: %q}\n", listen, o.Strategy)
+	if o.Admin != "" {
+		fmt.Fprintf(&b, "admin: {listen: %q}\n", o.Admin)
+	}
+	b.WriteString("servers:\n")
 	for _, u := range o.To {
 		fmt.Fprintf(&b, "  - url: %q\n", u)
 	}
 	return config.Parse("command line", []byte(b.String()))
 }
 
-func runDemo(ctx context.Context, stdout, stderr io.Writer) int {
+func runDemo(ctx context.Context, o Options, stdout, stderr io.Writer) int {
 	backends, stop, err := demo.Start(slog.New(slog.NewTextHandler(stderr, nil)), demo.Ports)
 	if err != nil {
 		fmt.Fprintln(stderr, "demo:", err)
 		return 1
 	}
 	defer stop()
-	o := Options{Listen: "127.0.0.1:8080", Strategy: "round_robin"}
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:8080"
+	}
+	if o.Admin == "" {
+		o.Admin = "127.0.0.1:9901"
+	}
+	o.To = nil
 	for _, b := range backends {
 		o.To = append(o.To, b.URL)
 	}
@@ -119,8 +130,8 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "demo: backends %s\n", o.To.String())
-	fmt.Fprintf(stdout, "try:  curl -s http://127.0.0.1:8080/   (repeat: each answer names another backend)\n")
-	fmt.Fprintf(stdout, "      dashboard and API: http://127.0.0.1:9901/ , http://127.0.0.1:9901/api/upstreams\n")
+	fmt.Fprintf(stdout, "try:  curl -s http://%s/   (repeat it: each answer names the backend that served it)\n", o.Listen)
+	fmt.Fprintf(stdout, "      dashboard: http://%s/   API: http://%s/api/upstreams\n", o.Admin, o.Admin)
 	return serve(ctx, cfg, "", stderr)
 }
 

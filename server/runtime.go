@@ -64,11 +64,20 @@ func (s *Server) compile(cfg *config.Config) (*runtime, error) {
 		if rc.StripPrefix {
 			strip = rc.Match.PathPrefix
 		}
-		rt.routes[i] = forward.NewRoute(routeName(i, rc), cu.fwd, strip, s.log)
+		name := routeName(i, rc)
+		h, err := s.routeHandler(name, cu, strip, rc.RateLimit)
+		if err != nil {
+			return nil, err
+		}
+		rt.routes[i] = h
 	}
 	rt.table = route.New(rules)
 	if cu := rt.upstreams[config.DefaultUpstream]; cu != nil {
-		rt.catchAll = forward.NewRoute(config.DefaultUpstream, cu.fwd, "", s.log)
+		h, err := s.routeHandler(config.DefaultUpstream, cu, "", nil)
+		if err != nil {
+			return nil, err
+		}
+		rt.catchAll = h
 	}
 
 	accessLog, err := s.accessLogger(cfg.Logging)
@@ -81,6 +90,23 @@ func (s *Server) compile(cfg *config.Config) (*runtime, error) {
 		middleware.Track(accessLog, nil),
 	)
 	return rt, nil
+}
+
+// routeHandler is the forwarder of a route behind its rate limit: the
+// route's own, else its upstream's.
+func (s *Server) routeHandler(name string, cu *compiledUpstream, strip string, rl *config.RateLimit) (http.Handler, error) {
+	var h http.Handler = forward.NewRoute(name, cu.fwd, strip, s.log)
+	if rl == nil {
+		rl = cu.cfg.RateLimit
+	}
+	if rl == nil {
+		return h, nil
+	}
+	l, err := s.limiter(name, rl)
+	if err != nil {
+		return nil, err
+	}
+	return middleware.RateLimit(l.limiter, l.key, nil)(h), nil
 }
 
 func routeName(i int, rc config.Route) string {

@@ -18,8 +18,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/tbsphathuynh/proxy/config"
 	"github.com/tbsphathuynh/proxy/forward"
+	"github.com/tbsphathuynh/proxy/ratelimit"
 	"github.com/tbsphathuynh/proxy/upstream"
 )
 
@@ -47,6 +50,8 @@ type Server struct {
 	mu         sync.Mutex
 	transports map[forward.Timeouts]*http.Transport
 	files      map[string]*os.File
+	limiters   map[limiterKey]ratelimit.Limiter
+	redis      map[config.Redis]*redis.Client
 
 	main  *http.Server
 	admin *http.Server
@@ -63,6 +68,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		states:     upstream.NewRegistry(),
 		transports: make(map[forward.Timeouts]*http.Transport),
 		files:      make(map[string]*os.File),
+		limiters:   make(map[limiterKey]ratelimit.Limiter),
+		redis:      make(map[config.Redis]*redis.Client),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -224,6 +231,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	for _, f := range s.files {
 		f.Close()
+	}
+	for _, c := range s.redis {
+		c.Close()
 	}
 	s.mu.Unlock()
 	return err

@@ -1,0 +1,34 @@
+package middleware
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/tbsphathuynh/proxy/ratelimit"
+)
+
+// RateLimit lets a request through when limiter allows its key, and answers
+// 429 with Retry-After otherwise. Every response on the route carries
+// RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset, so well-behaved
+// clients can pace themselves before they are refused. onLimited, when
+// set, is called for each refused request (metrics).
+func RateLimit(limiter ratelimit.Limiter, key ratelimit.KeyFunc, onLimited func()) Middleware {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			d := limiter.Allow(r.Context(), key(r), time.Now())
+			d.SetHeaders(w.Header())
+			if !d.Allowed {
+				if onLimited != nil {
+					onLimited()
+				}
+				h := w.Header()
+				h.Set("Content-Type", "text/plain; charset=utf-8")
+				h.Set("X-Content-Type-Options", "nosniff")
+				w.WriteHeader(http.StatusTooManyRequests)
+				_, _ = w.Write([]byte("429 Too Many Requests: rate limit exceeded, retry later\n"))
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}

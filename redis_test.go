@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tbsphathuynh/proxy/internal/redistest"
+)
+
+// TestTwoProxiesShareOneRedisLimit runs two proxy processes against one
+// real redis-server: together they must allow one limit, not one each;
+// with Redis gone they keep answering quickly; with Redis back they share
+// again.
+func TestTwoProxiesShareOneRedisLimit(t *testing.T) {
+	rs := redistest.NewServer(t)
+	backend := startBackend(t)
+	const rate, burst = 50, 50
+	var addrs []string
+	for range 2 {
+		addr := freePort(t)
+		cfg := writeConfig(t, fmt.Sprintf(`listen: %s
+admin: {listen: ""}
+logging: {access_log: "off"}
+servers: [{url: %s}]
+rate_limit:
+  requests_per_second: %d
+  burst: %d
+  key: "header:X-Api-Key"
+  store: redis
+  redis: {address: %s, timeout: 100ms}
+  on_store_error: allow
+`, addr, backend, rate, burst, rs.Addr))
+		p := start(t, "-config", cfg)
+		p.waitLog(t, "proxy listening")
+		addrs = append(addrs, addr)
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	send := func(addr string) (int, time.Duration) {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+		req.Header.Set("X-Api-Key", "tenant-1")
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, time.Since(start)
+	}
+
+	// One second of requests spread over both proxies from four clients.
+	var mu sync.Mutex
+	allowed := 0
+	start := time.Now()
+	var wg sync.WaitGroup
+	for c := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Since(start) < time.Second; i++ {
+				if s, _ := send(addrs[(c+i)%2]); s == 200 {
+					mu.Lock()
+					allowed++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	want := burst + rate*elapsed
+	if float64(allowed) < want*0.9 || float64(allowed) > want*1.1 {
+		t.Errorf("two proxies allowed %d in %.2fs, want %.0f ±10%% (one shared limit)", allowed, elapsed, want)
+	}
+
+	// Redis gone: on_store_error allow keeps answering, each within the
+	// Redis timeout plus the cost of proxying.
+	rs.Stop()
+	var worst time.Duration
+	for i := range 40 {
+		s, d := send(addrs[i%2])
+		if s != 200 && s != 429 {
+			t.Fatalf("with Redis down: status %d", s)
+		}
+		worst = max(worst, d)
+	}
+	if worst > 600*time.Millisecond {
+		t.Errorf("slowest request with Redis down took %v; the Redis timeout is 100ms", worst)
+	}
+
+	// Redis back: decisions go to it again, which shows as keys in Redis.
+	rs.Start()
+	rc := redis.NewClient(&redis.Options{Addr: rs.Addr})
+	defer rc.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		send(addrs[0])
+		send(addrs[1])
+		keys, _ := rc.Keys(context.Background(), "proxy:rl:*").Result()
+		if len(keys) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("shared limiting did not resume after Redis came back")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func startBackend(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/tbsphathuynh/proxy/upstream"
 )
@@ -25,11 +26,15 @@ type Policy interface {
 type Options struct {
 	// HashKey is consistent_hash's key: ip, uri, header:NAME or cookie:NAME.
 	HashKey string
-	// BoundedLoad is consistent_hash's ε.
+	// BoundedLoad is consistent_hash's ε; 0 means DefaultBoundedLoad.
 	BoundedLoad float64
 	// Rand returns a uniformly random uint64; nil means math/rand/v2. Tests
-	// inject a seeded source to make random strategies deterministic.
+	// inject a seeded source to make random strategies deterministic. It
+	// must be safe for concurrent use.
 	Rand func() uint64
+	// Now returns the current time, for slow start and latency decay; nil
+	// means time.Now. Tests inject a fake clock.
+	Now func() time.Time
 }
 
 // Factory builds a Policy from options.
@@ -62,6 +67,9 @@ func New(name string, opts Options) (Policy, error) {
 	}
 	if opts.Rand == nil {
 		opts.Rand = rand.Uint64
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	return f(opts)
 }

@@ -3,12 +3,15 @@ package balancer
 import (
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/tbsphathuynh/proxy/upstream"
 )
 
 func init() {
-	Register("weighted_round_robin", func(Options) (Policy, error) { return &WeightedRoundRobin{}, nil })
+	Register("weighted_round_robin", func(o Options) (Policy, error) {
+		return &WeightedRoundRobin{rand: o.Rand, now: o.Now}, nil
+	})
 }
 
 // WeightedRoundRobin spreads requests in proportion to server weights and
@@ -19,9 +22,15 @@ func init() {
 // the whole cycle once per pool snapshot (snapshots change only when health
 // does) and walk it with an atomic counter, so a pick is lock-free and
 // allocation-free.
+//
+// The cycle is fixed, so slow start is approximated as in RoundRobin: a
+// ramping server is skipped with probability 1-Ramp. The zero value is
+// ready to use.
 type WeightedRoundRobin struct {
 	next  atomic.Uint64
 	sched atomic.Pointer[schedule]
+	rand  func() uint64
+	now   func() time.Time
 }
 
 type schedule struct {
@@ -41,7 +50,7 @@ func (p *WeightedRoundRobin) Pick(servers []*upstream.Server, _ *http.Request) *
 		p.sched.Store(s)
 	}
 	n := p.next.Add(1) - 1
-	return servers[s.order[n%uint64(len(s.order))]]
+	return admitRamping(servers, int(s.order[n%uint64(len(s.order))]), p.rand, p.now)
 }
 
 // sameSnapshot reports whether a and b are the same immutable snapshot.

@@ -55,6 +55,27 @@ type State struct {
 
 	// status describes the last transition, for the admin API.
 	status atomic.Pointer[Status]
+
+	// ewma is the peak EWMA of response time in nanoseconds (float64 bits)
+	// and ewmaStamp the unix-nano time of its last sample; see latency.go.
+	ewma      atomic.Uint64
+	ewmaStamp atomic.Int64
+
+	// consecutive counts failures on live traffic since the last success;
+	// ejections counts passive ejections ever; ejectStatus says why the
+	// last one happened or ended. See passive.go.
+	consecutive atomic.Int64
+	ejections   atomic.Uint64
+	ejectStatus atomic.Pointer[Status]
+
+	// rampFrom is the unix-nano time the server last returned to the pool,
+	// for slow start; 0 once the ramp is over or when there never was one.
+	rampFrom atomic.Int64
+
+	// lastCheck is the last active health check's outcome; nil until the
+	// first check, which is how the checker knows a server was never
+	// checked.
+	lastCheck atomic.Pointer[Check]
 }
 
 // Status says why a server is in its current health state.
@@ -99,6 +120,9 @@ func (s *State) SetHealthy(healthy bool, reason string, now time.Time) bool {
 		return false
 	}
 	s.status.Store(&Status{Healthy: healthy, Reason: reason, Since: now})
+	if healthy {
+		s.rampFrom.Store(now.UnixNano())
+	}
 	return true
 }
 
@@ -117,7 +141,7 @@ func (s *State) Eject(until time.Time) bool {
 }
 
 // Readmit ends an ejection; it reports whether the server was ejected.
-func (s *State) Readmit() bool { return s.ejectedUntil.Swap(0) != 0 }
+func (s *State) Readmit() bool { return s.ReadmitAt(time.Now()) }
 
 // Ejected reports whether passive health keeps the server out at now.
 func (s *State) Ejected(now time.Time) bool {
@@ -126,8 +150,17 @@ func (s *State) Ejected(now time.Time) bool {
 }
 
 // SetDrained takes the server out of rotation (true) or back in (false),
-// reporting whether that changed anything.
-func (s *State) SetDrained(d bool) bool { return s.drained.CompareAndSwap(!d, d) }
+// reporting whether that changed anything. An undrained server ramps up
+// under slow start like any other returning server.
+func (s *State) SetDrained(d bool) bool {
+	if !s.drained.CompareAndSwap(!d, d) {
+		return false
+	}
+	if !d {
+		s.rampFrom.Store(time.Now().UnixNano())
+	}
+	return true
+}
 
 // Drained reports whether an operator took the server out of rotation.
 func (s *State) Drained() bool { return s.drained.Load() }

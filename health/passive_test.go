@@ -1,0 +1,233 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/tbsphathuynh/proxy/upstream"
+)
+
+func TestPassiveEjectsRefusingServer(t *testing.T) {
+	dead, live := refusedURL(t), newBackend(t).URL
+	pool := poolOf(t, upstream.NewRegistry(), []string{dead, live})
+	var logs logBuffer
+	p := NewPassive(pool, PassiveConfig{Enabled: true, ConsecutiveFailures: 3, EjectionTime: 50 * time.Millisecond}, logs.logger())
+	defer p.Close()
+	events := make(chan event, 4)
+	p.OnTransition = func(s *upstream.Server, healthy bool, reason string) {
+		events <- event{server: s.Name, healthy: healthy, reason: reason}
+	}
+	s := pool.Servers[0]
+	var lastErr error
+	attempt := func() {
+		start := time.Now()
+		resp, err := http.Get(dead)
+		if err == nil {
+			resp.Body.Close()
+			t.Fatal("closed listener answered")
+		}
+		lastErr = err
+		p.Observe(s, 0, err, time.Since(start))
+	}
+	for range 2 {
+		attempt()
+	}
+	if names(pool) != "ab" {
+		t.Fatal("ejected before 3 failures")
+	}
+	attempt()
+	if got := names(pool); got != "b" {
+		t.Fatalf("after 3 refused connections available = %q, want b", got)
+	}
+	ev := <-events
+	if ev.healthy || ev.reason != "ejected: 3 consecutive failures" {
+		t.Errorf("transition %+v", ev)
+	}
+	for range 5 { // stragglers in flight when it was ejected
+		p.Observe(s, 0, lastErr, time.Millisecond)
+	}
+	if n := logs.count("server ejected"); n != 1 {
+		t.Errorf("logged %d ejections, want 1", n)
+	}
+	if s.Latency() < FailureLatency {
+		t.Errorf("latency after failures %v, want ≥ %v", s.Latency(), FailureLatency)
+	}
+	// No traffic, no active checks: the timer alone brings it back.
+	if ev := <-events; !ev.healthy {
+		t.Errorf("transition %+v, want readmission", ev)
+	}
+	eventually(t, "readmission", func() bool { return names(pool) == "ab" })
+	if s.Ejections() != 1 {
+		t.Errorf("ejections = %d, want 1", s.Ejections())
+	}
+}
+
+func TestMaxEjectionPercent(t *testing.T) {
+	tests := []struct {
+		servers, percent, want int
+	}{
+		{4, 50, 2},
+		{4, 0, 2}, // default 50
+		{3, 50, 1},
+		{1, 50, 0}, // ejecting the only server would turn 502s into 503s
+		{4, 25, 1},
+		{4, 100, 4},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d servers %d%%", tt.servers, tt.percent), func(t *testing.T) {
+			urls := make([]string, tt.servers)
+			for i := range urls {
+				urls[i] = fmt.Sprintf("http://10.0.0.%d", i+1)
+			}
+			pool := poolOf(t, upstream.NewRegistry(), urls)
+			p := NewPassive(pool, PassiveConfig{Enabled: true, ConsecutiveFailures: 2, EjectionTime: time.Hour, MaxEjectionPercent: tt.percent}, nil)
+			defer p.Close()
+			now := time.Now()
+			for range 10 { // every server fails, over and over
+				for _, s := range pool.Servers {
+					p.Report(s, true, now)
+				}
+			}
+			ejected := 0
+			for _, s := range pool.Servers {
+				if s.Ejected(now) {
+					ejected++
+				}
+			}
+			if ejected != tt.want {
+				t.Errorf("%d ejected, want %d", ejected, tt.want)
+			}
+			if len(pool.Available()) != tt.servers-tt.want {
+				t.Errorf("%d available", len(pool.Available()))
+			}
+		})
+	}
+}
+
+func TestEjectionBackoff(t *testing.T) {
+	pool := poolOf(t, upstream.NewRegistry(), []string{"http://10.0.0.1", "http://10.0.0.2"})
+	p := NewPassive(pool, PassiveConfig{
+		Enabled: true, ConsecutiveFailures: 1,
+		EjectionTime: time.Hour, MaxEjectionTime: 3 * time.Hour,
+	}, nil)
+	defer p.Close()
+	s := pool.Servers[0]
+	now := time.Now()
+	for _, want := range []time.Duration{time.Hour, 2 * time.Hour, 3 * time.Hour, 3 * time.Hour} {
+		p.Report(s, true, now)
+		if got := s.EjectedUntil().Sub(now); got != want {
+			t.Fatalf("ejected for %v, want %v", got, want)
+		}
+		// Readmit by hand where the timer would, and fail again at once.
+		now = s.EjectedUntil()
+		s.ReadmitAt(now)
+	}
+	// A long good spell forgives the past.
+	now = now.Add(4 * time.Hour)
+	p.Report(s, true, now)
+	if got := s.EjectedUntil().Sub(now); got != time.Hour {
+		t.Errorf("after a good spell ejected for %v, want 1h", got)
+	}
+}
+
+func TestSuccessResetsRun(t *testing.T) {
+	pool := poolOf(t, upstream.NewRegistry(), []string{"http://10.0.0.1", "http://10.0.0.2"})
+	p := NewPassive(pool, PassiveConfig{Enabled: true, ConsecutiveFailures: 5}, nil)
+	defer p.Close()
+	s, now := pool.Servers[0], time.Now()
+	for range 3 {
+		for range 4 {
+			p.Report(s, true, now)
+		}
+		p.Report(s, false, now)
+	}
+	if s.Ejected(now) || s.ConsecutiveFailures() != 0 || s.Failures() != 12 {
+		t.Errorf("ejected=%v run=%d failures=%d", s.Ejected(now), s.ConsecutiveFailures(), s.Failures())
+	}
+}
+
+func TestObserve(t *testing.T) {
+	pool := poolOf(t, upstream.NewRegistry(), []string{"http://10.0.0.1", "http://10.0.0.2"})
+	tests := []struct {
+		name   string
+		on5xx  bool
+		status int
+		err    error
+		failed bool
+	}{
+		{"ok", false, 200, nil, false},
+		{"5xx ignored", false, 503, nil, false},
+		{"5xx counted", true, 503, nil, true},
+		{"4xx never", true, 404, nil, false},
+		{"connect error", false, 0, errors.New("dial tcp: connection refused"), true},
+		{"client gone", true, 0, fmt.Errorf("proxy: %w", context.Canceled), false},
+	}
+	for _, tt := range tests {
+		p := NewPassive(pool, PassiveConfig{Enabled: true, On5xx: tt.on5xx}, nil)
+		s := pool.Servers[0]
+		before := s.Failures()
+		p.Observe(s, tt.status, tt.err, time.Millisecond)
+		if failed := s.Failures() > before; failed != tt.failed {
+			t.Errorf("%s: counted as failure = %v, want %v", tt.name, failed, tt.failed)
+		}
+		s.ReportSuccess()
+		p.Close()
+	}
+}
+
+func TestDisabledPassiveOnlyCounts(t *testing.T) {
+	pool := poolOf(t, upstream.NewRegistry(), []string{"http://10.0.0.1", "http://10.0.0.2"})
+	p := NewPassive(pool, PassiveConfig{ConsecutiveFailures: 1}, nil)
+	defer p.Close()
+	p.Report(pool.Servers[0], true, time.Now())
+	if names(pool) != "ab" || pool.Servers[0].Failures() != 1 {
+		t.Error("a disabled Passive ejected a server or did not count")
+	}
+}
+
+func TestPassiveResumesAcrossReload(t *testing.T) {
+	reg := upstream.NewRegistry()
+	urls := []string{"http://10.0.0.1", "http://10.0.0.2"}
+	old := poolOf(t, reg, urls)
+	p := NewPassive(old, PassiveConfig{Enabled: true, ConsecutiveFailures: 1, EjectionTime: 50 * time.Millisecond}, nil)
+	p.Report(old.Servers[0], true, time.Now())
+	p.Close() // the old runtime goes away while a is ejected
+
+	fresh := poolOf(t, reg, urls) // same states, by key
+	if names(fresh) != "b" {
+		t.Fatalf("new pool serves %q, want the ejection kept", names(fresh))
+	}
+	p2 := NewPassive(fresh, PassiveConfig{}, nil) // even with ejection now off
+	defer p2.Close()
+	eventually(t, "readmission by the new runtime", func() bool { return names(fresh) == "ab" })
+}
+
+func TestReportAllocs(t *testing.T) {
+	pool := poolOf(t, upstream.NewRegistry(), []string{"http://10.0.0.1", "http://10.0.0.2"})
+	p := NewPassive(pool, PassiveConfig{Enabled: true}, nil)
+	defer p.Close()
+	s := pool.Servers[0]
+	if n := testing.AllocsPerRun(1000, func() { p.Report(s, false, time.Now()) }); n != 0 {
+		t.Errorf("Report success: %v allocs, want 0", n)
+	}
+	if n := testing.AllocsPerRun(1000, func() { p.Observe(s, 200, nil, time.Millisecond) }); n != 0 {
+		t.Errorf("Observe success: %v allocs, want 0", n)
+	}
+}
+
+func BenchmarkReport(b *testing.B) {
+	pool := poolOf(b, upstream.NewRegistry(), []string{"http://10.0.0.1", "http://10.0.0.2"})
+	p := NewPassive(pool, PassiveConfig{Enabled: true}, nil)
+	defer p.Close()
+	s := pool.Servers[0]
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			p.Observe(s, 200, nil, time.Millisecond)
+		}
+	})
+}

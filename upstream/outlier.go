@@ -1,0 +1,100 @@
+package upstream
+
+import "time"
+
+// This file holds the state passive health (outlier ejection) keeps on a
+// server. The policy, thresholds and timers, lives in package health; the
+// counters live here so they survive a reload with the rest of the state.
+
+// ReportFailure counts a failed request and returns the number of
+// consecutive failures so far.
+func (s *State) ReportFailure() int64 {
+	s.failures.Add(1)
+	return s.consecutive.Add(1)
+}
+
+// ReportSuccess ends a run of failures. It writes only when there is a run
+// to end, so the common case does not bounce the cache line between cores.
+func (s *State) ReportSuccess() {
+	if s.consecutive.Load() != 0 {
+		s.consecutive.Store(0)
+	}
+}
+
+// ConsecutiveFailures is the length of the current run of failures.
+func (s *State) ConsecutiveFailures() int64 { return s.consecutive.Load() }
+
+// Failures is the number of failed requests ever reported.
+func (s *State) Failures() uint64 { return s.failures.Load() }
+
+// Ejections is the number of times passive health has ejected the server.
+func (s *State) Ejections() uint64 { return s.ejections.Load() }
+
+// EjectedUntil is the end of the current or last ejection, zero if none is
+// recorded.
+func (s *State) EjectedUntil() time.Time {
+	u := s.ejectedUntil.Load()
+	if u == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, u)
+}
+
+// EjectAt ejects the server from now until until, recording reason. It
+// reports whether this is a transition: false when the server is already
+// ejected at now. The failure run is reset so a readmitted server needs a
+// fresh run to be ejected again.
+func (s *State) EjectAt(now, until time.Time, reason string) bool {
+	for {
+		old := s.ejectedUntil.Load()
+		if old != 0 && now.UnixNano() < old {
+			return false
+		}
+		if s.ejectedUntil.CompareAndSwap(old, until.UnixNano()) {
+			break
+		}
+	}
+	s.ejections.Add(1)
+	s.consecutive.Store(0)
+	s.ejectStatus.Store(&Status{Healthy: false, Reason: reason, Since: now})
+	return true
+}
+
+// ReadmitAt ends an ejection at now; it reports whether the server was
+// ejected. The server then ramps up under slow start, and failures reported
+// by requests still in flight during the ejection are forgotten.
+func (s *State) ReadmitAt(now time.Time) bool {
+	if s.ejectedUntil.Swap(0) == 0 {
+		return false
+	}
+	s.consecutive.Store(0)
+	s.ejectStatus.Store(&Status{Healthy: true, Reason: "readmitted after ejection", Since: now})
+	s.rampFrom.Store(now.UnixNano())
+	return true
+}
+
+// Check is the outcome of one active health check.
+type Check struct {
+	// At is when the check started.
+	At time.Time `json:"at"`
+	// OK reports whether the check passed.
+	OK bool `json:"ok"`
+	// Result says what the check got: "status 200", "connect: connection
+	// refused", ...
+	Result string `json:"result"`
+	// Latency is how long the check took.
+	Latency time.Duration `json:"latency"`
+}
+
+// RecordCheck stores the outcome of an active health check.
+func (s *State) RecordCheck(c Check) { s.lastCheck.Store(&c) }
+
+// LastCheck returns the last active check's outcome; ok is false when the
+// server was never checked.
+func (s *State) LastCheck() (c Check, ok bool) {
+	p := s.lastCheck.Load()
+	if p == nil {
+		return Check{}, false
+	}
+	return *p, true
+}

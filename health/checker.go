@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,8 +62,8 @@ func (c Config) withDefaults() Config {
 	if c.Timeout <= 0 {
 		c.Timeout = 2 * time.Second
 	}
-	if c.Path == "" {
-		c.Path = "/"
+	if !strings.HasPrefix(c.Path, "/") {
+		c.Path = "/" + c.Path // "health" must not become part of the host
 	}
 	if c.HealthyThreshold <= 0 {
 		c.HealthyThreshold = 2

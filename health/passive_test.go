@@ -15,7 +15,7 @@ func TestPassiveEjectsRefusingServer(t *testing.T) {
 	dead, live := refusedURL(t), newBackend(t).URL
 	pool := poolOf(t, upstream.NewRegistry(), []string{dead, live})
 	var logs logBuffer
-	p := NewPassive(pool, PassiveConfig{Enabled: true, ConsecutiveFailures: 3, EjectionTime: 50 * time.Millisecond}, logs.logger())
+	p := NewPassive(pool, PassiveConfig{Enabled: true, ConsecutiveFailures: 3, EjectionTime: 300 * time.Millisecond}, logs.logger())
 	defer p.Close()
 	events := make(chan event, 4)
 	p.OnTransition = func(s *upstream.Server, healthy bool, reason string) {
@@ -193,7 +193,7 @@ func TestPassiveResumesAcrossReload(t *testing.T) {
 	reg := upstream.NewRegistry()
 	urls := []string{"http://10.0.0.1", "http://10.0.0.2"}
 	old := poolOf(t, reg, urls)
-	p := NewPassive(old, PassiveConfig{Enabled: true, ConsecutiveFailures: 1, EjectionTime: 50 * time.Millisecond}, nil)
+	p := NewPassive(old, PassiveConfig{Enabled: true, ConsecutiveFailures: 1, EjectionTime: 500 * time.Millisecond}, nil)
 	p.Report(old.Servers[0], true, time.Now())
 	p.Close() // the old runtime goes away while a is ejected
 

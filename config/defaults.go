@@ -86,6 +86,9 @@ func applyDefaults(c *Config, pos *positions) {
 		if r.RateLimit != nil {
 			d.rateLimit(r.RateLimit, p+"rate_limit.")
 		}
+		if fb := r.Fallback; fb != nil && fb.Upstream == "" && d.unset(fb.Status == 0, p+"fallback.status") {
+			fb.Status = 503
+		}
 	}
 
 	if d.unset(c.Logging.Level == "", "logging.level") {
@@ -174,8 +177,21 @@ func (d defaulter) upstream(u *Upstream, p string) {
 	if u.RateLimit != nil {
 		d.rateLimit(u.RateLimit, p+"rate_limit.")
 	}
-	if d.unset(u.Retries.Budget == 0, p+"retries.budget") && u.Retries.Attempts > 0 {
-		u.Retries.Budget = 0.2
+	r := &u.Retries
+	if d.unset(r.Budget == 0, p+"retries.budget") && r.Attempts > 0 {
+		r.Budget = 0.2
+	}
+	if d.unset(r.MinPerSecond == 0, p+"retries.min_per_second") {
+		r.MinPerSecond = 3
+	}
+	if d.unset(r.OnStatus == nil, p+"retries.on_status") {
+		r.OnStatus = []int{502, 503, 504}
+	}
+	if d.unset(r.MaxBodyBytes == 0, p+"retries.max_body_bytes") {
+		r.MaxBodyBytes = 64 * KiB
+	}
+	if d.unset(r.Backoff == 0, p+"retries.backoff") {
+		r.Backoff = Duration(25 * time.Millisecond)
 	}
 
 	t := &u.Timeouts
@@ -195,6 +211,15 @@ func (d defaulter) upstream(u *Upstream, p string) {
 		}
 		if d.unset(cb.OpenTime == 0, p+"circuit_breaker.open_time") {
 			cb.OpenTime = Duration(30 * time.Second)
+		}
+		if d.unset(cb.Window == 0, p+"circuit_breaker.window") {
+			cb.Window = Duration(10 * time.Second)
+		}
+		if d.unset(cb.MinRequests == 0, p+"circuit_breaker.min_requests") {
+			cb.MinRequests = 20
+		}
+		if d.unset(cb.HalfOpenRequests == 0, p+"circuit_breaker.half_open_requests") {
+			cb.HalfOpenRequests = 1
 		}
 	}
 }

@@ -59,11 +59,19 @@ func defaultUpstream(servers ...Server) Upstream {
 			Interval: Duration(10 * time.Second), Timeout: Duration(2 * time.Second),
 			Path: "/", ExpectedStatus: "200-399", HealthyThreshold: 2, UnhealthyThreshold: 3,
 		},
+		Retries: defaultRetries(0, 0),
 		Timeouts: Timeouts{
 			Connect:        Duration(5 * time.Second),
 			ResponseHeader: Duration(30 * time.Second),
 			IdleConnection: Duration(90 * time.Second),
 		},
+	}
+}
+
+func defaultRetries(attempts int, budget float64) Retries {
+	return Retries{
+		Attempts: attempts, Budget: budget, MinPerSecond: 3, OnStatus: []int{502, 503, 504},
+		MaxBodyBytes: 64 * KiB, Backoff: Duration(25 * time.Millisecond),
 	}
 }
 
@@ -178,7 +186,7 @@ func TestParseSpecExample(t *testing.T) {
 			RequestsPerSecond: 100, Burst: 200, Key: "ip", Store: "memory", OnStoreError: "allow",
 			Redis: Redis{Address: "127.0.0.1:6379", KeyPrefix: "proxy:rl:", Timeout: Duration(100 * time.Millisecond)},
 		}},
-		{"retries", c.Retries, Retries{Attempts: 2, Budget: 0.2}},
+		{"retries", c.Retries, defaultRetries(2, 0.2)},
 		{"upstream names", c.UpstreamNames(), []string{"default", "api"}},
 		{"api strategy", c.UpstreamByName("api").LoadBalancing.Strategy, "least_connections"},
 		{"api server name", c.Upstreams["api"].Servers[1].Name, "127.0.0.1:9002"},
@@ -234,7 +242,10 @@ health_checks: {enabled: false}
 		{"explicit zero connect kept", c.Timeouts.Connect, Duration(0)},
 		{"budget kept", c.Retries.Budget, 0.5},
 		{"burst is ceil(rps)", c.RateLimit.Burst, 3},
-		{"empty section enables defaults", *c.CircuitBreaker, CircuitBreaker{ConsecutiveFailures: 5, OpenTime: Duration(30 * time.Second)}},
+		{"empty section enables defaults", *c.CircuitBreaker, CircuitBreaker{
+			ConsecutiveFailures: 5, OpenTime: Duration(30 * time.Second),
+			Window: Duration(10 * time.Second), MinRequests: 20, HalfOpenRequests: 1,
+		}},
 		{"enabled false kept", c.HealthChecks.Enabled, ptr(false)},
 	}
 	for _, tc := range checks {

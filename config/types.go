@@ -139,8 +139,21 @@ type Redis struct {
 
 // Retries says when a failed request is tried again on another server.
 type Retries struct {
-	Attempts int     `yaml:"attempts"`
-	Budget   float64 `yaml:"budget"`
+	// Attempts is how many more servers to try after the first; 0 is off.
+	Attempts int `yaml:"attempts"`
+	// Budget caps retries at this share of requests over ten seconds.
+	Budget float64 `yaml:"budget"`
+	// MinPerSecond is the floor of the budget: retries always allowed per
+	// second, so a quiet upstream can still retry.
+	MinPerSecond int `yaml:"min_per_second"`
+	// OnStatus lists the statuses retried for idempotent requests.
+	OnStatus []int `yaml:"on_status"`
+	// MaxBodyBytes is the largest request body kept for a retry.
+	MaxBodyBytes Size `yaml:"max_body_bytes"`
+	// PerTryTimeout bounds each attempt until response headers; 0 is none.
+	PerTryTimeout Duration `yaml:"per_try_timeout"`
+	// Backoff is the base of the jittered exponential wait between tries.
+	Backoff Duration `yaml:"backoff"`
 }
 
 // Timeouts bound the proxy's exchanges with servers.
@@ -152,8 +165,20 @@ type Timeouts struct {
 
 // CircuitBreaker stops sending to a server that keeps failing.
 type CircuitBreaker struct {
-	ConsecutiveFailures int      `yaml:"consecutive_failures"`
-	OpenTime            Duration `yaml:"open_time"`
+	// ConsecutiveFailures opens the circuit after this many failures in a
+	// row.
+	ConsecutiveFailures int `yaml:"consecutive_failures"`
+	// FailureRatio opens the circuit when this share of the requests in
+	// Window failed, once there were MinRequests; 0 turns the rule off.
+	FailureRatio float64  `yaml:"failure_ratio"`
+	Window       Duration `yaml:"window"`
+	MinRequests  int      `yaml:"min_requests"`
+	// OpenTime is how long an open circuit refuses traffic before it lets
+	// probe requests through (half-open).
+	OpenTime Duration `yaml:"open_time"`
+	// HalfOpenRequests is how many probe requests a half-open circuit lets
+	// through at once; one success closes it, one failure opens it again.
+	HalfOpenRequests int `yaml:"half_open_requests"`
 }
 
 // Route sends matching requests to an upstream. Routes are tried in order;
@@ -164,6 +189,17 @@ type Route struct {
 	Upstream    string     `yaml:"upstream"`
 	StripPrefix bool       `yaml:"strip_prefix"`
 	RateLimit   *RateLimit `yaml:"rate_limit"`
+	// Fallback answers when no server of the upstream can.
+	Fallback *Fallback `yaml:"fallback"`
+}
+
+// Fallback is what a route answers when no server can: a fixed answer, or
+// another upstream (say, a maintenance page service).
+type Fallback struct {
+	Status   int               `yaml:"status"`
+	Body     string            `yaml:"body"`
+	Headers  map[string]string `yaml:"headers"`
+	Upstream string            `yaml:"upstream"`
 }
 
 // Match selects requests by host and path. Empty fields match anything.

@@ -175,6 +175,20 @@ func (c *checker) upstream(p string, u *Upstream) {
 		c.errf(p+"retries.budget", "must be greater than 0 and at most 1, such as 0.2, not %v", b)
 	}
 
+	if m := u.Retries.MinPerSecond; m < 0 {
+		c.errf(p+"retries.min_per_second", "must be 0 or more, not %d", m)
+	}
+	for i, code := range u.Retries.OnStatus {
+		if code < 500 || code > 599 {
+			c.errf(fmt.Sprintf("%sretries.on_status[%d]", p, i), "must be a 5xx status, not %d", code)
+		}
+	}
+	if u.Retries.MaxBodyBytes < 0 {
+		c.errf(p+"retries.max_body_bytes", "must be 0 or more")
+	}
+	c.nonNegative(p+"retries.per_try_timeout", u.Retries.PerTryTimeout)
+	c.nonNegative(p+"retries.backoff", u.Retries.Backoff)
+
 	c.nonNegative(p+"timeouts.connect", u.Timeouts.Connect)
 	c.nonNegative(p+"timeouts.response_header", u.Timeouts.ResponseHeader)
 	c.nonNegative(p+"timeouts.idle_connection", u.Timeouts.IdleConnection)
@@ -182,6 +196,12 @@ func (c *checker) upstream(p string, u *Upstream) {
 	if cb := u.CircuitBreaker; cb != nil {
 		c.atLeastOne(p+"circuit_breaker.consecutive_failures", cb.ConsecutiveFailures)
 		c.positive(p+"circuit_breaker.open_time", cb.OpenTime)
+		if r := cb.FailureRatio; r < 0 || r > 1 || math.IsNaN(r) {
+			c.errf(p+"circuit_breaker.failure_ratio", "must be between 0 (off) and 1, such as 0.5, not %v", r)
+		}
+		c.positive(p+"circuit_breaker.window", cb.Window)
+		c.atLeastOne(p+"circuit_breaker.min_requests", cb.MinRequests)
+		c.atLeastOne(p+"circuit_breaker.half_open_requests", cb.HalfOpenRequests)
 	}
 }
 
@@ -305,6 +325,16 @@ func (c *checker) routes(cfg *Config) {
 		}
 		if r.RateLimit != nil {
 			c.rateLimit(p+"rate_limit.", r.RateLimit)
+		}
+		if fb := r.Fallback; fb != nil {
+			switch {
+			case fb.Upstream != "" && (fb.Status != 0 || fb.Body != "" || len(fb.Headers) > 0):
+				c.errf(p+"fallback", "either upstream, or status, body and headers: not both")
+			case fb.Upstream != "" && !slices.Contains(upstreams, fb.Upstream):
+				c.errf(p+"fallback.upstream", "no upstream named %s%s", quote(fb.Upstream), didYouMean(suggest(fb.Upstream, upstreams)))
+			case fb.Upstream == "" && (fb.Status < 200 || fb.Status > 599):
+				c.errf(p+"fallback.status", "must be an HTTP status from 200 to 599, not %d", fb.Status)
+			}
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"context"
 	"io"
 	"sync"
 
@@ -11,14 +12,22 @@ import (
 // is closed: the request is in flight until its last byte is relayed.
 type trackedBody struct {
 	io.ReadCloser
-	once sync.Once
-	s    *upstream.Server
+	once   sync.Once
+	s      *upstream.Server
+	cancel context.CancelFunc // ends a per-try context, or nil
 }
 
 func (b *trackedBody) Close() error {
 	err := b.ReadCloser.Close()
-	b.once.Do(b.s.Release)
+	b.once.Do(b.done)
 	return err
+}
+
+func (b *trackedBody) done() {
+	b.s.Release()
+	if b.cancel != nil {
+		b.cancel()
+	}
 }
 
 // trackedConn is trackedBody for a switched protocol (101): the body is the
@@ -26,19 +35,18 @@ func (b *trackedBody) Close() error {
 // io.ReadWriteCloser to relay the upgrade.
 type trackedConn struct {
 	io.ReadWriteCloser
-	once sync.Once
-	s    *upstream.Server
+	t trackedBody
 }
 
 func (b *trackedConn) Close() error {
 	err := b.ReadWriteCloser.Close()
-	b.once.Do(b.s.Release)
+	b.t.once.Do(b.t.done)
 	return err
 }
 
-func track(body io.ReadCloser, s *upstream.Server) io.ReadCloser {
+func track(body io.ReadCloser, s *upstream.Server, cancel context.CancelFunc) io.ReadCloser {
 	if rwc, ok := body.(io.ReadWriteCloser); ok {
-		return &trackedConn{ReadWriteCloser: rwc, s: s}
+		return &trackedConn{ReadWriteCloser: rwc, t: trackedBody{s: s, cancel: cancel}}
 	}
-	return &trackedBody{ReadCloser: body, s: s}
+	return &trackedBody{ReadCloser: body, s: s, cancel: cancel}
 }

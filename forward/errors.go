@@ -14,7 +14,17 @@ var (
 	ErrNoServer = errors.New("no server available")
 	// ErrNoRoute means no route matched and there is no default upstream.
 	ErrNoRoute = errors.New("no route")
+
+	errPerTryTimeout = timeoutError("per-try timeout awaiting response headers")
 )
+
+// timeoutError is a net.Error that says it timed out, so StatusFor maps it
+// to 504.
+type timeoutError string
+
+func (e timeoutError) Error() string { return string(e) }
+func (e timeoutError) Timeout() bool { return true }
+func (e timeoutError) Temporary() bool { return true }
 
 // StatusFor maps the error of a failed exchange with a server to the status
 // the client gets. It is the only place that decides this.

@@ -39,8 +39,8 @@ type Upstream struct {
 	Transport http.RoundTripper
 	// Observer may be nil.
 	Observer Observer
-	// Retries is how many more servers to try after a failed attempt.
-	Retries int
+	// Retry says when a failed attempt is tried on another server.
+	Retry RetryPolicy
 	// RetryAfter is sent with 503 answers when no server is available.
 	RetryAfter string
 }

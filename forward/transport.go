@@ -3,6 +3,7 @@ package forward
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"time"
@@ -46,56 +47,105 @@ const maxTried = 8
 // safe, and returns the first response obtained.
 func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 	info := reqinfo.From(req.Context())
+	rp := &u.Retry
+	if rp.Budget != nil {
+		rp.Budget.Request(time.Now())
+	}
+	if rp.Attempts > 0 {
+		rp.replayable(req)
+	}
 	var tried [maxTried]*upstream.Server
 	n := 0
 	path, rawPath := req.URL.Path, req.URL.RawPath
-	var lastErr error
-	for attempt := 0; attempt <= u.Retries && n < maxTried; attempt++ {
-		s := u.pick(req, tried[:n])
-		if s == nil {
-			break
-		}
-		if attempt > 0 {
-			if !rewind(req) {
-				break
-			}
-			if info != nil {
-				info.Retries++
-			}
-		}
+	s := u.pick(req, nil)
+	if s == nil {
+		return nil, ErrNoServer
+	}
+	for attempt := 0; ; attempt++ {
 		tried[n] = s
 		n++
 		target(req, s, path, rawPath)
-		s.Acquire()
-		start := time.Now()
-		resp, err := u.Transport.RoundTrip(req)
-		if u.Observer != nil {
-			status := 0
-			if resp != nil {
-				status = resp.StatusCode
-			}
-			u.Observer.Observe(s, status, err, time.Since(start))
-		}
-		if err == nil {
-			resp.Body = track(resp.Body, s)
-			if info != nil {
-				info.Server = s.Name
-			}
-			return resp, nil
-		}
-		s.Release()
 		if info != nil {
 			info.Server = s.Name
 		}
-		lastErr = err
-		if !retriable(req, err) {
-			break
+		resp, err := u.try(req, s)
+
+		// Decide whether another server gets a go: only while attempts and
+		// budget last, another server is there, and the failure is one a
+		// retry cannot make worse.
+		var next *upstream.Server
+		if attempt < rp.Attempts && n < maxTried {
+			if err == nil {
+				if rp.retryStatus(resp.StatusCode) && idempotent(req.Method) {
+					next = u.pick(req, tried[:n])
+				}
+			} else if retriable(req, err) {
+				next = u.pick(req, tried[:n])
+			}
 		}
+		if next == nil || !u.mayRetry() || !rewind(req) {
+			return resp, err
+		}
+		if err == nil {
+			// The client sees none of this response: drain a little so the
+			// connection may be reused, and let another server answer.
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+		}
+		if rp.wait(req.Context(), attempt+1) != nil {
+			return nil, context.Canceled
+		}
+		if info != nil {
+			info.Retries++
+		}
+		s = next
 	}
-	if lastErr == nil {
-		lastErr = ErrNoServer
+}
+
+// mayRetry asks the budget for one more retry.
+func (u *Upstream) mayRetry() bool {
+	if u.Retry.Budget == nil {
+		return true
 	}
-	return nil, lastErr
+	return u.Retry.Budget.Allow(time.Now())
+}
+
+// try makes one attempt on server s. The server counts the request as in
+// flight until the response body is closed.
+func (u *Upstream) try(req *http.Request, s *upstream.Server) (*http.Response, error) {
+	s.Acquire()
+	out := req
+	var cancel context.CancelFunc
+	if d := u.Retry.PerTryTimeout; d > 0 {
+		// The deadline covers the wait for response headers only; once they
+		// arrive the body streams for as long as it takes.
+		var ctx context.Context
+		ctx, cancel = context.WithCancel(req.Context())
+		timer := time.AfterFunc(d, cancel)
+		out = req.WithContext(ctx)
+		defer timer.Stop()
+	}
+	start := time.Now()
+	resp, err := u.Transport.RoundTrip(out)
+	if err != nil && cancel != nil && req.Context().Err() == nil && errors.Is(err, context.Canceled) {
+		err = errPerTryTimeout
+	}
+	if u.Observer != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		u.Observer.Observe(s, status, err, time.Since(start))
+	}
+	if err != nil {
+		if cancel != nil {
+			cancel()
+		}
+		s.Release()
+		return nil, err
+	}
+	resp.Body = track(resp.Body, s, cancel)
+	return resp, nil
 }
 
 // pick asks the picker, then falls back to the next server that is neither
@@ -159,40 +209,4 @@ func joinPath(a, b string) string {
 		return a + "/" + b
 	}
 	return a + b
-}
-
-// retriable reports whether a failed attempt may be tried on another
-// server: the request never reached a server, or it is idempotent; and the
-// client is still waiting.
-func retriable(req *http.Request, err error) bool {
-	if req.Context().Err() != nil || errors.Is(err, context.Canceled) {
-		return false
-	}
-	return isDialError(err) || idempotent(req.Method)
-}
-
-func idempotent(method string) bool {
-	switch method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
-		return true
-	}
-	return false
-}
-
-// rewind makes the request body readable again for another attempt. The
-// transport closes the body of a failed request, so only requests without
-// a body, or whose body can be produced again, can be retried.
-func rewind(req *http.Request) bool {
-	if req.Body == nil || req.Body == http.NoBody {
-		return true
-	}
-	if req.GetBody == nil {
-		return false
-	}
-	b, err := req.GetBody()
-	if err != nil {
-		return false
-	}
-	req.Body = b
-	return true
 }

@@ -140,12 +140,18 @@ func TestProxyAnswers(t *testing.T) {
 		wantBody   string
 		retryAfter bool
 	}{
-		{"unreachable server is 502", "servers:\n" + servers(closed), 502, "502 Bad Gateway", false},
-		{"slow server is 504", "timeouts: {response_header: 100ms}\nservers:\n" + servers(slow), 504, "504 Gateway Timeout", false},
+		// Active checks off: they would take the dead server out and make
+		// this a 503.
+		{"unreachable server is 502", "health_checks: {enabled: false}\nservers:\n" + servers(closed), 502, "502 Bad Gateway", false},
+		{"slow server is 504", "health_checks: {enabled: false}\ntimeouts: {response_header: 100ms}\nservers:\n" + servers(slow), 504, "504 Gateway Timeout", false},
+		{"server failing its health check is 503", "health_checks: {interval: 1h}\nservers:\n" + servers(closed), 503, "503 Service Unavailable", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := startProxy(t, tc.yaml)
+			if tc.want == 503 {
+				waitFor(t, "the first health check", func() bool { return !p.ready() })
+			}
 			status, body, h := get(t, http.DefaultClient, "http://"+p.Addr()+"/")
 			if status != tc.want || !strings.HasPrefix(body, tc.wantBody) {
 				t.Errorf("got %d %q, want %d %q…", status, body, tc.want, tc.wantBody)
@@ -154,6 +160,9 @@ func TestProxyAnswers(t *testing.T) {
 				if strings.Contains(body, leak) {
 					t.Errorf("body %q leaks error detail %q", body, leak)
 				}
+			}
+			if tc.retryAfter && h.Get("Retry-After") == "" {
+				t.Error("503 without Retry-After")
 			}
 			if h.Get("X-Request-Id") == "" {
 				t.Error("proxy's own answer has no X-Request-Id")

@@ -1,8 +1,8 @@
 package server
 
 import (
+	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
@@ -10,6 +10,7 @@ import (
 	"github.com/tbsphathuynh/proxy/balancer"
 	"github.com/tbsphathuynh/proxy/config"
 	"github.com/tbsphathuynh/proxy/forward"
+	"github.com/tbsphathuynh/proxy/health"
 	"github.com/tbsphathuynh/proxy/middleware"
 	"github.com/tbsphathuynh/proxy/route"
 	"github.com/tbsphathuynh/proxy/upstream"
@@ -28,13 +29,14 @@ type runtime struct {
 	upstreams map[string]*compiledUpstream
 	// order lists upstream names as the config has them, default first.
 	order []string
-	stop  []func()
 }
 
 type compiledUpstream struct {
-	fwd  *forward.Upstream
-	pool *upstream.Pool
-	cfg  *config.Upstream
+	fwd     *forward.Upstream
+	pool    *upstream.Pool
+	cfg     *config.Upstream
+	checker *health.Checker // nil when active checks are off
+	stop    []func()
 }
 
 // compile builds a runtime from a validated config. Nothing it does is
@@ -117,13 +119,14 @@ func routeName(i int, rc config.Route) string {
 }
 
 func (s *Server) compileUpstream(name string, uc *config.Upstream) (*compiledUpstream, error) {
+	cb := uc.CircuitBreaker
 	servers := make([]*upstream.Server, len(uc.Servers))
 	for i, sc := range uc.Servers {
 		u, err := url.Parse(sc.URL)
 		if err != nil {
 			return nil, fmt.Errorf("upstream %s: server %q: %w", name, sc.URL, err)
 		}
-		servers[i] = &upstream.Server{
+		sv := &upstream.Server{
 			Name:      sc.Name,
 			URL:       u,
 			Weight:    sc.Weight,
@@ -132,6 +135,14 @@ func (s *Server) compileUpstream(name string, uc *config.Upstream) (*compiledUps
 			SlowStart: sc.SlowStart.D(),
 			State:     s.states.State(upstream.Key(name, sc.URL)),
 		}
+		if cb != nil {
+			sv.HalfOpenRequests = int64(cb.HalfOpenRequests)
+		} else if c := sv.Circuit(); c != upstream.CircuitClosed {
+			// The breaker was removed from the config: nothing would ever
+			// close this circuit again.
+			sv.SetCircuit(c, upstream.CircuitClosed, "circuit breaker removed from config", time.Now())
+		}
+		servers[i] = sv
 	}
 	pool := upstream.NewPool(name, servers)
 	policy, err := balancer.New(uc.LoadBalancing.Strategy, balancer.Options{
@@ -141,15 +152,86 @@ func (s *Server) compileUpstream(name string, uc *config.Upstream) (*compiledUps
 	if err != nil {
 		return nil, fmt.Errorf("upstream %s: %w", name, err)
 	}
-	fwd := &forward.Upstream{
+	log := s.log.With("upstream", name)
+	cu := &compiledUpstream{pool: pool, cfg: uc}
+
+	hc := uc.HealthChecks
+	pc := health.PassiveConfig{}
+	if ps := hc.Passive; ps != nil {
+		pc = health.PassiveConfig{
+			Enabled:             true,
+			ConsecutiveFailures: ps.ConsecutiveFailures,
+			EjectionTime:        ps.EjectionTime.D(),
+			MaxEjectionTime:     ps.MaxEjectionTime.D(),
+			MaxEjectionPercent:  ps.MaxEjectionPercent,
+			On5xx:               ps.On5xx,
+		}
+	}
+	passive := health.NewPassive(pool, pc, log)
+	cu.stop = append(cu.stop, passive.Close)
+	observers := observers{passive}
+
+	if cb != nil {
+		br := health.NewBreaker(pool, health.BreakerConfig{
+			ConsecutiveFailures: cb.ConsecutiveFailures,
+			FailureRatio:        cb.FailureRatio,
+			Window:              cb.Window.D(),
+			MinRequests:         cb.MinRequests,
+			OpenTime:            cb.OpenTime.D(),
+		}, log)
+		cu.stop = append(cu.stop, br.Close)
+		observers = append(observers, br)
+	}
+
+	if hc.Enabled == nil || *hc.Enabled {
+		expected, err := health.ParseStatusRanges(hc.ExpectedStatus)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: health_checks.expected_status: %w", name, err)
+		}
+		ck := health.NewChecker(pool, health.Config{
+			Interval:           hc.Interval.D(),
+			Timeout:            hc.Timeout.D(),
+			Path:               hc.Path,
+			Host:               hc.Host,
+			ExpectedStatus:     expected,
+			ExpectedBody:       hc.ExpectedBody,
+			HealthyThreshold:   hc.HealthyThreshold,
+			UnhealthyThreshold: hc.UnhealthyThreshold,
+		}, log)
+		cu.checker = ck
+		cu.stop = append(cu.stop, ck.Stop)
+	}
+
+	rc := uc.Retries
+	retry := forward.RetryPolicy{
+		Attempts:      rc.Attempts,
+		OnStatus:      rc.OnStatus,
+		MaxBodyBytes:  int64(rc.MaxBodyBytes),
+		PerTryTimeout: rc.PerTryTimeout.D(),
+		Backoff:       rc.Backoff.D(),
+	}
+	if rc.Attempts > 0 {
+		retry.Budget = forward.NewBudget(rc.Budget, rc.MinPerSecond)
+	}
+	cu.fwd = &forward.Upstream{
 		Name:       name,
 		Pool:       pool,
 		Picker:     policy,
 		Transport:  s.transport(uc.Timeouts),
-		Retries:    uc.Retries.Attempts,
+		Observer:   observers,
+		Retry:      retry,
 		RetryAfter: retryAfter(uc),
 	}
-	return &compiledUpstream{fwd: fwd, pool: pool, cfg: uc}, nil
+	return cu, nil
+}
+
+// observers fans one attempt's outcome out to every observer.
+type observers []forward.Observer
+
+func (o observers) Observe(s *upstream.Server, status int, err error, d time.Duration) {
+	for _, x := range o {
+		x.Observe(s, status, err, d)
+	}
 }
 
 // retryAfter suggests when a client may try again after a 503: about when
@@ -176,14 +258,23 @@ func (rt *runtime) dispatch(w http.ResponseWriter, r *http.Request) {
 	forward.WriteError(w, forward.ErrNoRoute, "")
 }
 
-// start begins the runtime's background work.
-func (rt *runtime) start() {}
+// start begins the runtime's background work: one health-check loop per
+// upstream.
+func (rt *runtime) start() {
+	for _, name := range rt.order {
+		if ck := rt.upstreams[name].checker; ck != nil {
+			ck.Start(context.Background())
+		}
+	}
+}
 
 // close stops the runtime's background work; in-flight requests on it are
 // unaffected.
 func (rt *runtime) close() {
-	for _, f := range rt.stop {
-		f()
+	for _, cu := range rt.upstreams {
+		for _, f := range cu.stop {
+			f()
+		}
 	}
 }
 
@@ -197,5 +288,3 @@ func (rt *runtime) keys() map[string]bool {
 	}
 	return keep
 }
-
-var _ = slog.Default

@@ -24,6 +24,9 @@ type Server struct {
 	Backup bool
 	// MaxConns caps concurrent requests to the server; 0 means no cap.
 	MaxConns int64
+	// HalfOpenRequests is how many requests a half-open circuit lets
+	// through at once; 0 when the upstream has no circuit breaker.
+	HalfOpenRequests int64
 	// SlowStart is how long a server that returns to the pool takes to
 	// ramp up to its full share.
 	SlowStart time.Duration
@@ -31,9 +34,15 @@ type Server struct {
 	*State
 }
 
-// Full reports whether the server is at its connection cap.
+// Full reports whether the server can take no more requests now: it is at
+// its connection cap, or its circuit is half-open and its probe requests
+// are all under way.
 func (s *Server) Full() bool {
-	return s.MaxConns > 0 && s.InFlight() >= s.MaxConns
+	n := s.InFlight()
+	if s.MaxConns > 0 && n >= s.MaxConns {
+		return true
+	}
+	return s.HalfOpenRequests > 0 && n >= s.HalfOpenRequests && s.Circuit() == CircuitHalfOpen
 }
 
 // State is the live, shared state of one server. All methods are safe for
@@ -76,6 +85,8 @@ type State struct {
 	// first check, which is how the checker knows a server was never
 	// checked.
 	lastCheck atomic.Pointer[Check]
+
+	circuit circuitState
 }
 
 // Status says why a server is in its current health state.
@@ -167,5 +178,5 @@ func (s *State) Drained() bool { return s.drained.Load() }
 
 // Usable reports whether the server may take new requests at now.
 func (s *State) Usable(now time.Time) bool {
-	return !s.down.Load() && !s.drained.Load() && !s.Ejected(now)
+	return !s.down.Load() && !s.drained.Load() && !s.Ejected(now) && s.Circuit() != CircuitOpen
 }

@@ -34,6 +34,12 @@ type ServerSnapshot struct {
 	EjectedUntil time.Time `json:"ejected_until,omitzero"`
 	Drained      bool      `json:"drained"`
 
+	// Circuit is the circuit breaker's state: closed, open or half_open;
+	// CircuitReason and CircuitSince say why and since when.
+	Circuit       string    `json:"circuit"`
+	CircuitReason string    `json:"circuit_reason,omitempty"`
+	CircuitSince  time.Time `json:"circuit_since,omitzero"`
+
 	// LastCheck is the last active health check; zero when none ran.
 	LastCheck Check `json:"last_check,omitzero"`
 }
@@ -79,6 +85,13 @@ func (s *Server) snapshot(now time.Time) ServerSnapshot {
 	}
 	if snap.Drained {
 		snap.Reason = "drained"
+	}
+	snap.Circuit = s.Circuit().String()
+	if cs, ok := s.CircuitStatus(); ok {
+		snap.CircuitReason, snap.CircuitSince = cs.Reason, cs.Since
+	}
+	if s.Circuit() == CircuitOpen && !snap.Drained {
+		snap.Reason, snap.Since = "circuit open: "+snap.CircuitReason, snap.CircuitSince
 	}
 	snap.LastCheck, _ = s.LastCheck()
 	return snap

@@ -115,13 +115,16 @@ func writeConfig(t *testing.T, body string) string {
 func TestSIGTERMDrainsInFlightRequest(t *testing.T) {
 	started := make(chan struct{})
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
 		close(started)
 		time.Sleep(500 * time.Millisecond)
 		io.WriteString(w, "finished")
 	}))
 	defer slow.Close()
 	addr := freePort(t)
-	cfg := writeConfig(t, fmt.Sprintf("listen: %s\nadmin: {listen: \"\"}\nshutdown_timeout: 10s\nservers:\n  - url: %s\n", addr, slow.URL))
+	cfg := writeConfig(t, fmt.Sprintf("listen: %s\nadmin: {listen: \"\"}\nshutdown_timeout: 10s\nhealth_checks: {path: /health}\nservers:\n  - url: %s\n", addr, slow.URL))
 	p := start(t, "-config", cfg)
 	p.waitLog(t, "proxy listening")
 

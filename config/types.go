@@ -16,12 +16,14 @@ type Config struct {
 	H2C             bool     `yaml:"h2c"`
 	Admin           Admin    `yaml:"admin"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
-	Client          Client   `yaml:"client"`
-	Upstream        `yaml:",inline"`
-	Upstreams       map[string]*Upstream `yaml:"upstreams"`
-	Routes          []Route              `yaml:"routes"`
-	Logging         Logging              `yaml:"logging"`
-	Tracing         Tracing              `yaml:"tracing"`
+	// Watch reloads the config when its file changes.
+	Watch     bool   `yaml:"watch"`
+	Client    Client `yaml:"client"`
+	Upstream  `yaml:",inline"`
+	Upstreams map[string]*Upstream `yaml:"upstreams"`
+	Routes    []Route              `yaml:"routes"`
+	Logging   Logging              `yaml:"logging"`
+	Tracing   Tracing              `yaml:"tracing"`
 
 	// File is the path the config was read from, for error messages and
 	// reloads. It is not part of the YAML.

@@ -22,8 +22,8 @@ var (
 // to 504.
 type timeoutError string
 
-func (e timeoutError) Error() string { return string(e) }
-func (e timeoutError) Timeout() bool { return true }
+func (e timeoutError) Error() string   { return string(e) }
+func (e timeoutError) Timeout() bool   { return true }
 func (e timeoutError) Temporary() bool { return true }
 
 // StatusFor maps the error of a failed exchange with a server to the status

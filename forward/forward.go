@@ -52,6 +52,7 @@ type Route struct {
 	stripPrefix string
 	up          *Upstream
 	proxy       httputil.ReverseProxy
+	fallback    http.Handler
 }
 
 // NewRoute returns the handler for a route named name that sends to up.
@@ -75,6 +76,9 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if info := reqinfo.From(r.Context()); info != nil {
 		info.Route = rt.name
 		info.Upstream = rt.up.Name
+		if rt.fallback != nil && info.Request == nil {
+			info.Request = r
+		}
 	}
 	rt.proxy.ServeHTTP(w, r)
 }
@@ -100,6 +104,9 @@ func (rt *Route) rewrite(pr *httputil.ProxyRequest) {
 func (rt *Route) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if info := reqinfo.From(r.Context()); info != nil {
 		info.Err = err
+	}
+	if rt.tryFallback(w, r, StatusFor(err)) {
+		return
 	}
 	WriteError(w, err, rt.up.RetryAfter)
 }

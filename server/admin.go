@@ -40,6 +40,9 @@ func (s *Server) adminHandler() http.Handler {
 }
 
 func (s *Server) ready() bool {
+	if s.draining.Load() {
+		return false
+	}
 	for _, cu := range s.rt.Load().upstreams {
 		if len(cu.pool.Available()) == 0 {
 			return false

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -92,4 +93,34 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// reloadYAML applies a new config fragment to a running proxy, keeping its
+// listener unless the fragment has one of the keys in own.
+func reloadYAML(t testing.TB, p *Server, yaml string, own ...string) {
+	t.Helper()
+	base := "listen: " + p.Addr() + "\nadmin: {listen: \"\"}\nlogging: {access_log: \"off\"}\n"
+	for _, k := range own {
+		if k == "listen:" {
+			base = "admin: {listen: \"\"}\nlogging: {access_log: \"off\"}\n"
+		}
+	}
+	cfg, err := config.Parse("reload.yaml", []byte(base+yaml))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	if err := p.Apply(cfg); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+}
+
+// freeAddr returns a loopback address that was free a moment ago.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
@@ -67,7 +68,11 @@ func (s *Server) compile(cfg *config.Config) (*runtime, error) {
 			strip = rc.Match.PathPrefix
 		}
 		name := routeName(i, rc)
-		h, err := s.routeHandler(name, cu, strip, rc.RateLimit)
+		var fb http.Handler
+		if f := rc.Fallback; f != nil {
+			fb = fallbackHandler(rt, f, s.log)
+		}
+		h, err := s.routeHandler(name, cu, strip, rc.RateLimit, fb)
 		if err != nil {
 			return nil, err
 		}
@@ -75,7 +80,7 @@ func (s *Server) compile(cfg *config.Config) (*runtime, error) {
 	}
 	rt.table = route.New(rules)
 	if cu := rt.upstreams[config.DefaultUpstream]; cu != nil {
-		h, err := s.routeHandler(config.DefaultUpstream, cu, "", nil)
+		h, err := s.routeHandler(config.DefaultUpstream, cu, "", nil, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -96,8 +101,12 @@ func (s *Server) compile(cfg *config.Config) (*runtime, error) {
 
 // routeHandler is the forwarder of a route behind its rate limit: the
 // route's own, else its upstream's.
-func (s *Server) routeHandler(name string, cu *compiledUpstream, strip string, rl *config.RateLimit) (http.Handler, error) {
-	var h http.Handler = forward.NewRoute(name, cu.fwd, strip, s.log)
+func (s *Server) routeHandler(name string, cu *compiledUpstream, strip string, rl *config.RateLimit, fallback http.Handler) (http.Handler, error) {
+	fr := forward.NewRoute(name, cu.fwd, strip, s.log)
+	if fallback != nil {
+		fr.SetFallback(fallback)
+	}
+	var h http.Handler = fr
 	if rl == nil {
 		rl = cu.cfg.RateLimit
 	}
@@ -109,6 +118,19 @@ func (s *Server) routeHandler(name string, cu *compiledUpstream, strip string, r
 		return nil, err
 	}
 	return middleware.RateLimit(l.limiter, l.key, nil)(h), nil
+}
+
+// fallbackHandler is a route's answer when its upstream cannot: another
+// upstream, or a fixed answer.
+func fallbackHandler(rt *runtime, f *config.Fallback, log *slog.Logger) http.Handler {
+	if f.Upstream != "" {
+		return forward.NewRoute("fallback:"+f.Upstream, rt.upstreams[f.Upstream].fwd, "", log)
+	}
+	h := http.Header{}
+	for k, v := range f.Headers {
+		h.Set(k, v)
+	}
+	return forward.Static(f.Status, f.Body, h)
 }
 
 func routeName(i int, rc config.Route) string {

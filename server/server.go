@@ -7,9 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -45,19 +43,19 @@ type Server struct {
 
 	rt atomic.Pointer[runtime]
 
-	// mu guards transports, files and reloads, so two reloads never
-	// compile at once.
+	// mu guards transports, files, limiters, redis, the listeners and
+	// reloads, so two reloads never compile at once.
 	mu         sync.Mutex
 	transports map[forward.Timeouts]*http.Transport
 	files      map[string]*os.File
 	limiters   map[limiterKey]ratelimit.Limiter
 	redis      map[config.Redis]*redis.Client
 
-	main  *http.Server
-	admin *http.Server
-	ln    net.Listener
-	adm   net.Listener
-	wg    sync.WaitGroup
+	// main and admin are guarded by mu; nil until Start.
+	main, admin *listener
+	cert        atomic.Pointer[tls.Certificate]
+	draining    atomic.Bool
+	wg          sync.WaitGroup
 }
 
 // New compiles cfg into a server that is ready to Start.
@@ -90,88 +88,50 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Start opens the listeners and serves in the background.
 func (s *Server) Start() error {
 	rt := s.rt.Load()
-	cfg := rt.cfg
-	ln, err := net.Listen("tcp", cfg.Listen)
+	cert, err := loadCertificate(rt.cfg)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		return err
 	}
-	s.main = s.newHTTPServer(cfg)
-	if cfg.TLS != nil {
-		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("tls: %w", err)
-		}
-		s.main.TLSConfig = &tls.Config{
-			Certificates: []tls.Certificate{cert},
-			NextProtos:   []string{"h2", "http/1.1"},
-			MinVersion:   tls.VersionTLS12,
-		}
-		ln = tls.NewListener(ln, s.main.TLSConfig)
+	s.cert.Store(cert)
+	main, err := s.openMain(rt.cfg)
+	if err != nil {
+		return err
 	}
-	s.ln = ln
-	if addr := adminAddr(cfg); addr != "" {
-		adm, err := net.Listen("tcp", addr)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("admin listen %s: %w", addr, err)
-		}
-		s.adm = adm
-		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
-		s.serve(s.admin, adm)
+	admin, err := s.openAdmin(rt.cfg)
+	if err != nil {
+		main.ln.Close()
+		return err
+	}
+	s.mu.Lock()
+	s.main, s.admin = main, admin
+	s.mu.Unlock()
+	if admin != nil {
+		s.serve(admin)
 	}
 	rt.start()
-	s.serve(s.main, ln)
-	s.log.Info("proxy listening", "addr", ln.Addr().String(), "tls", cfg.TLS != nil, "admin", s.AdminAddr())
+	s.serve(main)
+	s.log.Info("proxy listening", "addr", s.Addr(), "tls", rt.cfg.TLS != nil, "admin", s.AdminAddr())
 	return nil
-}
-
-func (s *Server) serve(hs *http.Server, ln net.Listener) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("serve", "addr", ln.Addr().String(), "err", err)
-		}
-	}()
-}
-
-func (s *Server) newHTTPServer(cfg *config.Config) *http.Server {
-	hs := &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: cfg.Client.ReadHeaderTimeout.D(),
-		IdleTimeout:       cfg.Client.IdleTimeout.D(),
-		MaxHeaderBytes:    int(cfg.Client.MaxHeaderBytes),
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
-	hs.Protocols = new(http.Protocols)
-	hs.Protocols.SetHTTP1(true)
-	hs.Protocols.SetHTTP2(true)
-	hs.Protocols.SetUnencryptedHTTP2(cfg.H2C)
-	return hs
 }
 
 // Addr is the main listener's address, once started.
 func (s *Server) Addr() string {
-	if s.ln == nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.main == nil {
 		return ""
 	}
-	return s.ln.Addr().String()
+	return s.main.ln.Addr().String()
 }
 
 // AdminAddr is the admin listener's address, or "" when it is off.
 func (s *Server) AdminAddr() string {
-	if s.adm == nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.admin == nil {
 		return ""
 	}
-	return s.adm.Addr().String()
-}
-
-func adminAddr(cfg *config.Config) string {
-	if cfg.Admin.Listen == nil {
-		return "127.0.0.1:9901"
-	}
-	return *cfg.Admin.Listen
+	return s.admin.ln.Addr().String()
 }
 
 // Reload re-reads the config file and swaps in the new runtime. On any
@@ -190,38 +150,99 @@ func (s *Server) Reload() error {
 
 // Apply swaps in a runtime compiled from cfg. Requests in flight finish on
 // the runtime they started on; servers present in both configs keep their
-// state and pooled connections.
+// state and pooled connections. A listener whose settings changed is
+// replaced: the new one opens before the old one stops accepting.
 func (s *Server) Apply(cfg *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rt, err := s.compile(cfg)
-	if err != nil {
-		s.log.Error("reload failed; keeping the current config", "err", err)
+	if err := s.apply(cfg); err != nil {
+		s.log.Error("reload failed; keeping the current config", "file", s.opts.ConfigPath, "err", err)
 		return err
-	}
-	rt.start()
-	old := s.rt.Swap(rt)
-	old.close()
-	s.states.Retain(rt.keys())
-	if s.opts.LogLevel != nil {
-		s.opts.LogLevel.Set(parseLevel(cfg.Logging.Level))
 	}
 	s.log.Info("config reloaded", "file", s.opts.ConfigPath)
 	return nil
 }
 
-// Shutdown stops accepting connections and waits for in-flight requests
-// until ctx ends, then closes what is left.
-func (s *Server) Shutdown(ctx context.Context) error {
-	var err error
-	if s.main != nil {
-		err = s.main.Shutdown(ctx)
-		if err != nil {
-			s.main.Close()
+func (s *Server) apply(cfg *config.Config) error {
+	old := s.rt.Load()
+	cert, err := loadCertificate(cfg)
+	if err != nil {
+		return err
+	}
+	rt, err := s.compile(cfg)
+	if err != nil {
+		return err
+	}
+	started := s.main != nil
+	var main, admin *listener
+	if started && mainKey(cfg) != s.main.key {
+		if main, err = s.openMain(cfg); err != nil {
+			rt.close()
+			return err
 		}
 	}
-	if s.admin != nil {
-		s.admin.Close()
+	adminMoved := started && adminAddr(cfg) != s.admin.addr()
+	if adminMoved {
+		if admin, err = s.openAdmin(cfg); err != nil {
+			rt.close()
+			if main != nil {
+				main.ln.Close()
+			}
+			return err
+		}
+	}
+
+	// Nothing can fail from here on.
+	s.cert.Store(cert)
+	if started {
+		rt.start()
+	}
+	s.rt.Store(rt)
+	old.close()
+	s.states.Retain(rt.keys())
+	if s.opts.LogLevel != nil {
+		s.opts.LogLevel.Set(parseLevel(cfg.Logging.Level))
+	}
+	if main != nil {
+		s.serve(main)
+		s.retire(s.main, cfg.ShutdownTimeout.D())
+		s.main = main
+		s.log.Info("main listener replaced", "addr", main.ln.Addr().String())
+	}
+	if adminMoved {
+		if admin != nil {
+			s.serve(admin)
+		}
+		s.retire(s.admin, time.Second)
+		s.admin = admin
+	}
+	return nil
+}
+
+// addr is the configured address of l, "" for none.
+func (l *listener) addr() string {
+	if l == nil {
+		return ""
+	}
+	return l.key.addr
+}
+
+// Shutdown stops accepting connections and waits for in-flight requests
+// until ctx ends, then closes what is left. /readyz answers 503 from the
+// first moment, so a load balancer in front stops sending here.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	s.mu.Lock()
+	main, admin := s.main, s.admin
+	s.mu.Unlock()
+	var err error
+	if main != nil {
+		if err = main.hs.Shutdown(ctx); err != nil {
+			main.hs.Close()
+		}
+	}
+	if admin != nil {
+		admin.hs.Close()
 	}
 	s.wg.Wait()
 	s.rt.Load().close()
@@ -248,6 +269,13 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	if err := s.Start(); err != nil {
 		return err
+	}
+	if cfg.Watch && opts.ConfigPath != "" {
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		if err := s.watch(wctx, opts.ConfigPath); err != nil {
+			s.log.Warn("cannot watch the config file; reload with SIGHUP instead", "err", err)
+		}
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

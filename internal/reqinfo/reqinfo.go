@@ -4,6 +4,7 @@ package reqinfo
 
 import (
 	"context"
+	"net/http"
 	"time"
 )
 
@@ -16,6 +17,11 @@ type Info struct {
 	Upstream  string
 	Server    string
 	Retries   int
+	// Fallback is set when a route's fallback answered.
+	Fallback bool
+	// Request is the request as the client sent it, kept for a fallback
+	// upstream when the route has one.
+	Request *http.Request
 	// Err is the cause of an answer the proxy made itself, for the log only:
 	// it never reaches the client.
 	Err error

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Installs the programs the tests run for real: redis-server for the shared
-# rate limiter. Uses Debian's packages; needs root or sudo.
+# rate limiter, and headless Chromium for the admin dashboard's browser test
+# (admin/browser_test.go). Uses Debian's packages; needs root or sudo.
 set -euo pipefail
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# Chromium's recommended packages (cups, avahi, ...) are not needed
+# headless; fonts-liberation is, so the screenshot has readable text.
+command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-liberation)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -1,0 +1,318 @@
+// Package metrics defines the proxy's Prometheus metrics on a registry the
+// caller passes in: no global state, so tests and embedded builds can run
+// several proxies in one process.
+//
+// Every label value comes from the config (route, upstream and server
+// names) or from a bounded set (status codes 100-599, "success"/"failure"),
+// never from request data, so a hostile client cannot grow the number of
+// series. The request path calls Observe, which allocates nothing once a
+// (route, upstream, server, code) combination has been seen.
+package metrics
+
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metric names, shared with the admin package's /api/stats and the Grafana
+// dashboard in deploy/. They are part of the product contract (SPEC.md).
+const (
+	RequestsTotal       = "proxy_requests_total"
+	RequestDuration     = "proxy_request_duration_seconds"
+	ServerUp            = "proxy_upstream_server_up"
+	ServerInFlight      = "proxy_upstream_server_in_flight"
+	ServerEjections     = "proxy_upstream_server_ejections_total"
+	ServerDrained       = "proxy_upstream_server_drained"
+	ServerLatencyEWMA   = "proxy_upstream_server_latency_ewma_seconds"
+	ServerCircuit       = "proxy_upstream_server_circuit_state"
+	RateLimitedTotal    = "proxy_rate_limited_total"
+	RetriesTotal        = "proxy_retries_total"
+	ConfigReloadsTotal  = "proxy_config_reloads_total"
+	ConfigLastReloadOK  = "proxy_config_last_reload_successful"
+	ConfigLastReloadAt  = "proxy_config_last_reload_success_timestamp_seconds"
+	HealthCheckDuration = "proxy_health_check_duration_seconds"
+	BuildInfo           = "proxy_build_info"
+)
+
+// DurationBuckets are the request latency bucket bounds in seconds. A proxy
+// adds well under a millisecond, so the low end is fine enough to see its
+// own overhead against a fast backend; the high end reaches the 10s where
+// clients usually give up. 14 buckets keep a server's series count modest.
+var DurationBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// healthBuckets cover active health checks, which time out after a few
+// seconds at most.
+var healthBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
+
+// codeLabels holds the label value of every status code from 100 to 599,
+// built once so the request path never formats an integer.
+var codeLabels = func() (l [600]string) {
+	for c := 100; c < len(l); c++ {
+		l[c] = strconv.Itoa(c)
+	}
+	return l
+}()
+
+// otherCode is the label of a status code outside 100-599, which only a
+// broken server can produce; folding them keeps the label bounded.
+const otherCode = "other"
+
+// Metrics holds the proxy's collectors. Its methods are safe for concurrent
+// use. The zero value is not usable: call New.
+type Metrics struct {
+	requests    *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	rateLimited *prometheus.CounterVec
+	retries     *prometheus.CounterVec
+	reloads     *prometheus.CounterVec
+	reloadOK    prometheus.Gauge
+	reloadAt    prometheus.Gauge
+	health      *prometheus.HistogramVec
+	build       *prometheus.GaugeVec
+	servers     *serverCollector
+
+	// now is the clock for reload timestamps; tests replace it.
+	now func() time.Time
+
+	// Children already resolved from the vectors, so the hot path neither
+	// hashes label values nor builds a []string for WithLabelValues.
+	reqs    cowMap[reqKey, reqChild]
+	limited cowMap[string, prometheus.Counter]
+	retried cowMap[string, prometheus.Counter]
+}
+
+type reqKey struct {
+	route, upstream, server string
+	code                    int
+}
+
+type reqChild struct {
+	count prometheus.Counter
+	dur   prometheus.Observer
+}
+
+// NewRegistry returns a registry holding the Go runtime and process
+// collectors, ready for New. It is a helper rather than part of New so a
+// caller embedding the proxy can pass a registry that already has them.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return reg
+}
+
+// New creates the proxy's metrics and registers them on reg. It panics if
+// a metric of the same name is already registered there, as that is a
+// programming error.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: RequestsTotal,
+			Help: "Requests served, by route, upstream, server and status code. Answers the proxy makes itself (429, 502, 503, 504) have an empty server when no server was reached.",
+		}, []string{"route", "upstream", "server", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    RequestDuration,
+			Help:    "Time from receiving a request to the end of its response, by route, upstream and server.",
+			Buckets: DurationBuckets,
+		}, []string{"route", "upstream", "server"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: RateLimitedTotal,
+			Help: "Requests refused with 429 by a route's rate limit.",
+		}, []string{"route"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: RetriesTotal,
+			Help: "Extra attempts made on another server of the upstream after a failed try.",
+		}, []string{"upstream"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: ConfigReloadsTotal,
+			Help: "Config reloads attempted, by result (success or failure).",
+		}, []string{"result"}),
+		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: ConfigLastReloadOK,
+			Help: "1 if the last config reload succeeded (or none was tried), 0 if it failed and the previous config is still serving.",
+		}),
+		reloadAt: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: ConfigLastReloadAt,
+			Help: "Unix time of the last successful config load, start-up included.",
+		}),
+		health: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    HealthCheckDuration,
+			Help:    "Duration of active health checks, by upstream, server and result (success or failure).",
+			Buckets: healthBuckets,
+		}, []string{"upstream", "server", "result"}),
+		build: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: BuildInfo,
+			Help: "Always 1; the labels say which build is running.",
+		}, []string{"version", "commit", "goversion"}),
+		servers: newServerCollector(),
+		now:     time.Now,
+	}
+	reg.MustRegister(m.requests, m.duration, m.rateLimited, m.retries, m.reloads,
+		m.reloadOK, m.reloadAt, m.health, m.build, m.servers)
+	// The process has loaded its first config by the time it builds its
+	// metrics, so the last load counts as successful until a reload fails.
+	m.reloadOK.Set(1)
+	m.reloadAt.Set(float64(m.now().UnixNano()) / 1e9)
+	// Both reload results exist from the start, so rate() and alerts on
+	// failures work before the first failure.
+	m.reloads.WithLabelValues("success")
+	m.reloads.WithLabelValues("failure")
+	return m
+}
+
+// Observe records one finished request: route, upstream and server are
+// names from the config (empty when the request never got that far, such
+// as a 429 before any upstream was picked), code the status sent to the
+// client and d the time from receiving the request to the end of the
+// response. It allocates nothing once the combination has been seen.
+func (m *Metrics) Observe(route, upstream, server string, code int, d time.Duration) {
+	if code < 100 || code >= len(codeLabels) {
+		code = 0 // all out-of-range codes share one series
+	}
+	k := reqKey{route, upstream, server, code}
+	c, ok := m.reqs.get(k)
+	if !ok {
+		c = m.reqs.add(k, m.newReqChild)
+	}
+	c.count.Inc()
+	c.dur.Observe(d.Seconds())
+}
+
+func (m *Metrics) newReqChild(k reqKey) reqChild {
+	code := otherCode
+	if k.code != 0 {
+		code = codeLabels[k.code]
+	}
+	return reqChild{
+		count: m.requests.WithLabelValues(k.route, k.upstream, k.server, code),
+		dur:   m.duration.WithLabelValues(k.route, k.upstream, k.server),
+	}
+}
+
+// RateLimited counts a request refused by route's rate limit. The refused
+// request is also counted by Observe with its 429 like any other.
+func (m *Metrics) RateLimited(route string) {
+	c, ok := m.limited.get(route)
+	if !ok {
+		c = m.limited.add(route, func(r string) prometheus.Counter { return m.rateLimited.WithLabelValues(r) })
+	}
+	c.Inc()
+}
+
+// Retry counts n extra attempts made for one request on upstream. Calling
+// it with n = 0 is a no-op, so the caller may pass reqinfo's Retries as is.
+func (m *Metrics) Retry(upstream string, n int) {
+	if n <= 0 {
+		return
+	}
+	c, ok := m.retried.get(upstream)
+	if !ok {
+		c = m.retried.add(upstream, func(u string) prometheus.Counter { return m.retries.WithLabelValues(u) })
+	}
+	c.Add(float64(n))
+}
+
+// Reload counts a config reload attempt, whatever triggered it (SIGHUP,
+// the admin API, a file change).
+func (m *Metrics) Reload(ok bool) {
+	if !ok {
+		m.reloads.WithLabelValues("failure").Inc()
+		m.reloadOK.Set(0)
+		return
+	}
+	m.reloads.WithLabelValues("success").Inc()
+	m.reloadOK.Set(1)
+	m.reloadAt.Set(float64(m.now().UnixNano()) / 1e9)
+}
+
+// HealthCheck records one active health check of server in upstream. It
+// is off the request path, so it resolves its labels on every call.
+func (m *Metrics) HealthCheck(upstream, server string, ok bool, d time.Duration) {
+	result := "failure"
+	if ok {
+		result = "success"
+	}
+	m.health.WithLabelValues(upstream, server, result).Observe(d.Seconds())
+}
+
+// SetBuildInfo publishes the running build's version and commit, with the
+// Go version it was built with, as proxy_build_info.
+func (m *Metrics) SetBuildInfo(version, commit, goVersion string) {
+	m.build.Reset()
+	m.build.WithLabelValues(version, commit, goVersion).Set(1)
+}
+
+// ForgetServer drops every series of server in upstream: call it after a
+// reload removed the server, so its frozen counters stop being exported.
+func (m *Metrics) ForgetServer(upstream, server string) {
+	m.reqs.deleteFunc(func(k reqKey) bool { return k.upstream == upstream && k.server == server })
+	l := prometheus.Labels{"upstream": upstream, "server": server}
+	m.requests.DeletePartialMatch(l)
+	m.duration.DeletePartialMatch(l)
+	m.health.DeletePartialMatch(l)
+}
+
+// cowMap is a copy-on-write map: readers load a pointer and index a plain
+// map, with no lock and no allocation (a sync.Map would box the struct key
+// into an interface on every lookup). Writers copy the map under mu. That
+// is O(n) per new key, which is fine because keys are config names times
+// status codes and stop growing after warm-up.
+type cowMap[K comparable, V any] struct {
+	m atomic.Pointer[map[K]V]
+	// mu serialises writers so no addition is lost between copy and store.
+	mu sync.Mutex
+}
+
+func (c *cowMap[K, V]) get(k K) (V, bool) {
+	if p := c.m.Load(); p != nil {
+		v, ok := (*p)[k]
+		return v, ok
+	}
+	var zero V
+	return zero, false
+}
+
+// add returns the value for k, creating it with mk if no other goroutine
+// has added it meanwhile.
+func (c *cowMap[K, V]) add(k K, mk func(K) V) V {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var old map[K]V
+	if p := c.m.Load(); p != nil {
+		old = *p
+	}
+	if v, ok := old[k]; ok {
+		return v
+	}
+	next := make(map[K]V, len(old)+1)
+	for ok, ov := range old {
+		next[ok] = ov
+	}
+	v := mk(k)
+	next[k] = v
+	c.m.Store(&next)
+	return v
+}
+
+func (c *cowMap[K, V]) deleteFunc(drop func(K) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.m.Load()
+	if p == nil {
+		return
+	}
+	next := make(map[K]V, len(*p))
+	for k, v := range *p {
+		if !drop(k) {
+			next[k] = v
+		}
+	}
+	c.m.Store(&next)
+}

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -119,7 +121,7 @@ func TestSIGTERMDrainsInFlightRequest(t *testing.T) {
 			return
 		}
 		close(started)
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(time.Second)
 		io.WriteString(w, "finished")
 	}))
 	defer slow.Close()
@@ -146,6 +148,24 @@ func TestSIGTERMDrainsInFlightRequest(t *testing.T) {
 	<-started
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
+	}
+	// While the slow request drains, new connections are refused.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("still accepting connections after SIGTERM")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case <-res:
+		t.Fatal("the in-flight request ended before the listener closed; the test proves nothing")
+	default:
 	}
 	r := <-res
 	if r.err != nil || r.body != "finished" {
@@ -279,5 +299,106 @@ func TestDemoBalancesAcrossBackends(t *testing.T) {
 	}
 	if len(seen) != 3 {
 		t.Errorf("demo answers came from %v, want three backends", seen)
+	}
+}
+
+func TestSIGTERMStopsWaitingAfterShutdownTimeout(t *testing.T) {
+	started := make(chan struct{}, 1)
+	release := make(chan struct{})
+	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
+		started <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer stuck.Close()
+	defer close(release)
+	addr := freePort(t)
+	cfg := writeConfig(t, fmt.Sprintf("listen: %s\nadmin: {listen: \"\"}\nshutdown_timeout: 500ms\nhealth_checks: {path: /health}\nservers:\n  - url: %s\n", addr, stuck.URL))
+	p := start(t, "-config", cfg)
+	p.waitLog(t, "proxy listening")
+	go func() {
+		if resp, err := http.Get("http://" + addr + "/"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-started
+	sent := time.Now()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("process still running 10s after SIGTERM with a 500ms shutdown_timeout")
+	}
+	if d := time.Since(sent); d < 400*time.Millisecond {
+		t.Errorf("exited after %v: it did not wait for the in-flight request", d)
+	}
+}
+
+// TestSIGHUPUnderLoadLosesNothing reloads a changed server set five times
+// while clients keep sending.
+func TestSIGHUPUnderLoadLosesNothing(t *testing.T) {
+	var srvs []*httptest.Server
+	for range 3 {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+		defer s.Close()
+		srvs = append(srvs, s)
+	}
+	addr := freePort(t)
+	head := fmt.Sprintf("listen: %s\nadmin: {listen: \"\"}\nlogging: {access_log: \"off\"}\nservers:\n", addr)
+	sets := []string{
+		"  - url: " + srvs[0].URL + "\n  - url: " + srvs[1].URL + "\n",
+		"  - url: " + srvs[1].URL + "\n  - url: " + srvs[2].URL + "\n",
+	}
+	cfg := writeConfig(t, head+sets[0])
+	p := start(t, "-config", cfg)
+	p.waitLog(t, "proxy listening")
+
+	stop := make(chan struct{})
+	var total, failed atomic.Int64
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &http.Client{Timeout: 5 * time.Second}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := c.Get("http://" + addr + "/")
+				total.Add(1)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	for i := range 5 {
+		os.WriteFile(cfg, []byte(head+sets[(i+1)%2]), 0o600)
+		p.cmd.Process.Signal(syscall.SIGHUP)
+		p.waitLog(t, "config reloaded")
+	}
+	n := total.Load()
+	deadline := time.Now().Add(10 * time.Second)
+	for total.Load() < n+50 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 || total.Load() < 100 {
+		t.Errorf("%d of %d requests failed across 5 SIGHUP reloads; want 0", failed.Load(), total.Load())
 	}
 }

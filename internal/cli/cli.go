@@ -124,12 +124,21 @@ func runDemo(ctx context.Context, o Options, stdout, stderr io.Writer) int {
 	for _, b := range backends {
 		o.To = append(o.To, b.URL)
 	}
-	cfg, err := quickConfig(o)
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen: %q\nadmin: {listen: %q}\n", o.Listen, o.Admin)
+	b.WriteString("health_checks: {interval: 2s, timeout: 1s, path: /health, healthy_threshold: 2, unhealthy_threshold: 2}\n")
+	b.WriteString("servers:\n")
+	for _, u := range o.To {
+		fmt.Fprintf(&b, "  - url: %q\n", u)
+	}
+	cfg, err := config.Parse("demo", []byte(b.String()))
 	if err != nil {
 		fmt.Fprintln(stderr, "demo:", err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "demo: backends %s\n", o.To.String())
+	fmt.Fprintf(stdout, "demo: %s fails its health check for %s of every %s: watch it leave the pool and rejoin\n",
+		backends[len(backends)-1].Name, demo.FlakyDown, demo.FlakyCycle)
 	fmt.Fprintf(stdout, "try:  curl -s http://%s/   (repeat it: each answer names the backend that served it)\n", o.Listen)
 	fmt.Fprintf(stdout, "      dashboard: http://%s/   API: http://%s/api/upstreams\n", o.Admin, o.Admin)
 	return serve(ctx, cfg, "", stderr)

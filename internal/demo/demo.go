@@ -18,7 +18,17 @@ type Backend struct {
 	Name string
 	URL  string
 	srv  *http.Server
+	// flaky backends fail their health check for FlakyDown out of every
+	// FlakyCycle, so the demo shows a server leave the pool and rejoin it.
+	flaky   bool
+	started time.Time
 }
+
+// The flaky backend's rhythm: healthy for 40s, then failing for 20s.
+const (
+	FlakyCycle = time.Minute
+	FlakyDown  = 20 * time.Second
+)
 
 // Ports are where the demo backends listen, matching config.yaml at the
 // repository root.
@@ -46,7 +56,12 @@ func Start(log *slog.Logger, ports []int) ([]*Backend, func(), error) {
 				return nil, nil, err
 			}
 		}
-		b := &Backend{Name: fmt.Sprintf("backend-%d", i+1), URL: "http://" + ln.Addr().String()}
+		b := &Backend{
+			Name:    fmt.Sprintf("backend-%d", i+1),
+			URL:     "http://" + ln.Addr().String(),
+			flaky:   i == len(ports)-1,
+			started: time.Now(),
+		}
 		b.srv = &http.Server{Handler: b.handler(), ReadHeaderTimeout: 5 * time.Second}
 		backends = append(backends, b)
 		wg.Add(1)
@@ -63,6 +78,10 @@ func Start(log *slog.Logger, ports []int) ([]*Backend, func(), error) {
 func (b *Backend) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		if b.failing(time.Now()) {
+			http.Error(w, "failing on purpose (demo)", http.StatusServiceUnavailable)
+			return
+		}
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -72,4 +91,10 @@ func (b *Backend) handler() http.Handler {
 			b.Name, b.URL, r.Method, r.URL.Path, r.Header.Get("X-Request-Id"), r.Header.Get("X-Forwarded-For"))
 	})
 	return mux
+}
+
+// failing reports whether a flaky backend is in the failing part of its
+// cycle at now.
+func (b *Backend) failing(now time.Time) bool {
+	return b.flaky && now.Sub(b.started)%FlakyCycle >= FlakyCycle-FlakyDown
 }

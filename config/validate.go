@@ -123,7 +123,8 @@ func (c *checker) admin(cfg *Config) {
 	if !c.listen("admin.listen", addr) {
 		return
 	}
-	if addr == cfg.Listen {
+	// Port 0 asks the system for any free port, so two of them never clash.
+	if addr == cfg.Listen && !strings.HasSuffix(addr, ":0") {
 		c.errf("admin.listen", "must differ from listen (%s)", quote(cfg.Listen))
 	}
 	if !isLoopback(addr) && cfg.Admin.Token == "" {

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tbsphathuynh/proxy/admin"
 	"github.com/tbsphathuynh/proxy/config"
 )
 
@@ -29,6 +30,14 @@ type listenKey struct {
 	tls    bool
 	h2c    bool
 	client config.Client
+	token  string
+	pprof  bool
+}
+
+// adminKey identifies the admin listener's settings: a changed token or
+// pprof switch rebuilds its handler.
+func adminKey(cfg *config.Config) listenKey {
+	return listenKey{addr: adminAddr(cfg), token: cfg.Admin.Token, pprof: cfg.Admin.Pprof}
 }
 
 func mainKey(cfg *config.Config) listenKey {
@@ -85,12 +94,15 @@ func (s *Server) openAdmin(cfg *config.Config) (*listener, error) {
 	if addr == "" {
 		return nil, nil
 	}
+	if err := admin.CheckListen(addr, cfg.Admin.Token); err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin listen %s: %w", addr, err)
 	}
-	hs := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
-	return &listener{key: listenKey{addr: addr}, hs: hs, ln: ln}, nil
+	hs := &http.Server{Handler: s.adminHandler(cfg, addr), ReadHeaderTimeout: 10 * time.Second}
+	return &listener{key: adminKey(cfg), hs: hs, ln: ln}, nil
 }
 
 func (s *Server) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/tbsphathuynh/proxy/config"
 	"github.com/tbsphathuynh/proxy/forward"
 	"github.com/tbsphathuynh/proxy/health"
+	"github.com/tbsphathuynh/proxy/internal/reqinfo"
 	"github.com/tbsphathuynh/proxy/middleware"
 	"github.com/tbsphathuynh/proxy/route"
 	"github.com/tbsphathuynh/proxy/upstream"
@@ -94,7 +95,7 @@ func (s *Server) compile(cfg *config.Config) (*runtime, error) {
 	rt.handler = middleware.Chain(http.HandlerFunc(rt.dispatch),
 		middleware.Recover(s.log),
 		middleware.CloseChunked,
-		middleware.Track(accessLog, nil),
+		middleware.Track(accessLog, s.observe),
 	)
 	return rt, nil
 }
@@ -117,7 +118,13 @@ func (s *Server) routeHandler(name string, cu *compiledUpstream, strip string, r
 	if err != nil {
 		return nil, err
 	}
-	return middleware.RateLimit(l.limiter, l.key, nil)(h), nil
+	return middleware.RateLimit(l.limiter, l.key, func() { s.metrics.RateLimited(name) })(h), nil
+}
+
+// observe records a served request in the metrics.
+func (s *Server) observe(info *reqinfo.Info, _ string, status int, _ int64, d time.Duration) {
+	s.metrics.Observe(info.Route, info.Upstream, info.Server, status, d)
+	s.metrics.Retry(info.Upstream, info.Retries)
 }
 
 // fallbackHandler is a route's answer when its upstream cannot: another

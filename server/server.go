@@ -11,21 +11,26 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	goruntime "runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tbsphathuynh/proxy/config"
 	"github.com/tbsphathuynh/proxy/forward"
+	"github.com/tbsphathuynh/proxy/metrics"
 	"github.com/tbsphathuynh/proxy/ratelimit"
 	"github.com/tbsphathuynh/proxy/upstream"
 )
 
 // Options are the parts of a server that do not come from the config file.
 type Options struct {
+	// Version and Commit label proxy_build_info.
+	Version, Commit string
 	// ConfigPath is re-read on reload; empty means the config was built from
 	// the command line and cannot be reloaded.
 	ConfigPath string
@@ -51,6 +56,9 @@ type Server struct {
 	limiters   map[limiterKey]ratelimit.Limiter
 	redis      map[config.Redis]*redis.Client
 
+	registry *prometheus.Registry
+	metrics  *metrics.Metrics
+
 	// main and admin are guarded by mu; nil until Start.
 	main, admin *listener
 	cert        atomic.Pointer[tls.Certificate]
@@ -72,6 +80,10 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
+	s.registry = metrics.NewRegistry()
+	s.metrics = metrics.New(s.registry)
+	s.metrics.SetBuildInfo(opts.Version, opts.Commit, goruntime.Version())
+	s.metrics.SetServerSource(s.serverStats)
 	rt, err := s.compile(cfg)
 	if err != nil {
 		return nil, err
@@ -142,6 +154,7 @@ func (s *Server) Reload() error {
 	}
 	cfg, err := config.Load(s.opts.ConfigPath)
 	if err != nil {
+		s.metrics.Reload(false)
 		s.log.Error("reload failed; keeping the current config", "file", s.opts.ConfigPath, "err", err)
 		return err
 	}
@@ -156,9 +169,11 @@ func (s *Server) Apply(cfg *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.apply(cfg); err != nil {
+		s.metrics.Reload(false)
 		s.log.Error("reload failed; keeping the current config", "file", s.opts.ConfigPath, "err", err)
 		return err
 	}
+	s.metrics.Reload(true)
 	s.log.Info("config reloaded", "file", s.opts.ConfigPath)
 	return nil
 }
@@ -181,7 +196,7 @@ func (s *Server) apply(cfg *config.Config) error {
 			return err
 		}
 	}
-	adminMoved := started && adminAddr(cfg) != s.admin.addr()
+	adminMoved := started && adminKey(cfg) != s.admin.keyOf()
 	if adminMoved {
 		if admin, err = s.openAdmin(cfg); err != nil {
 			rt.close()
@@ -219,12 +234,12 @@ func (s *Server) apply(cfg *config.Config) error {
 	return nil
 }
 
-// addr is the configured address of l, "" for none.
-func (l *listener) addr() string {
+// keyOf is l's key, the zero key for no listener.
+func (l *listener) keyOf() listenKey {
 	if l == nil {
-		return ""
+		return listenKey{}
 	}
-	return l.key.addr
+	return l.key
 }
 
 // Shutdown stops accepting connections and waits for in-flight requests

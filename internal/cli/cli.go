@@ -77,7 +77,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) int {
 
 func serve(ctx context.Context, cfg *config.Config, path string, stderr io.Writer) int {
 	log, level := server.NewLogger(cfg.Logging, stderr)
-	if err := server.Run(ctx, cfg, server.Options{ConfigPath: path, Logger: log, LogLevel: level}); err != nil {
+	if err := server.Run(ctx, cfg, server.Options{ConfigPath: path, Logger: log, LogLevel: level, Version: Version, Commit: Commit}); err != nil {
 		log.Error("proxy stopped", "err", err)
 		return 1
 	}

@@ -93,14 +93,16 @@ func (p *proc) waitLog(t *testing.T, re string) string {
 	t.Helper()
 	rx := regexp.MustCompile(re)
 	deadline := time.After(15 * time.Second)
+	var seen []string
 	for {
 		select {
 		case l := <-p.logs:
 			if rx.MatchString(l) {
 				return l
 			}
+			seen = append(seen, l)
 		case <-deadline:
-			t.Fatalf("no log line matching %q", re)
+			t.Fatalf("no log line matching %q; saw:\n%s", re, strings.Join(seen, "\n"))
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/tbsphathuynh/proxy/config"
 )
@@ -56,7 +57,7 @@ func (s *Server) accessLogger(l config.Logging) (*slog.Logger, error) {
 		f, ok := s.files[l.AccessLog]
 		if !ok {
 			var err error
-			f, err = os.OpenFile(l.AccessLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+			f, err = openLogFile(l.AccessLog)
 			if err != nil {
 				return nil, fmt.Errorf("access log: %w", err)
 			}
@@ -78,4 +79,60 @@ func (s *Server) transport(t config.Timeouts) http.RoundTripper {
 		s.transports[key] = tr
 	}
 	return tr
+}
+
+// logFile is an access log file that can be reopened in place, so
+// logrotate can move it away and signal SIGUSR1 for a fresh one.
+type logFile struct {
+	path string
+	// mu guards f: writes and reopen never interleave.
+	mu sync.Mutex
+	f  *os.File
+}
+
+func openLogFile(path string) (*logFile, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &logFile{path: path, f: f}, nil
+}
+
+func (l *logFile) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.f.Write(b)
+}
+
+func (l *logFile) reopen() error {
+	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	old := l.f
+	l.f = f
+	l.mu.Unlock()
+	return old.Close()
+}
+
+// Close closes the file.
+func (l *logFile) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.f.Close()
+}
+
+// ReopenLogs reopens every access log file (SIGUSR1, after logrotate moved
+// them away).
+func (s *Server) ReopenLogs() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for path, f := range s.files {
+		if err := f.reopen(); err != nil {
+			s.log.Error("reopening access log", "file", path, "err", err)
+			continue
+		}
+		s.log.Info("access log reopened", "file", path)
+	}
 }

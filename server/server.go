@@ -52,7 +52,7 @@ type Server struct {
 	// reloads, so two reloads never compile at once.
 	mu         sync.Mutex
 	transports map[forward.Timeouts]*http.Transport
-	files      map[string]*os.File
+	files      map[string]*logFile
 	limiters   map[limiterKey]ratelimit.Limiter
 	redis      map[config.Redis]*redis.Client
 
@@ -73,7 +73,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		log:        opts.Logger,
 		states:     upstream.NewRegistry(),
 		transports: make(map[forward.Timeouts]*http.Transport),
-		files:      make(map[string]*os.File),
+		files:      make(map[string]*logFile),
 		limiters:   make(map[limiterKey]ratelimit.Limiter),
 		redis:      make(map[config.Redis]*redis.Client),
 	}
@@ -278,6 +278,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Run starts the server, reloads on SIGHUP and drains when ctx ends,
 // waiting at most the config's shutdown_timeout.
 func Run(ctx context.Context, cfg *config.Config, opts Options) error {
+	// Catch the signals before listening: a SIGHUP or SIGUSR1 that came
+	// between the two would otherwise end the process, their default.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+
 	s, err := New(cfg, opts)
 	if err != nil {
 		return err
@@ -292,13 +301,12 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 			s.log.Warn("cannot watch the config file; reload with SIGHUP instead", "err", err)
 		}
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-hup:
 			_ = s.Reload()
+		case <-usr1:
+			s.ReopenLogs()
 		case <-ctx.Done():
 			timeout := s.rt.Load().cfg.ShutdownTimeout.D()
 			s.log.Info("shutting down: draining in-flight requests", "timeout", timeout)

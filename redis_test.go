@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,10 +25,15 @@ func TestTwoProxiesShareOneRedisLimit(t *testing.T) {
 	backend := startBackend(t)
 	const rate, burst = 50, 50
 	var addrs []string
-	for range 2 {
+	adminAddr := freePort(t)
+	for i := range 2 {
 		addr := freePort(t)
+		admin := `""`
+		if i == 0 {
+			admin = adminAddr
+		}
 		cfg := writeConfig(t, fmt.Sprintf(`listen: %s
-admin: {listen: ""}
+admin: {listen: %s}
 logging: {access_log: "off"}
 servers: [{url: %s}]
 rate_limit:
@@ -36,7 +43,7 @@ rate_limit:
   store: redis
   redis: {address: %s, timeout: 100ms}
   on_store_error: allow
-`, addr, backend, rate, burst, rs.Addr))
+`, addr, admin, backend, rate, burst, rs.Addr))
 		p := start(t, "-config", cfg)
 		p.waitLog(t, "proxy listening")
 		addrs = append(addrs, addr)
@@ -109,6 +116,25 @@ rate_limit:
 		if time.Now().After(deadline) {
 			t.Fatal("shared limiting did not resume after Redis came back")
 		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Each switch, to the local stand-in and back, was counted once.
+	wantLine := `proxy_rate_limit_store_switches_total{route="default"} 2`
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + adminAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), wantLine) && strings.Contains(string(b), `proxy_rate_limit_store_up{route="default"} 1`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks %s and store_up 1", wantLine)
+		}
+		send(addrs[0])
 		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -22,21 +22,23 @@ import (
 // Metric names, shared with the admin package's /api/stats and the Grafana
 // dashboard in deploy/. They are part of the product contract (SPEC.md).
 const (
-	RequestsTotal       = "proxy_requests_total"
-	RequestDuration     = "proxy_request_duration_seconds"
-	ServerUp            = "proxy_upstream_server_up"
-	ServerInFlight      = "proxy_upstream_server_in_flight"
-	ServerEjections     = "proxy_upstream_server_ejections_total"
-	ServerDrained       = "proxy_upstream_server_drained"
-	ServerLatencyEWMA   = "proxy_upstream_server_latency_ewma_seconds"
-	ServerCircuit       = "proxy_upstream_server_circuit_state"
-	RateLimitedTotal    = "proxy_rate_limited_total"
-	RetriesTotal        = "proxy_retries_total"
-	ConfigReloadsTotal  = "proxy_config_reloads_total"
-	ConfigLastReloadOK  = "proxy_config_last_reload_successful"
-	ConfigLastReloadAt  = "proxy_config_last_reload_success_timestamp_seconds"
-	HealthCheckDuration = "proxy_health_check_duration_seconds"
-	BuildInfo           = "proxy_build_info"
+	RequestsTotal          = "proxy_requests_total"
+	RequestDuration        = "proxy_request_duration_seconds"
+	ServerUp               = "proxy_upstream_server_up"
+	ServerInFlight         = "proxy_upstream_server_in_flight"
+	ServerEjections        = "proxy_upstream_server_ejections_total"
+	ServerDrained          = "proxy_upstream_server_drained"
+	ServerLatencyEWMA      = "proxy_upstream_server_latency_ewma_seconds"
+	ServerCircuit          = "proxy_upstream_server_circuit_state"
+	RateLimitedTotal       = "proxy_rate_limited_total"
+	RateLimitStoreUp       = "proxy_rate_limit_store_up"
+	RateLimitStoreSwitches = "proxy_rate_limit_store_switches_total"
+	RetriesTotal           = "proxy_retries_total"
+	ConfigReloadsTotal     = "proxy_config_reloads_total"
+	ConfigLastReloadOK     = "proxy_config_last_reload_successful"
+	ConfigLastReloadAt     = "proxy_config_last_reload_success_timestamp_seconds"
+	HealthCheckDuration    = "proxy_health_check_duration_seconds"
+	BuildInfo              = "proxy_build_info"
 )
 
 // DurationBuckets are the request latency bucket bounds in seconds. A proxy
@@ -74,6 +76,8 @@ type Metrics struct {
 	reloadAt    prometheus.Gauge
 	health      *prometheus.HistogramVec
 	build       *prometheus.GaugeVec
+	storeUp     *prometheus.GaugeVec
+	storeSwitch *prometheus.CounterVec
 	servers     *serverCollector
 
 	// now is the clock for reload timestamps; tests replace it.
@@ -151,11 +155,19 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: BuildInfo,
 			Help: "Always 1; the labels say which build is running.",
 		}, []string{"version", "commit", "goversion"}),
+		storeUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: RateLimitStoreUp,
+			Help: "1 while a route's shared (Redis) rate-limit store answers, 0 while a local limiter or the deny policy stands in.",
+		}, []string{"route"}),
+		storeSwitch: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: RateLimitStoreSwitches,
+			Help: "Switches of a route's rate limiting between the shared store and its fallback, counted once per transition.",
+		}, []string{"route"}),
 		servers: newServerCollector(),
 		now:     time.Now,
 	}
 	reg.MustRegister(m.requests, m.duration, m.rateLimited, m.retries, m.reloads,
-		m.reloadOK, m.reloadAt, m.health, m.build, m.servers)
+		m.reloadOK, m.reloadAt, m.health, m.build, m.storeUp, m.storeSwitch, m.servers)
 	// The process has loaded its first config by the time it builds its
 	// metrics, so the last load counts as successful until a reload fails.
 	m.reloadOK.Set(1)
@@ -165,6 +177,19 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
 	return m
+}
+
+// RateLimitStore records the state of a route's shared rate-limit store:
+// call it once with true when the limiter is built, and on every switch.
+func (m *Metrics) RateLimitStore(route string, up, switched bool) {
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.storeUp.WithLabelValues(route).Set(v)
+	if switched {
+		m.storeSwitch.WithLabelValues(route).Inc()
+	}
 }
 
 // Observe records one finished request: route, upstream and server are

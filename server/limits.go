@@ -52,7 +52,13 @@ func (s *Server) limiter(routeName string, rl *config.RateLimit) (limiterEntry, 
 			Timeout:      rl.Redis.Timeout.D(),
 			OnStoreError: ratelimit.OnStoreError(rl.OnStoreError),
 			Logger:       s.log.With("route", routeName),
+			OnStateChange: func(healthy bool) {
+				s.metrics.RateLimitStore(routeName, healthy, true)
+			},
 		})
+		if err == nil {
+			s.metrics.RateLimitStore(routeName, true, false)
+		}
 	} else {
 		l, err = ratelimit.NewMemory(rl.RequestsPerSecond, rl.Burst)
 	}

@@ -117,6 +117,8 @@ type Checker struct {
 	Setter Setter
 	// OnTransition, if set, is called after each real transition.
 	OnTransition Transition
+	// OnCheck, if set, is called with the result of every probe (metrics).
+	OnCheck func(s *upstream.Server, res upstream.Check)
 
 	pool      *upstream.Pool
 	cfg       Config
@@ -252,6 +254,9 @@ func (c *Checker) round(ctx context.Context) {
 func (c *Checker) apply(i int, s *upstream.Server, res upstream.Check) {
 	_, checkedBefore := s.LastCheck()
 	s.RecordCheck(res)
+	if c.OnCheck != nil {
+		c.OnCheck(s, res)
+	}
 	reason := "GET " + c.cfg.Path + ": " + res.Result
 	if res.OK {
 		c.rise[i]++

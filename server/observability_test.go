@@ -143,3 +143,13 @@ func TestAdminReadyzAndDrain(t *testing.T) {
 		t.Errorf("after enable: %d", status)
 	}
 }
+
+func TestHealthChecksAreMeasured(t *testing.T) {
+	a := backend(t, "a", nil)
+	p := startProxy(t, fmt.Sprintf("admin: {listen: 127.0.0.1:0}\nhealth_checks: {interval: 1h}\nservers: [{url: %s, name: a}]\n", a.URL))
+	waitFor(t, "the first health check in /metrics", func() bool {
+		n, ok := value(scrape(t, p.AdminAddr()), "proxy_health_check_duration_seconds",
+			map[string]string{"upstream": "default", "server": "a", "result": "success"})
+		return ok && n >= 1
+	})
+}

@@ -227,6 +227,9 @@ func (s *Server) compileUpstream(name string, uc *config.Upstream) (*compiledUps
 			HealthyThreshold:   hc.HealthyThreshold,
 			UnhealthyThreshold: hc.UnhealthyThreshold,
 		}, log)
+		ck.OnCheck = func(sv *upstream.Server, res upstream.Check) {
+			s.metrics.HealthCheck(name, sv.Name, res.OK, res.Latency)
+		}
 		cu.checker = ck
 		cu.stop = append(cu.stop, ck.Stop)
 	}

@@ -254,7 +254,7 @@ func TestQuickModeAndDemo(t *testing.T) {
 	a := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "quick") }))
 	defer a.Close()
 	addr := freePort(t)
-	p := start(t, "-listen", addr, "-to", a.URL)
+	p := start(t, "-listen", addr, "-admin", freePort(t), "-to", a.URL)
 	p.waitLog(t, "proxy listening")
 	if body := fetch(t, addr); body != "quick" {
 		t.Errorf("quick mode: %q", body)

@@ -230,7 +230,9 @@ func TestReloadUnderLoadLosesNothing(t *testing.T) {
 			set = []*httptest.Server{a, b}
 		}
 		n := total.Load()
-		reloadYAML(t, p, "servers:\n"+servers(set...))
+		// A changed client timeout also replaces the main listener's
+		// http.Server on the same socket every time.
+		reloadYAML(t, p, fmt.Sprintf("client: {read_header_timeout: %ds}\nservers:\n", 5+i%2)+servers(set...))
 		waitFor(t, "traffic after a reload", func() bool { return total.Load() > n+20 })
 	}
 	close(stop)
@@ -243,13 +245,14 @@ func TestReloadUnderLoadLosesNothing(t *testing.T) {
 func TestWebSocketSurvivesReload(t *testing.T) {
 	ws := backend(t, "ws", websocket.Handler(func(c *websocket.Conn) { io.Copy(c, c) }).ServeHTTP)
 	other := backend(t, "other", nil)
-	p := startProxy(t, "servers:\n"+servers(ws))
+	// A WebSocket handler answers a plain GET with 400: no active checks.
+	p := startProxy(t, "health_checks: {enabled: false}\nservers:\n"+servers(ws))
 	conn, err := websocket.Dial("ws://"+p.Addr()+"/echo", "", "http://"+p.Addr()+"/")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	reloadYAML(t, p, "servers:\n"+servers(ws)+fmt.Sprintf("upstreams: {extra: {servers: [{url: %s}]}}\nroutes: [{match: {path_prefix: /extra}, upstream: extra}]\n", other.URL))
+	reloadYAML(t, p, "health_checks: {enabled: false}\nservers:\n"+servers(ws)+fmt.Sprintf("upstreams: {extra: {servers: [{url: %s}]}}\nroutes: [{match: {path_prefix: /extra}, upstream: extra}]\n", other.URL))
 	websocket.Message.Send(conn, "after reload")
 	var got string
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))

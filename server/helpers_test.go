@@ -99,7 +99,8 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 // listener unless the fragment has one of the keys in own.
 func reloadYAML(t testing.TB, p *Server, yaml string, own ...string) {
 	t.Helper()
-	base := "listen: " + p.Addr() + "\nadmin: {listen: \"\"}\nlogging: {access_log: \"off\"}\n"
+	// The same listen value as startProxy's keeps the listener as it is.
+	base := "listen: 127.0.0.1:0\nadmin: {listen: \"\"}\nlogging: {access_log: \"off\"}\n"
 	for _, k := range own {
 		if k == "listen:" {
 			base = "admin: {listen: \"\"}\nlogging: {access_log: \"off\"}\n"

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"syscall"
 	"time"
 
 	"github.com/tbsphathuynh/proxy/admin"
@@ -21,6 +20,9 @@ type listener struct {
 	key listenKey
 	hs  *http.Server
 	ln  net.Listener
+	// sock is the main listener's socket, which a successor on the same
+	// address shares; nil for the admin listener.
+	sock *handoff
 }
 
 // listenKey is everything of the config a listener is built from. The
@@ -44,28 +46,17 @@ func mainKey(cfg *config.Config) listenKey {
 	return listenKey{addr: cfg.Listen, tls: cfg.TLS != nil, h2c: cfg.H2C, client: cfg.Client}
 }
 
-// listenConfig sets SO_REUSEPORT, so that a reload which changes how the
-// main listener is set up can open the new socket on the same port before
-// it closes the old one, and no connection attempt is refused between.
-var listenConfig = net.ListenConfig{
-	Control: func(network, address string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = setReusePort(fd)
-		})
+// openMain opens the main listener for cfg, on sock when it is given (the
+// address did not change), else on a new socket.
+func (s *Server) openMain(cfg *config.Config, sock *handoff) (*listener, error) {
+	if sock == nil {
+		raw, err := net.Listen("tcp", cfg.Listen)
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 		}
-		return serr
-	},
-}
-
-// openMain opens the main listener for cfg.
-func (s *Server) openMain(cfg *config.Config) (*listener, error) {
-	ln, err := listenConfig.Listen(context.Background(), "tcp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		sock = newHandoff(raw)
 	}
+	ln := sock.view()
 	hs := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: cfg.Client.ReadHeaderTimeout.D(),
@@ -85,7 +76,7 @@ func (s *Server) openMain(cfg *config.Config) (*listener, error) {
 		}
 		ln = tls.NewListener(ln, hs.TLSConfig)
 	}
-	return &listener{key: mainKey(cfg), hs: hs, ln: ln}, nil
+	return &listener{key: mainKey(cfg), hs: hs, ln: ln, sock: sock}, nil
 }
 
 // openAdmin opens the admin listener, or returns nil when it is off.
@@ -130,21 +121,42 @@ func (s *Server) serve(l *listener) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := l.hs.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		err := l.hs.Serve(l.ln)
+		// A closed socket ends Serve before Shutdown is called on it; both
+		// are a normal stop.
+		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			s.log.Error("serve", "addr", l.ln.Addr().String(), "err", err)
 		}
 	}()
 }
 
-// retire stops a replaced listener in the background: it stops accepting
-// at once and lets its connections finish their requests.
-func (s *Server) retire(l *listener, timeout time.Duration) {
+// retire stops a replaced listener in the background. It stops accepting
+// at once. When its successor serves the same socket, its keep-alive
+// connections are left to end as they would have anyway (at the idle
+// timeout, or when the client closes them), since closing an idle
+// connection races with a request the client may be sending on it; after
+// that, or when the server stops, whatever remains drains within timeout.
+func (s *Server) retire(l, successor *listener, timeout time.Duration) {
 	if l == nil {
 		return
 	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		shared := l.sock != nil && successor != nil && successor.sock == l.sock
+		if shared {
+			l.ln.Close()
+			if idle := l.hs.IdleTimeout; idle > 0 {
+				t := time.NewTimer(idle + time.Second)
+				select {
+				case <-t.C:
+				case <-s.stopping:
+					t.Stop()
+				}
+			}
+		} else if l.sock != nil {
+			l.sock.Close()
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		if err := l.hs.Shutdown(ctx); err != nil {

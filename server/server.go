@@ -63,7 +63,10 @@ type Server struct {
 	main, admin *listener
 	cert        atomic.Pointer[tls.Certificate]
 	draining    atomic.Bool
-	wg          sync.WaitGroup
+	// stopping is closed when Shutdown starts, ending the waits of
+	// retired listeners.
+	stopping chan struct{}
+	wg       sync.WaitGroup
 }
 
 // New compiles cfg into a server that is ready to Start.
@@ -76,6 +79,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		files:      make(map[string]*logFile),
 		limiters:   make(map[limiterKey]ratelimit.Limiter),
 		redis:      make(map[config.Redis]*redis.Client),
+		stopping:   make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -105,13 +109,13 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.cert.Store(cert)
-	main, err := s.openMain(rt.cfg)
+	main, err := s.openMain(rt.cfg, nil)
 	if err != nil {
 		return err
 	}
 	admin, err := s.openAdmin(rt.cfg)
 	if err != nil {
-		main.ln.Close()
+		main.sock.Close()
 		return err
 	}
 	s.mu.Lock()
@@ -191,7 +195,11 @@ func (s *Server) apply(cfg *config.Config) error {
 	started := s.main != nil
 	var main, admin *listener
 	if started && mainKey(cfg) != s.main.key {
-		if main, err = s.openMain(cfg); err != nil {
+		var sock *handoff
+		if cfg.Listen == s.main.key.addr {
+			sock = s.main.sock
+		}
+		if main, err = s.openMain(cfg, sock); err != nil {
 			rt.close()
 			return err
 		}
@@ -200,8 +208,8 @@ func (s *Server) apply(cfg *config.Config) error {
 	if adminMoved {
 		if admin, err = s.openAdmin(cfg); err != nil {
 			rt.close()
-			if main != nil {
-				main.ln.Close()
+			if main != nil && main.sock != s.main.sock {
+				main.sock.Close()
 			}
 			return err
 		}
@@ -220,7 +228,7 @@ func (s *Server) apply(cfg *config.Config) error {
 	}
 	if main != nil {
 		s.serve(main)
-		s.retire(s.main, cfg.ShutdownTimeout.D())
+		s.retire(s.main, main, cfg.ShutdownTimeout.D())
 		s.main = main
 		s.log.Info("main listener replaced", "addr", main.ln.Addr().String())
 	}
@@ -228,7 +236,7 @@ func (s *Server) apply(cfg *config.Config) error {
 		if admin != nil {
 			s.serve(admin)
 		}
-		s.retire(s.admin, time.Second)
+		s.retire(s.admin, nil, time.Second)
 		s.admin = admin
 	}
 	return nil
@@ -246,12 +254,17 @@ func (l *listener) keyOf() listenKey {
 // until ctx ends, then closes what is left. /readyz answers 503 from the
 // first moment, so a load balancer in front stops sending here.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.draining.Store(true)
+	if !s.draining.Swap(true) {
+		close(s.stopping)
+	}
 	s.mu.Lock()
 	main, admin := s.main, s.admin
 	s.mu.Unlock()
 	var err error
 	if main != nil {
+		// Close the socket first, so new connections are refused at once
+		// rather than queued while requests drain.
+		main.sock.Close()
 		if err = main.hs.Shutdown(ctx); err != nil {
 			main.hs.Close()
 		}

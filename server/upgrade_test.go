@@ -22,7 +22,8 @@ import (
 
 func TestWebSocketEchoes(t *testing.T) {
 	ws := backend(t, "ws", websocket.Handler(func(c *websocket.Conn) { io.Copy(c, c) }).ServeHTTP)
-	p := startProxy(t, "servers:\n"+servers(ws))
+	// A WebSocket handler answers a plain GET with 400: no active checks.
+	p := startProxy(t, "health_checks: {enabled: false}\nservers:\n"+servers(ws))
 	conn, err := websocket.Dial("ws://"+p.Addr()+"/echo", "", "http://"+p.Addr()+"/")
 	if err != nil {
 		t.Fatalf("dial through proxy: %v", err)

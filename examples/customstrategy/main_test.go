@@ -23,6 +23,7 @@ func TestCustomStrategyServesThroughTheProxy(t *testing.T) {
 	cfg, err := config.Parse("custom.yaml", []byte(`listen: 127.0.0.1:0
 admin: {listen: ""}
 logging: {access_log: "off"}
+health_checks: {enabled: false}
 load_balancing: {strategy: first_available}
 servers: [{url: `+srvs[0].URL+`}, {url: `+srvs[1].URL+`}]
 `))

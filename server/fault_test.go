@@ -278,3 +278,22 @@ func TestReloadMovesTheListener(t *testing.T) {
 		return err != nil
 	})
 }
+
+func TestPerTryTimeoutMovesOnToAnotherServer(t *testing.T) {
+	slow := backend(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(5 * time.Second):
+		case <-r.Context().Done():
+		}
+	})
+	fast := backend(t, "fast", nil)
+	p := startProxy(t, "retries: {attempts: 1, per_try_timeout: 100ms}\nhealth_checks: {enabled: false}\nservers:\n"+servers(slow, fast))
+	start := time.Now()
+	status, body, _ := get(t, http.DefaultClient, "http://"+p.Addr()+"/")
+	if status != 200 || body != "fast" {
+		t.Errorf("got %d %q, want the fast server's answer after the slow one timed out", status, body)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("took %v: the per-try timeout did not cut the slow attempt", d)
+	}
+}

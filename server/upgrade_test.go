@@ -99,3 +99,18 @@ func selfSigned(t *testing.T) (certFile, keyFile string) {
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
 	return certFile, keyFile
 }
+
+func TestH2CWhenEnabled(t *testing.T) {
+	a := backend(t, "a", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Proto) })
+	p := startProxy(t, "h2c: true\nhealth_checks: {enabled: false}\nservers:\n"+servers(a))
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	resp, err := (&http.Client{Transport: tr}).Get("http://" + p.Addr() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Errorf("client spoke %s to the proxy, want HTTP/2 without TLS", resp.Proto)
+	}
+}

@@ -258,7 +258,7 @@ health_checks: {enabled: false}
 }
 
 func TestAnchorsAndMergeKeys(t *testing.T) {
-	c, err := parseEnv(t, `x-checks: &checks
+	_, err := parseEnv(t, `x-checks: &checks
   interval: 3s
   path: /ping
 servers: [{url: http://a}]
@@ -271,7 +271,7 @@ health_checks:
 		t.Fatalf("errors (-want +got):\n%s", diff)
 	}
 
-	c, err = parseEnv(t, `upstreams:
+	c, err := parseEnv(t, `upstreams:
   a: &base
     servers: [{url: http://a}]
     health_checks: {interval: 3s}

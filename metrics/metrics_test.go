@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -257,7 +258,7 @@ func TestNewRegistryHasRuntimeCollectors(t *testing.T) {
 }
 
 func processSupported() bool {
-	return prometheus.NewPedanticRegistry().Register(prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{})) == nil
+	return prometheus.NewPedanticRegistry().Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})) == nil
 }
 
 func TestCodeLabels(t *testing.T) {

@@ -297,3 +297,25 @@ func TestPerTryTimeoutMovesOnToAnotherServer(t *testing.T) {
 		t.Errorf("took %v: the per-try timeout did not cut the slow attempt", d)
 	}
 }
+
+func TestServerStateSurvivesReload(t *testing.T) {
+	a, b := backend(t, "a", nil), backend(t, "b", nil)
+	yaml := "circuit_breaker: {open_time: 1h}\nservers:\n" + servers(a, b)
+	p := startProxy(t, yaml)
+	old := p.rt.Load().upstreams["default"].pool.Servers
+	now := time.Now()
+	old[0].SetHealthy(false, "test: marked down", now)
+	old[1].SetCircuit(upstream.CircuitClosed, upstream.CircuitOpen, "test: opened", now)
+	reloadYAML(t, p, yaml+"retries: {attempts: 1}\n")
+	cur := p.rt.Load().upstreams["default"].pool
+	if cur.Servers[0] == old[0] {
+		t.Fatal("the reload did not build new servers; the test proves nothing")
+	}
+	if cur.Servers[0].Healthy() || cur.Servers[1].Circuit() != upstream.CircuitOpen {
+		t.Errorf("after reload: healthy %v, circuit %s; want the down server still down and the open circuit still open",
+			cur.Servers[0].Healthy(), cur.Servers[1].Circuit())
+	}
+	if len(cur.Available()) != 0 {
+		t.Errorf("available after reload: %d servers, want none", len(cur.Available()))
+	}
+}

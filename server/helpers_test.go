@@ -15,8 +15,9 @@ import (
 )
 
 // startProxy runs a proxy from a YAML fragment on a free loopback port,
-// with the admin listener and access log off unless the fragment says
-// otherwise, and stops it when the test ends.
+// with the admin listener, access log and active health checks of the
+// default upstream off unless the fragment says otherwise, and stops it
+// when the test ends.
 func startProxy(t testing.TB, yaml string) *Server {
 	t.Helper()
 	base := "listen: 127.0.0.1:0\n"
@@ -25,6 +26,11 @@ func startProxy(t testing.TB, yaml string) *Server {
 	}
 	if !strings.Contains(yaml, "logging:") {
 		base += "logging: {access_log: \"off\"}\n"
+	}
+	// Active checks would hit the test handlers too; tests that want them
+	// say so.
+	if !strings.Contains(yaml, "health_checks:") {
+		base += "health_checks: {enabled: false}\n"
 	}
 	cfg, err := config.Parse("test.yaml", []byte(base+yaml))
 	if err != nil {

@@ -97,6 +97,9 @@ func applyDefaults(c *Config, pos *positions) {
 	if d.unset(c.Logging.Format == "", "logging.format") {
 		c.Logging.Format = "text"
 	}
+	if d.unset(c.Logging.AccessLogSample == 0, "logging.access_log_sample") {
+		c.Logging.AccessLogSample = 1
+	}
 	if d.unset(c.Logging.AccessLog == "", "logging.access_log") {
 		c.Logging.AccessLog = "stdout"
 	}

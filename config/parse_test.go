@@ -93,7 +93,7 @@ func TestParseSeedAppliesDocumentedDefaults(t *testing.T) {
 			Server{URL: "http://backend1.example.com", Name: "backend1.example.com:80", Weight: 1},
 			Server{URL: "http://backend2.example.com", Name: "backend2.example.com:80", Weight: 1},
 		),
-		Logging: Logging{Level: "info", Format: "text", AccessLog: "stdout"},
+		Logging: Logging{Level: "info", Format: "text", AccessLog: "stdout", AccessLogSample: 1},
 		Tracing: Tracing{SampleRatio: 0.1},
 		File:    "t.yaml",
 	}
@@ -192,7 +192,7 @@ func TestParseSpecExample(t *testing.T) {
 		{"api server name", c.Upstreams["api"].Servers[1].Name, "127.0.0.1:9002"},
 		{"route name", c.Routes[0].Name, "api.example.com/v1"},
 		{"route burst", c.Routes[0].RateLimit.Burst, 20},
-		{"logging", c.Logging, Logging{Level: "info", Format: "json", AccessLog: "stdout"}},
+		{"logging", c.Logging, Logging{Level: "info", Format: "json", AccessLog: "stdout", AccessLogSample: 1}},
 	}
 	for _, tc := range checks {
 		t.Run(tc.name, func(t *testing.T) {

@@ -217,6 +217,19 @@ type Logging struct {
 	Format string `yaml:"format"`
 	// AccessLog is stdout, stderr, a file path, or off.
 	AccessLog string `yaml:"access_log"`
+	// AccessLogFields chooses the fields of an access log line; empty
+	// means all of AccessLogFieldNames.
+	AccessLogFields []string `yaml:"access_log_fields"`
+	// AccessLogSample is the share of successful requests logged; errors
+	// (5xx and the proxy's own failures) are always logged.
+	AccessLogSample float64 `yaml:"access_log_sample"`
+}
+
+// AccessLogFieldNames are the fields an access log line can carry, in the
+// order they are written.
+var AccessLogFieldNames = []string{
+	"method", "host", "path", "status", "bytes", "duration", "route",
+	"upstream", "server", "request_id", "remote", "retries", "error",
 }
 
 // Tracing configures OpenTelemetry export.

@@ -110,6 +110,14 @@ func (c *checker) config(cfg *Config) {
 	if strings.TrimSpace(cfg.Logging.AccessLog) == "" {
 		c.errf("logging.access_log", "must be stdout, stderr, off or a file path")
 	}
+	for i, f := range cfg.Logging.AccessLogFields {
+		if !slices.Contains(AccessLogFieldNames, f) {
+			c.errf(fmt.Sprintf("logging.access_log_fields[%d]", i), "no field %s%s", quote(f), didYouMean(suggest(f, AccessLogFieldNames)))
+		}
+	}
+	if r := cfg.Logging.AccessLogSample; !(r > 0 && r <= 1) {
+		c.errf("logging.access_log_sample", "must be greater than 0 and at most 1, such as 0.1, not %v", r)
+	}
 	if r := cfg.Tracing.SampleRatio; !(r >= 0 && r <= 1) {
 		c.errf("tracing.sample_ratio", "must be between 0 and 1, not %v", r)
 	}

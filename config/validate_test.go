@@ -222,3 +222,18 @@ func TestUnknownStrategyListsChoices(t *testing.T) {
 		t.Errorf("errors (-want +got):\n%s", diff)
 	}
 }
+
+func TestAccessLogFieldsAndSample(t *testing.T) {
+	const one = "servers: [{url: http://a}]\n"
+	if _, err := Parse("t.yaml", []byte(one+"logging: {access_log_fields: [method, stauts], access_log_sample: 0.1}\n")); err == nil ||
+		!strings.Contains(err.Error(), `t.yaml:2:39: logging.access_log_fields[1]: no field "stauts", did you mean "status"?`) {
+		t.Errorf("misspelt field: %v", err)
+	}
+	if _, err := Parse("t.yaml", []byte(one+"logging: {access_log_sample: 1.5}\n")); err == nil || !strings.Contains(err.Error(), "access_log_sample") {
+		t.Errorf("sample 1.5: %v", err)
+	}
+	c, err := Parse("t.yaml", []byte(one+"logging: {access_log_fields: [status, path], access_log_sample: 0.25}\n"))
+	if err != nil || c.Logging.AccessLogSample != 0.25 || len(c.Logging.AccessLogFields) != 2 {
+		t.Errorf("valid: %+v, %v", c, err)
+	}
+}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -8,8 +9,10 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/tbsphathuynh/proxy/config"
+	"github.com/tbsphathuynh/proxy/tracing"
 )
 
 // NewLogger builds the process logger that logging.level and
@@ -135,4 +138,51 @@ func (s *Server) ReopenLogs() {
 		}
 		s.log.Info("access log reopened", "file", path)
 	}
+}
+
+// tracer returns the tracer for cfg, reusing the current one when the
+// tracing settings did not change, so a reload neither drops queued spans
+// nor reconnects. A replaced tracer is flushed and stopped once the new
+// runtime is in (see apply). Called with s.mu held or before start.
+func (s *Server) tracer(cfg config.Tracing) (*tracing.Tracer, error) {
+	if s.trace != nil && s.traceCfg == cfg {
+		return s.trace, nil
+	}
+	t, err := tracing.New(context.Background(), tracing.Config{
+		Endpoint:    cfg.OTLPEndpoint,
+		SampleRatio: cfg.SampleRatio,
+		Version:     s.opts.Version,
+		Logger:      s.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	if s.trace != nil {
+		s.oldTraces = append(s.oldTraces, s.trace)
+	}
+	s.trace, s.traceCfg = t, cfg
+	return t, nil
+}
+
+// flushTracers stops tracers a reload replaced, in the background, after
+// the requests still using them had their time to finish.
+func (s *Server) flushTracers(old []*tracing.Tracer, wait time.Duration) {
+	if len(old) == 0 {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-s.stopping:
+			t.Stop()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, tr := range old {
+			_ = tr.Shutdown(ctx)
+		}
+	}()
 }

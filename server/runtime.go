@@ -92,10 +92,15 @@ func (s *Server) compile(cfg *config.Config) (*runtime, error) {
 	if err != nil {
 		return nil, err
 	}
+	tracer, err := s.tracer(cfg.Tracing)
+	if err != nil {
+		return nil, err
+	}
 	rt.handler = middleware.Chain(http.HandlerFunc(rt.dispatch),
 		middleware.Recover(s.log),
 		middleware.CloseChunked,
 		middleware.Track(accessLog, s.observe),
+		tracer.Middleware,
 	)
 	return rt, nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/tbsphathuynh/proxy/forward"
 	"github.com/tbsphathuynh/proxy/metrics"
 	"github.com/tbsphathuynh/proxy/ratelimit"
+	"github.com/tbsphathuynh/proxy/tracing"
 	"github.com/tbsphathuynh/proxy/upstream"
 )
 
@@ -58,6 +59,13 @@ type Server struct {
 
 	registry *prometheus.Registry
 	metrics  *metrics.Metrics
+
+	// trace is the current tracer and traceCfg its settings; oldTraces
+	// are tracers a reload replaced, to stop once the swap is done. All
+	// guarded by mu.
+	trace     *tracing.Tracer
+	traceCfg  config.Tracing
+	oldTraces []*tracing.Tracer
 
 	// main and admin are guarded by mu; nil until Start.
 	main, admin *listener
@@ -190,6 +198,7 @@ func (s *Server) apply(cfg *config.Config) error {
 	}
 	rt, err := s.compile(cfg)
 	if err != nil {
+		s.dropNewTracer()
 		return err
 	}
 	started := s.main != nil
@@ -201,6 +210,7 @@ func (s *Server) apply(cfg *config.Config) error {
 		}
 		if main, err = s.openMain(cfg, sock); err != nil {
 			rt.close()
+			s.dropNewTracer()
 			return err
 		}
 	}
@@ -208,6 +218,7 @@ func (s *Server) apply(cfg *config.Config) error {
 	if adminMoved {
 		if admin, err = s.openAdmin(cfg); err != nil {
 			rt.close()
+			s.dropNewTracer()
 			if main != nil && main.sock != s.main.sock {
 				main.sock.Close()
 			}
@@ -223,6 +234,8 @@ func (s *Server) apply(cfg *config.Config) error {
 	s.rt.Store(rt)
 	old.close()
 	s.states.Retain(rt.keys())
+	s.flushTracers(s.oldTraces, cfg.ShutdownTimeout.D())
+	s.oldTraces = nil
 	if s.opts.LogLevel != nil {
 		s.opts.LogLevel.Set(parseLevel(cfg.Logging.Level))
 	}
@@ -284,8 +297,25 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range s.redis {
 		c.Close()
 	}
+	tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.trace.Shutdown(tctx)
 	s.mu.Unlock()
 	return err
+}
+
+// dropNewTracer undoes what a failed compile did to the tracers: the one it
+// built is stopped and the one in use stays.
+func (s *Server) dropNewTracer() {
+	if len(s.oldTraces) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = s.trace.Shutdown(ctx)
+	s.trace = s.oldTraces[len(s.oldTraces)-1]
+	s.oldTraces = s.oldTraces[:len(s.oldTraces)-1]
+	s.traceCfg = s.rt.Load().cfg.Tracing
 }
 
 // Run starts the server, reloads on SIGHUP and drains when ctx ends,

@@ -3,7 +3,7 @@ package forward
 import (
 	"context"
 	"io"
-	"sync"
+	"sync/atomic"
 
 	"github.com/tbsphathuynh/proxy/upstream"
 )
@@ -12,18 +12,22 @@ import (
 // is closed: the request is in flight until its last byte is relayed.
 type trackedBody struct {
 	io.ReadCloser
-	once   sync.Once
-	s      *upstream.Server
-	cancel context.CancelFunc // ends a per-try context, or nil
+	released atomic.Bool
+	s        *upstream.Server
+	cancel   context.CancelFunc // ends a per-try context, or nil
 }
 
 func (b *trackedBody) Close() error {
 	err := b.ReadCloser.Close()
-	b.once.Do(b.done)
+	b.release()
 	return err
 }
 
-func (b *trackedBody) done() {
+// release gives the slot back, once however often the body is closed.
+func (b *trackedBody) release() {
+	if !b.released.CompareAndSwap(false, true) {
+		return
+	}
 	b.s.Release()
 	if b.cancel != nil {
 		b.cancel()
@@ -31,8 +35,8 @@ func (b *trackedBody) done() {
 }
 
 // trackedConn is trackedBody for a switched protocol (101): the body is the
-// two-way connection, and httputil.ReverseProxy needs it to stay an
-// io.ReadWriteCloser to relay the upgrade.
+// two-way connection, and it must stay an io.ReadWriteCloser to relay the
+// upgrade.
 type trackedConn struct {
 	io.ReadWriteCloser
 	t trackedBody
@@ -40,13 +44,22 @@ type trackedConn struct {
 
 func (b *trackedConn) Close() error {
 	err := b.ReadWriteCloser.Close()
-	b.t.once.Do(b.t.done)
+	b.t.release()
 	return err
 }
 
-func track(body io.ReadCloser, s *upstream.Server, cancel context.CancelFunc) io.ReadCloser {
+// track wraps a response body so closing it releases s. slot, when not
+// nil, is used instead of a new allocation; each attempt of a request
+// reuses it, so the body of a failed attempt is closed before the next
+// attempt is made.
+func track(body io.ReadCloser, s *upstream.Server, cancel context.CancelFunc, slot *trackedBody) io.ReadCloser {
 	if rwc, ok := body.(io.ReadWriteCloser); ok {
 		return &trackedConn{ReadWriteCloser: rwc, t: trackedBody{s: s, cancel: cancel}}
 	}
-	return &trackedBody{ReadCloser: body, s: s, cancel: cancel}
+	if slot == nil {
+		slot = new(trackedBody)
+	}
+	slot.ReadCloser, slot.s, slot.cancel = body, s, cancel
+	slot.released.Store(false)
+	return slot
 }

@@ -1,14 +1,23 @@
 // Package forward is the proxy handler: it picks a server for each request,
-// relays the exchange with httputil.ReverseProxy, and answers for the
+// relays the exchange over a pooled http.Transport, and answers for the
 // server when none can.
+//
+// The relay is our own rather than httputil.ReverseProxy: it does the same
+// work (hop-by-hop headers, X-Forwarded-*, 1xx, trailers, upgrades,
+// flushing streams) with about a fifth of the allocations per request,
+// which on a proxy that does little else is most of its own cost; see
+// docs/performance.md.
 package forward
 
 import (
 	"log/slog"
 	"net/http"
-	"net/http/httputil"
+	"net/http/httptrace"
+	"net/textproto"
+	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
@@ -28,9 +37,9 @@ type Observer interface {
 }
 
 // Upstream forwards requests to the servers of one pool. It is an
-// http.RoundTripper: httputil.ReverseProxy hands it each outgoing request,
-// and it chooses the server, so a retry on another server happens before
-// any byte of a response reaches the client.
+// http.RoundTripper: it chooses the server for each outgoing request, so a
+// retry on another server happens before any byte of a response reaches
+// the client.
 type Upstream struct {
 	Name   string
 	Pool   *upstream.Pool
@@ -51,54 +60,119 @@ type Route struct {
 	name        string
 	stripPrefix string
 	up          *Upstream
-	proxy       httputil.ReverseProxy
 	fallback    http.Handler
+	log         *slog.Logger
 }
 
 // NewRoute returns the handler for a route named name that sends to up.
 // When stripPrefix is set, it is removed from the path before forwarding.
 func NewRoute(name string, up *Upstream, stripPrefix string, log *slog.Logger) *Route {
-	rt := &Route{name: name, stripPrefix: strings.TrimSuffix(stripPrefix, "/"), up: up}
-	rt.proxy = httputil.ReverseProxy{
-		Rewrite:    rt.rewrite,
-		Transport:  up,
-		BufferPool: bufferPool{},
-		// Errors while relaying a body after the headers went out can only
-		// be logged; the client sees the connection end.
-		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-		ErrorHandler: rt.fail,
-	}
-	return rt
+	return &Route{name: name, stripPrefix: strings.TrimSuffix(stripPrefix, "/"), up: up, log: log}
+}
+
+// outbound is everything one forwarded request needs that must outlive
+// nothing but the exchange, in one allocation: the URL the server gets,
+// the values of the headers the proxy sets, the in-flight tracker of the
+// response body, and the 1xx relay.
+type outbound struct {
+	url  url.URL
+	body guardedBody
+	tb   trackedBody
+
+	xff, xfh, rid [1]string
+
+	// The transport calls got1xx from its own goroutine while the handler
+	// waits in RoundTrip; mu makes sure no 1xx touches the response once
+	// RoundTrip has returned.
+	mu    sync.Mutex
+	done  bool
+	w     http.ResponseWriter
+	trace httptrace.ClientTrace
 }
 
 // ServeHTTP implements http.Handler.
 func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if info := reqinfo.From(r.Context()); info != nil {
+	info := reqinfo.From(r.Context())
+	requestID := ""
+	if info != nil {
 		info.Route = rt.name
 		info.Upstream = rt.up.Name
 		if rt.fallback != nil && info.Request == nil {
 			info.Request = r
 		}
+		requestID = info.RequestID
 	}
-	rt.proxy.ServeHTTP(w, r)
-}
 
-func (rt *Route) rewrite(pr *httputil.ProxyRequest) {
-	// ReverseProxy drops inbound X-Forwarded-* when Rewrite is set; keep
-	// the client's chain so SetXForwarded appends to it, as nginx's
-	// $proxy_add_x_forwarded_for does.
-	if prior, ok := pr.In.Header["X-Forwarded-For"]; ok {
-		pr.Out.Header["X-Forwarded-For"] = prior
+	upType := upgradeType(r.Header)
+	if !printable(upType) {
+		rt.fail(w, r, errBadUpgrade)
+		return
 	}
-	pr.SetXForwarded()
-	pr.Out.Host = pr.In.Host
+
+	ob := &outbound{w: w}
+	ob.url = *r.URL
+	ob.url.RawQuery = cleanQuery(ob.url.RawQuery)
 	if rt.stripPrefix != "" {
-		u := pr.Out.URL
-		u.Path = strip(u.Path, rt.stripPrefix)
-		if u.RawPath != "" {
-			u.RawPath = strip(u.RawPath, rt.stripPrefix)
+		ob.url.Path = strip(ob.url.Path, rt.stripPrefix)
+		if ob.url.RawPath != "" {
+			ob.url.RawPath = strip(ob.url.RawPath, rt.stripPrefix)
 		}
 	}
+
+	// Informational answers (103 Early Hints, 102) reach the proxy only
+	// through a client trace; the context carrying it makes the outgoing
+	// request, a shallow copy of the client's.
+	ob.trace.Got1xxResponse = ob.got1xx
+	out := r.WithContext(httptrace.WithClientTrace(r.Context(), &ob.trace))
+	out.URL = &ob.url
+	out.Header = ob.outHeader(r, requestID, upType)
+	out.RequestURI = ""
+	out.Close = false // the client's Connection: close is about its own hop
+	if r.ContentLength == 0 {
+		// No body: the transport may then retry on a fresh connection
+		// (golang/go#16036).
+		out.Body = nil
+	} else if r.Body != nil {
+		// The transport closes the body it sends when it fails; closing the
+		// client's body could block on a 100-continue that never comes.
+		ob.body.rc = r.Body
+		out.Body = &ob.body
+		defer ob.body.closed.Store(true) // no read after the handler returns (golang/go#46866)
+	}
+
+	res, err := rt.up.roundTrip(out, info, &ob.tb)
+	ob.mu.Lock()
+	ob.done = true
+	ob.mu.Unlock()
+	if err != nil {
+		rt.fail(w, r, err)
+		return
+	}
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		rt.upgrade(w, r, res, upType)
+		return
+	}
+	rt.relay(w, r, res, info)
+}
+
+// got1xx relays an informational response to the client. The headers it
+// carries are for it alone, so the response's own headers are restored
+// afterwards.
+func (ob *outbound) got1xx(code int, header textproto.MIMEHeader) error {
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	if ob.done {
+		return nil
+	}
+	h := ob.w.Header()
+	saved := h.Clone()
+	copyResponseHeader(h, http.Header(header))
+	ob.w.WriteHeader(code)
+	clear(h)
+	for k, v := range saved {
+		h[k] = v
+	}
+	return nil
 }
 
 func (rt *Route) fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -123,11 +197,21 @@ func strip(path, prefix string) string {
 	return rest
 }
 
-// bufferPool lends ReverseProxy its copy buffers, so relaying a body does
-// not allocate 32 KiB per request.
-type bufferPool struct{}
+// guardedBody is the client's request body as the transport sees it:
+// Close does not close the client's body, and reads fail once the handler
+// has returned.
+type guardedBody struct {
+	rc interface {
+		Read([]byte) (int, error)
+	}
+	closed atomic.Bool
+}
 
-var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+func (b *guardedBody) Read(p []byte) (int, error) {
+	if b.closed.Load() {
+		return 0, errBodyAfterReturn
+	}
+	return b.rc.Read(p)
+}
 
-func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
-func (bufferPool) Put(b []byte) { buffers.Put(&b) }
+func (b *guardedBody) Close() error { return nil }

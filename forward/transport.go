@@ -46,7 +46,13 @@ const maxTried = 8
 // RoundTrip sends req to a server of the pool, trying others when that is
 // safe, and returns the first response obtained.
 func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
-	info := reqinfo.From(req.Context())
+	return u.roundTrip(req, reqinfo.From(req.Context()), nil)
+}
+
+// roundTrip is RoundTrip with the request's record (or nil) at hand, and
+// optionally the tracker for the response body, which the route allocates
+// with everything else of the request.
+func (u *Upstream) roundTrip(req *http.Request, info *reqinfo.Info, tb *trackedBody) (*http.Response, error) {
 	rp := &u.Retry
 	if rp.Budget != nil {
 		rp.Budget.Request(time.Now())
@@ -68,7 +74,7 @@ func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 		if info != nil {
 			info.Server = s.Name
 		}
-		resp, err := u.try(req, s)
+		resp, err := u.try(req, s, tb)
 
 		// Decide whether another server gets a go: only while attempts and
 		// budget last, another server is there, and the failure is one a
@@ -112,7 +118,7 @@ func (u *Upstream) mayRetry() bool {
 
 // try makes one attempt on server s. The server counts the request as in
 // flight until the response body is closed.
-func (u *Upstream) try(req *http.Request, s *upstream.Server) (*http.Response, error) {
+func (u *Upstream) try(req *http.Request, s *upstream.Server, tb *trackedBody) (*http.Response, error) {
 	s.Acquire()
 	out := req
 	var cancel context.CancelFunc
@@ -144,7 +150,7 @@ func (u *Upstream) try(req *http.Request, s *upstream.Server) (*http.Response, e
 		s.Release()
 		return nil, err
 	}
-	resp.Body = track(resp.Body, s, cancel)
+	resp.Body = track(resp.Body, s, cancel, tb)
 	return resp, nil
 }
 

@@ -18,36 +18,47 @@ type Observe func(info *reqinfo.Info, method string, status int, bytes int64, d 
 
 // Track gives every request an ID and a record that the forwarder fills in,
 // and after the answer writes one access log line (unless log is nil) and
-// calls observe (unless nil).
+// calls observe (unless nil). The ID goes back to the client in
+// X-Request-Id; the forwarder sends it on to servers from the record.
+//
+// Tracking costs two allocations per request (the record's context and
+// the request carrying it); the record and the response writer are
+// pooled, and a new ID costs an allocation once every 64 requests.
 func Track(log *slog.Logger, observe Observe) Middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ex := exchanges.Get().(*exchange)
-			ex.info = reqinfo.Info{Start: time.Now(), RequestID: requestID(r)}
+			id := requestID(r)
+			ex.info = reqinfo.Info{Start: time.Now(), RequestID: id[0]}
 			ex.rw = responseWriter{ResponseWriter: w}
-			r.Header[RequestIDHeader] = []string{ex.info.RequestID}
-			w.Header()[RequestIDHeader] = []string{ex.info.RequestID}
+			w.Header()[RequestIDHeader] = id
+			// A handler that aborts the response (http.ErrAbortHandler, a
+			// server's body cut short) is still logged and counted.
+			defer ex.finish(r, log, observe)
 
 			next.ServeHTTP(&ex.rw, r.WithContext(reqinfo.With(r.Context(), &ex.info)))
-
-			d := time.Since(ex.info.Start)
-			status := ex.rw.status
-			if status == 0 {
-				status = http.StatusOK
-				if ex.info.Err != nil {
-					status = 499
-				}
-			}
-			if log != nil {
-				logRequest(log, r, &ex.info, status, ex.rw.bytes, d)
-			}
-			if observe != nil {
-				observe(&ex.info, r.Method, status, ex.rw.bytes, d)
-			}
-			*ex = exchange{}
-			exchanges.Put(ex)
 		})
 	}
+}
+
+// finish logs and observes the exchange, then returns it to the pool.
+func (ex *exchange) finish(r *http.Request, log *slog.Logger, observe Observe) {
+	d := time.Since(ex.info.Start)
+	status := ex.rw.status
+	if status == 0 {
+		status = http.StatusOK
+		if ex.info.Err != nil {
+			status = 499
+		}
+	}
+	if log != nil {
+		logRequest(log, r, &ex.info, status, ex.rw.bytes, d)
+	}
+	if observe != nil {
+		observe(&ex.info, r.Method, status, ex.rw.bytes, d)
+	}
+	*ex = exchange{}
+	exchanges.Put(ex)
 }
 
 func logRequest(log *slog.Logger, r *http.Request, info *reqinfo.Info, status int, bytes int64, d time.Duration) {

@@ -4,10 +4,7 @@
 package middleware
 
 import (
-	"encoding/binary"
-	"encoding/hex"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"runtime/debug"
 )
@@ -43,43 +40,6 @@ func Recover(log *slog.Logger) Middleware {
 			next.ServeHTTP(w, r)
 		})
 	}
-}
-
-// RequestIDHeader carries the request ID to servers and back to the client.
-const RequestIDHeader = "X-Request-Id"
-
-// requestID returns the client's request ID when it is sane, or a new one.
-// IDs from clients are kept so a request can be followed across proxies;
-// odd ones are replaced, since they end up in logs.
-func requestID(r *http.Request) string {
-	if v := r.Header[RequestIDHeader]; len(v) == 1 && validID(v[0]) {
-		return v[0]
-	}
-	return NewID()
-}
-
-func validID(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] > '~' {
-			return false
-		}
-	}
-	return true
-}
-
-// NewID returns a random 128-bit ID in hex. math/rand/v2's generator is
-// seeded from the OS and unpredictable enough for correlation IDs, at a
-// fraction of crypto/rand's cost.
-func NewID() string {
-	var b [16]byte
-	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
-	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
-	var out [32]byte
-	hex.Encode(out[:], b[:])
-	return string(out[:])
 }
 
 // CloseChunked closes the client connection after any HTTP/1.x request

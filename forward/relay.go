@@ -1,0 +1,154 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/tbsphathuynh/proxy/internal/reqinfo"
+)
+
+var (
+	errBadUpgrade      = errors.New("client asked to switch to an unprintable protocol")
+	errBodyAfterReturn = errors.New("forward: request body read after the handler returned")
+)
+
+// relay sends a server's response on to the client: status, end-to-end
+// headers, the body as it arrives, then trailers.
+func (rt *Route) relay(w http.ResponseWriter, r *http.Request, res *http.Response, info *reqinfo.Info) {
+	h := w.Header()
+	copyResponseHeader(h, res.Header)
+
+	// net/http sends the trailers named in a Trailer header after the
+	// body; the transport removed the server's Trailer header and keeps the
+	// names in res.Trailer.
+	announced := len(res.Trailer)
+	if announced > 0 {
+		names := make([]string, 0, announced)
+		for k := range res.Trailer {
+			names = append(names, k)
+		}
+		h.Add("Trailer", strings.Join(names, ", "))
+	}
+
+	w.WriteHeader(res.StatusCode)
+
+	flush := flushEach(res)
+	werr, rerr := copyBody(w, res.Body, flush)
+	if rerr != nil {
+		res.Body.Close()
+		if info != nil {
+			info.Err = rerr
+		}
+		rt.log.Debug("reading a response body", "route", rt.name, "err", rerr)
+		// The client must not take a cut-short body for a whole one: abort
+		// the response, which closes its connection (golang/go#23643).
+		if r.Context().Value(http.ServerContextKey) != nil {
+			panic(http.ErrAbortHandler)
+		}
+		return
+	}
+	res.Body.Close() // reads the trailers into res.Trailer
+	if werr != nil {
+		// The client went away; nothing more to send it.
+		if info != nil {
+			info.Err = werr
+		}
+		return
+	}
+
+	if len(res.Trailer) == 0 {
+		return
+	}
+	// Trailers force a chunked answer even for a short body, which net/http
+	// would otherwise send with a Content-Length.
+	flushWriter(w)
+	if len(res.Trailer) == announced {
+		for k, v := range res.Trailer {
+			h[k] = v
+		}
+		return
+	}
+	for k, vv := range res.Trailer {
+		k = http.TrailerPrefix + k
+		for _, v := range vv {
+			h.Add(k, v)
+		}
+	}
+}
+
+// flushEach reports whether each chunk of a response goes to the client as
+// soon as it arrives: server-sent events, and anything of unknown length,
+// which may be a stream (long polling, chunked progress output).
+func flushEach(res *http.Response) bool {
+	if res.ContentLength == -1 {
+		return true
+	}
+	ct := res.Header["Content-Type"]
+	if len(ct) == 0 {
+		return false
+	}
+	mt, _, _ := strings.Cut(ct[0], ";")
+	// The MIME type is defined in https://html.spec.whatwg.org/#text/event-stream.
+	return strings.EqualFold(strings.TrimSpace(mt), "text/event-stream")
+}
+
+// bufferSize is the copy buffer for bodies: a few TCP segments, enough
+// that a large body moves in few writes.
+const bufferSize = 32 << 10
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, bufferSize); return &b }}
+
+// copyBody copies body to w, flushing after every chunk when flush is set.
+// It reports an error writing to the client and an error reading the body
+// apart: only the second means the answer was cut short by the server.
+func copyBody(w http.ResponseWriter, body io.Reader, flush bool) (werr, rerr error) {
+	if flush {
+		// Send the headers now: the first chunk may be a while.
+		if werr = flushWriter(w); werr != nil {
+			return werr, nil
+		}
+	}
+	bp := buffers.Get().(*[]byte)
+	defer buffers.Put(bp)
+	buf := *bp
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if _, werr = w.Write(buf[:n]); werr != nil {
+				return werr, nil
+			}
+			if flush {
+				if werr = flushWriter(w); werr != nil {
+					return werr, nil
+				}
+			}
+		}
+		if err == io.EOF {
+			return nil, nil
+		}
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				// The request's context ended: the client went away while
+				// the body was on its way.
+				return err, nil
+			}
+			return nil, err
+		}
+	}
+}
+
+// flushWriter sends what w has buffered to the client.
+func flushWriter(w http.ResponseWriter) error {
+	if f, ok := w.(interface{ FlushError() error }); ok {
+		return f.FlushError()
+	}
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+		return nil
+	}
+	return http.NewResponseController(w).Flush()
+}

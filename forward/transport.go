@@ -6,7 +6,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
+	"sync"
 	"time"
+	"weak"
 
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
 	"github.com/tbsphathuynh/proxy/upstream"
@@ -21,10 +24,13 @@ type Timeouts struct {
 
 // NewTransport returns a transport tuned for a reverse proxy: large
 // keep-alive pools per server so connections are reused, not churned, and
-// no transparent compression, so bodies pass through untouched.
+// no transparent compression, so bodies pass through untouched. Body-less
+// requests to plain-HTTP servers go through this package's own client
+// (client.go), registered on the transport; close idle connections with
+// CloseIdleConnections, which reaches both.
 func NewTransport(t Timeouts) *http.Transport {
 	d := &net.Dialer{Timeout: t.Connect, KeepAlive: 30 * time.Second}
-	return &http.Transport{
+	tr := &http.Transport{
 		DialContext:           d.DialContext,
 		MaxIdleConns:          0,
 		MaxIdleConnsPerHost:   1024,
@@ -36,6 +42,28 @@ func NewTransport(t Timeouts) *http.Transport {
 		DisableCompression:    true,
 		WriteBufferSize:       16 << 10,
 		ReadBufferSize:        16 << 10,
+	}
+	c := registerClient(tr)
+	clients.Store(weak.Make(tr), c)
+	// Forget the client when the transport is gone (tests build many).
+	runtime.AddCleanup(tr, func(k weak.Pointer[http.Transport]) {
+		if c, ok := clients.LoadAndDelete(k); ok {
+			c.(*client).closeIdle()
+		}
+	}, weak.Make(tr))
+	return tr
+}
+
+// clients finds the client registered on a transport made by NewTransport.
+var clients sync.Map // weak.Pointer[http.Transport] → *client
+
+// CloseIdleConnections closes the idle connections of t and of the client
+// NewTransport registered on it; t.CloseIdleConnections alone reaches only
+// the transport's own.
+func CloseIdleConnections(t *http.Transport) {
+	t.CloseIdleConnections()
+	if c, ok := clients.Load(weak.Make(t)); ok {
+		c.(*client).closeIdle()
 	}
 }
 

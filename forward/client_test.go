@@ -1,0 +1,349 @@
+package forward
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countingServer is an httptest server that counts the connections it
+// accepted and closed.
+type countingServer struct {
+	*httptest.Server
+	opened, closed atomic.Int64
+}
+
+func newCountingServer(t *testing.T, h http.HandlerFunc) *countingServer {
+	s := &countingServer{Server: httptest.NewUnstartedServer(h)}
+	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			s.opened.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			s.closed.Add(1)
+		}
+	}
+	s.Start()
+	t.Cleanup(s.Close)
+	return s
+}
+
+func newTestTransport(t *testing.T, to Timeouts) *http.Transport {
+	tr := NewTransport(to)
+	t.Cleanup(func() { CloseIdleConnections(tr) })
+	return tr
+}
+
+func do(t *testing.T, rt http.RoundTripper, method, url string, body io.Reader) (int, string, error) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, body)
+	res, err := rt.RoundTrip(req)
+	if err != nil {
+		return 0, "", err
+	}
+	b, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	return res.StatusCode, string(b), err
+}
+
+func TestClientTakesOnlyBodylessPlainRequests(t *testing.T) {
+	c := registerClient(&http.Transport{})
+	cases := []struct {
+		name  string
+		req   func() *http.Request
+		takes bool
+	}{
+		{"GET", func() *http.Request { r, _ := http.NewRequest("GET", "http://h/", nil); return r }, true},
+		{"HEAD", func() *http.Request { r, _ := http.NewRequest("HEAD", "http://h/", nil); return r }, true},
+		{"DELETE", func() *http.Request { r, _ := http.NewRequest("DELETE", "http://h/", nil); return r }, true},
+		{"POST with body", func() *http.Request {
+			r, _ := http.NewRequest("POST", "http://h/", strings.NewReader("x"))
+			return r
+		}, false},
+		{"upgrade", func() *http.Request {
+			r, _ := http.NewRequest("GET", "http://h/", nil)
+			r.Header.Set("Connection", "Upgrade")
+			r.Header.Set("Upgrade", "websocket")
+			return r
+		}, false},
+		{"close", func() *http.Request { r, _ := http.NewRequest("GET", "http://h/", nil); r.Close = true; return r }, false},
+	}
+	for _, tc := range cases {
+		if got := handles(tc.req()); got != tc.takes {
+			t.Errorf("%s: handles = %v, want %v", tc.name, got, tc.takes)
+		}
+	}
+	r, _ := http.NewRequest("POST", "http://h/", strings.NewReader("x"))
+	if _, err := c.RoundTrip(r); err != http.ErrSkipAltProtocol {
+		t.Errorf("POST with a body: %v, want ErrSkipAltProtocol", err)
+	}
+}
+
+func TestClientKeepsConnectionsAlive(t *testing.T) {
+	s := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/empty":
+			w.WriteHeader(http.StatusNoContent)
+		case "/chunked":
+			io.WriteString(w, "a")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "b")
+		default:
+			io.WriteString(w, "hello")
+		}
+	})
+	tr := newTestTransport(t, Timeouts{})
+	for _, path := range []string{"/", "/empty", "/chunked", "/", "/empty"} {
+		if _, _, err := do(t, tr, "GET", s.URL+path, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := do(t, tr, "HEAD", s.URL+path, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.opened.Load(); n != 1 {
+		t.Errorf("%d connections for 10 sequential requests, want 1", n)
+	}
+}
+
+func TestClientRetriesAConnectionTheServerClosed(t *testing.T) {
+	// Answers one request per connection, then closes it without saying
+	// so, as a server whose keep-alive timeout just passed would.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conns atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(req.Method), req.Method)
+			}()
+		}
+	}()
+	tr := newTestTransport(t, Timeouts{})
+	url := "http://" + ln.Addr().String() + "/"
+	for i, method := range []string{"GET", "GET", "DELETE", "GET", "POST", "OPTIONS"} {
+		code, body, err := do(t, tr, method, url, nil)
+		if err != nil || code != 200 || body != method {
+			t.Fatalf("request %d (%s): %d %q %v", i, method, code, body, err)
+		}
+		// Let the server's close reach us before the next request.
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := conns.Load(); n < 6 {
+		t.Errorf("%d connections for 6 requests on a server that closes each", n)
+	}
+}
+
+func TestClientClosesWhatItCannotReuse(t *testing.T) {
+	s := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/close":
+			w.Header().Set("Connection", "close")
+			io.WriteString(w, "bye")
+		case "/big":
+			io.WriteString(w, strings.Repeat("x", 1<<20))
+		default:
+			io.WriteString(w, "ok")
+		}
+	})
+	tr := newTestTransport(t, Timeouts{})
+
+	do(t, tr, "GET", s.URL+"/close", nil)
+	do(t, tr, "GET", s.URL+"/", nil)
+	if n := s.opened.Load(); n != 2 {
+		t.Errorf("after Connection: close, %d connections, want 2", n)
+	}
+
+	// A body closed before its end leaves the connection mid-answer.
+	req, _ := http.NewRequest("GET", s.URL+"/big", nil)
+	res, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadFull(res.Body, make([]byte, 10))
+	res.Body.Close()
+	do(t, tr, "GET", s.URL+"/", nil)
+	if n := s.opened.Load(); n != 3 {
+		t.Errorf("after a body closed early, %d connections, want 3", n)
+	}
+}
+
+func TestClientDropsAConnectionWithExtraBytes(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	var conns atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					if _, err := http.ReadRequest(br); err != nil {
+						return
+					}
+					// A second, unasked-for answer right behind the first.
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil")
+				}
+			}()
+		}
+	}()
+	tr := newTestTransport(t, Timeouts{})
+	url := "http://" + ln.Addr().String() + "/"
+	for range 3 {
+		if _, body, err := do(t, tr, "GET", url, nil); err != nil || body != "ok" {
+			t.Fatalf("got %q, %v", body, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := conns.Load(); n != 3 {
+		t.Errorf("%d connections, want a new one each time", n)
+	}
+}
+
+func TestClientLimitsResponseHeaders(t *testing.T) {
+	s := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Big", strings.Repeat("x", 64<<10))
+	})
+	c := registerClient(&http.Transport{MaxResponseHeaderBytes: 16 << 10})
+	defer c.closeIdle()
+	req, _ := http.NewRequest("GET", s.URL, nil)
+	if _, err := c.RoundTrip(req); err == nil {
+		t.Error("a 64 KiB header passed a 16 KiB limit")
+	}
+}
+
+func TestClientGivesUpOnEndlessInformationalAnswers(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		http.ReadRequest(bufio.NewReader(c))
+		for range 20 {
+			io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n")
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	}()
+	tr := newTestTransport(t, Timeouts{})
+	if _, _, err := do(t, tr, "GET", "http://"+ln.Addr().String()+"/", nil); !errors.Is(err, errTooMany1xx) {
+		t.Errorf("err = %v, want %v", err, errTooMany1xx)
+	}
+}
+
+func TestClientHonoursTheContext(t *testing.T) {
+	release := make(chan struct{})
+	s := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/stream" {
+			io.WriteString(w, "first")
+			w.(http.Flusher).Flush()
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	defer close(release)
+	tr := newTestTransport(t, Timeouts{})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.URL+"/wait", nil)
+	start := time.Now()
+	if _, err := tr.RoundTrip(req); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("waiting for headers: %v, want the context's error", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %v to notice", d)
+	}
+
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	req, _ = http.NewRequestWithContext(ctx2, "GET", s.URL+"/stream", nil)
+	res, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadFull(res.Body, make([]byte, 5))
+	cancel2()
+	if _, err := io.ReadAll(res.Body); !errors.Is(err, context.Canceled) {
+		t.Errorf("reading the body: %v, want context.Canceled", err)
+	}
+	res.Body.Close()
+}
+
+func TestClientClosesIdleConnections(t *testing.T) {
+	s := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {})
+	tr := newTestTransport(t, Timeouts{IdleConnection: 50 * time.Millisecond})
+	do(t, tr, "GET", s.URL, nil)
+	waitFor(t, "the idle timeout to close the connection", func() bool { return s.closed.Load() == 1 })
+
+	tr2 := newTestTransport(t, Timeouts{})
+	do(t, tr2, "GET", s.URL, nil)
+	CloseIdleConnections(tr2)
+	waitFor(t, "CloseIdleConnections to close the connection", func() bool { return s.closed.Load() == 2 })
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 5s for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestClientUnderConcurrentLoad(t *testing.T) {
+	s := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.URL.Path)
+	})
+	tr := newTestTransport(t, Timeouts{})
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 50 {
+				path := fmt.Sprintf("/%d/%d", g, i)
+				if _, body, err := do(t, tr, "GET", s.URL+path, nil); err != nil || body != path {
+					t.Errorf("%s: %q %v", path, body, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := s.opened.Load(); n > 16 {
+		t.Errorf("%d connections for 16 concurrent clients", n)
+	}
+}

@@ -3,9 +3,12 @@ package middleware
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,7 +27,7 @@ type Observe func(info *reqinfo.Info, method string, status int, bytes int64, d 
 // Tracking costs two allocations per request (the record's context and
 // the request carrying it); the record and the response writer are
 // pooled, and a new ID costs an allocation once every 64 requests.
-func Track(log *slog.Logger, observe Observe) Middleware {
+func Track(log *AccessLog, observe Observe) Middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ex := exchanges.Get().(*exchange)
@@ -42,7 +45,7 @@ func Track(log *slog.Logger, observe Observe) Middleware {
 }
 
 // finish logs and observes the exchange, then returns it to the pool.
-func (ex *exchange) finish(r *http.Request, log *slog.Logger, observe Observe) {
+func (ex *exchange) finish(r *http.Request, log *AccessLog, observe Observe) {
 	d := time.Since(ex.info.Start)
 	status := ex.rw.status
 	if status == 0 {
@@ -51,8 +54,8 @@ func (ex *exchange) finish(r *http.Request, log *slog.Logger, observe Observe) {
 			status = 499
 		}
 	}
-	if log != nil {
-		logRequest(log, r, &ex.info, status, ex.rw.bytes, d)
+	if log != nil && log.sampled(status, &ex.info) {
+		log.write(r, &ex.info, status, ex.rw.bytes, d)
 	}
 	if observe != nil {
 		observe(&ex.info, r.Method, status, ex.rw.bytes, d)
@@ -61,30 +64,88 @@ func (ex *exchange) finish(r *http.Request, log *slog.Logger, observe Observe) {
 	exchanges.Put(ex)
 }
 
-func logRequest(log *slog.Logger, r *http.Request, info *reqinfo.Info, status int, bytes int64, d time.Duration) {
-	attrs := [...]slog.Attr{
-		slog.String("method", r.Method),
-		slog.String("host", r.Host),
-		slog.String("path", r.URL.Path),
-		slog.Int("status", status),
-		slog.Int64("bytes", bytes),
-		slog.Duration("duration", d),
-		slog.String("route", info.Route),
-		slog.String("upstream", info.Upstream),
-		slog.String("server", info.Server),
-		slog.String("request_id", info.RequestID),
-		slog.String("remote", r.RemoteAddr),
-		slog.Int("retries", info.Retries),
+// AccessLog writes one line per request: the chosen fields, for a sample
+// of the successful requests and every failed one.
+type AccessLog struct {
+	log    *slog.Logger
+	fields uint32 // bit i set: AccessLogFields[i] is written
+	sample float64
+}
+
+// AccessLogFields are the fields an access log line can carry, in the order
+// they are written.
+var AccessLogFields = []string{
+	"method", "host", "path", "status", "bytes", "duration", "route",
+	"upstream", "server", "request_id", "remote", "retries", "error",
+}
+
+// NewAccessLog returns an access log writing to log. fields chooses the
+// fields (nil or empty: all); sample is the share of successful requests
+// logged, in (0, 1]: errors (5xx, and answers the proxy made for a failure)
+// are always logged, so sampling never hides a problem.
+func NewAccessLog(log *slog.Logger, fields []string, sample float64) (*AccessLog, error) {
+	a := &AccessLog{log: log, sample: sample}
+	if len(fields) == 0 {
+		a.fields = 1<<len(AccessLogFields) - 1
 	}
-	n := len(attrs)
-	if info.Retries == 0 {
-		n--
+	for _, f := range fields {
+		i := slices.Index(AccessLogFields, f)
+		if i < 0 {
+			return nil, fmt.Errorf("access log: unknown field %q", f)
+		}
+		a.fields |= 1 << i
 	}
-	if info.Err != nil {
-		log.LogAttrs(context.Background(), slog.LevelInfo, "request", append(attrs[:n:n], slog.String("error", info.Err.Error()))...)
-		return
+	if !(sample > 0 && sample <= 1) {
+		return nil, fmt.Errorf("access log: sample must be in (0, 1], not %v", sample)
 	}
-	log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:n]...)
+	return a, nil
+}
+
+func (a *AccessLog) sampled(status int, info *reqinfo.Info) bool {
+	return a.sample >= 1 || status >= 500 || info.Err != nil || rand.Float64() < a.sample
+}
+
+func (a *AccessLog) write(r *http.Request, info *reqinfo.Info, status int, bytes int64, d time.Duration) {
+	var buf [13]slog.Attr
+	attrs := buf[:0]
+	for i := range AccessLogFields {
+		if a.fields&(1<<i) == 0 {
+			continue
+		}
+		switch i {
+		case 0:
+			attrs = append(attrs, slog.String("method", r.Method))
+		case 1:
+			attrs = append(attrs, slog.String("host", r.Host))
+		case 2:
+			attrs = append(attrs, slog.String("path", r.URL.Path))
+		case 3:
+			attrs = append(attrs, slog.Int("status", status))
+		case 4:
+			attrs = append(attrs, slog.Int64("bytes", bytes))
+		case 5:
+			attrs = append(attrs, slog.Duration("duration", d))
+		case 6:
+			attrs = append(attrs, slog.String("route", info.Route))
+		case 7:
+			attrs = append(attrs, slog.String("upstream", info.Upstream))
+		case 8:
+			attrs = append(attrs, slog.String("server", info.Server))
+		case 9:
+			attrs = append(attrs, slog.String("request_id", info.RequestID))
+		case 10:
+			attrs = append(attrs, slog.String("remote", r.RemoteAddr))
+		case 11:
+			if info.Retries > 0 {
+				attrs = append(attrs, slog.Int("retries", info.Retries))
+			}
+		case 12:
+			if info.Err != nil {
+				attrs = append(attrs, slog.String("error", info.Err.Error()))
+			}
+		}
+	}
+	a.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
 }
 
 // exchange is one request's record and response writer, pooled together

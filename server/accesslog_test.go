@@ -7,7 +7,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/tbsphathuynh/proxy/config"
+	"github.com/tbsphathuynh/proxy/middleware"
 )
 
 func TestAccessLogLineHasTheFields(t *testing.T) {
@@ -46,6 +51,55 @@ func TestAccessLogLineHasTheFields(t *testing.T) {
 	for _, k := range []string{"time", "duration", "remote"} {
 		if _, ok := line[k]; !ok {
 			t.Errorf("access log has no %s: %v", k, line)
+		}
+	}
+}
+
+func TestAccessLogChosenFieldsAndSampling(t *testing.T) {
+	if !slices.Equal(config.AccessLogFieldNames, middleware.AccessLogFields) {
+		t.Fatalf("config accepts fields %v, the access log writes %v", config.AccessLogFieldNames, middleware.AccessLogFields)
+	}
+	ok := backend(t, "ok", nil)
+	bad := backend(t, "bad", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) })
+	file := filepath.Join(t.TempDir(), "access.log")
+	p := startProxy(t, fmt.Sprintf(`logging: {format: json, access_log: %s, access_log_fields: [status, path], access_log_sample: 0.001}
+servers: [{url: %s}]
+upstreams: {bad: {servers: [{url: %s}], health_checks: {enabled: false}}}
+routes: [{match: {path_prefix: /bad}, upstream: bad}]
+`, file, ok.URL, bad.URL))
+	for range 200 {
+		get(t, http.DefaultClient, "http://"+p.Addr()+"/ok")
+	}
+	for range 3 {
+		get(t, http.DefaultClient, "http://"+p.Addr()+"/bad")
+	}
+	var lines []map[string]any
+	waitFor(t, "the three error lines", func() bool {
+		b, _ := os.ReadFile(file)
+		lines = nil
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(l), &m) == nil {
+				lines = append(lines, m)
+			}
+		}
+		errs := 0
+		for _, m := range lines {
+			if m["status"] == 503.0 {
+				errs++
+			}
+		}
+		return errs == 3
+	})
+	if len(lines) > 3+10 {
+		t.Errorf("%d lines for 200 successes at a 0.1%% sample", len(lines)-3)
+	}
+	for _, m := range lines {
+		if _, ok := m["method"]; ok {
+			t.Errorf("line has method, which was not chosen: %v", m)
+		}
+		if _, ok := m["path"]; !ok {
+			t.Errorf("line lacks path: %v", m)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tbsphathuynh/proxy/config"
+	"github.com/tbsphathuynh/proxy/middleware"
 	"github.com/tbsphathuynh/proxy/tracing"
 )
 
@@ -47,7 +48,7 @@ func parseLevel(s string) slog.Level {
 // accessLogger returns the logger access lines go to, or nil when the
 // access log is off. Files are opened once and shared across reloads.
 // Called with s.mu held or before the server starts.
-func (s *Server) accessLogger(l config.Logging) (*slog.Logger, error) {
+func (s *Server) accessLogger(l config.Logging) (*middleware.AccessLog, error) {
 	var w io.Writer
 	switch l.AccessLog {
 	case "off":
@@ -68,7 +69,7 @@ func (s *Server) accessLogger(l config.Logging) (*slog.Logger, error) {
 		}
 		w = f
 	}
-	return slog.New(newHandler(l.Format, w, slog.LevelInfo)), nil
+	return middleware.NewAccessLog(slog.New(newHandler(l.Format, w, slog.LevelInfo)), l.AccessLogFields, l.AccessLogSample)
 }
 
 // transport returns the shared transport for a set of timeouts, so

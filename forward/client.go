@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -55,6 +56,20 @@ type pconn struct {
 	// can tell whether any of the answer had come; limit caps it while the
 	// header is read.
 	read, limit int64
+
+	// mu orders kill, run when the request's context ends, with a rescue
+	// resetting the deadline kill set; killed says kill has run.
+	mu     sync.Mutex
+	killed bool
+}
+
+// kill makes whatever the connection is doing for a request fail at once:
+// the client went away, or a per-try timeout fired.
+func (pc *pconn) kill() {
+	pc.mu.Lock()
+	pc.killed = true
+	pc.SetDeadline(aLongTimeAgo)
+	pc.mu.Unlock()
 }
 
 func (pc *pconn) Read(p []byte) (int, error) {
@@ -174,17 +189,31 @@ var errWrite = errors.New("writing the request")
 func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*http.Response, error) {
 	// The request ends when the client goes away or a per-try timeout
 	// fires: unblock whatever the connection is doing.
-	stop := context.AfterFunc(ctx, func() { pc.SetDeadline(aLongTimeAgo) })
+	pc.read, pc.limit, pc.killed = 0, 0, false
+	stop := context.AfterFunc(ctx, pc.kill)
+	var br *bufio.Reader
 	fail := func(err error) (*http.Response, error) {
-		stop()
-		pc.Close()
-		if ctx.Err() != nil {
-			return nil, context.Cause(ctx)
+		stopped := stop()
+		if ctx.Err() == nil {
+			if br != nil {
+				putReader(br)
+			}
+			pc.Close()
+			return nil, err
 		}
-		return nil, err
+		if br != nil && pc.read == 0 && !stopped && errors.Is(err, os.ErrDeadlineExceeded) {
+			// The request went out whole and its answer has not begun:
+			// let it come, and keep the connection.
+			go c.rescue(pc, br, req, nil, nil, true)
+		} else {
+			if br != nil {
+				putReader(br)
+			}
+			pc.Close()
+		}
+		return nil, context.Cause(ctx)
 	}
 
-	pc.read, pc.limit = 0, 0
 	bw := writers.Get().(*bufio.Writer)
 	bw.Reset(pc)
 	err := req.Write(bw)
@@ -200,21 +229,19 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 	if c.headerTimeout > 0 {
 		pc.SetReadDeadline(time.Now().Add(c.headerTimeout))
 	}
-	br := readers.Get().(*bufio.Reader)
+	br = readers.Get().(*bufio.Reader)
 	br.Reset(pc)
 	pc.limit = c.maxHeaderBytes
 	var res *http.Response
 	for n := 0; ; n++ {
 		res, err = http.ReadResponse(br, req)
 		if err != nil {
-			putReader(br)
 			return fail(err)
 		}
 		if res.StatusCode >= 200 {
 			break
 		}
 		if res.StatusCode == http.StatusSwitchingProtocols || n == max1xx {
-			putReader(br)
 			if res.StatusCode == http.StatusSwitchingProtocols {
 				return fail(errUnsolicited101)
 			}
@@ -224,7 +251,6 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 		// read on for the final answer.
 		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
 			if err := trace.Got1xxResponse(res.StatusCode, textproto.MIMEHeader(res.Header)); err != nil {
-				putReader(br)
 				return fail(err)
 			}
 		}
@@ -233,7 +259,7 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 	if c.headerTimeout > 0 {
 		pc.SetReadDeadline(time.Time{})
 	}
-	b := &body{c: c, pc: pc, br: br, rc: res.Body, stop: stop, ctx: ctx, keep: !res.Close}
+	b := &body{c: c, pc: pc, br: br, rc: res.Body, stop: stop, ctx: ctx, res: res, req: req, keep: !res.Close}
 	if res.Body == http.NoBody {
 		// Nothing to read (HEAD, 204, 304): the connection is free now.
 		b.finish(true)
@@ -258,6 +284,8 @@ type body struct {
 	rc   io.ReadCloser
 	stop func() bool
 	ctx  context.Context
+	res  *http.Response
+	req  *http.Request
 	eof  bool
 	keep bool // the server did not ask to close
 	done bool
@@ -284,7 +312,12 @@ func (b *body) Close() error {
 	if b.done {
 		return nil
 	}
-	b.rc.Close()
+	if b.eof {
+		b.rc.Close()
+	}
+	// Not at its end, the body is left unclosed: closing a response body of
+	// net/http's reads it to its end first, which for a stream may be
+	// never. finish rescues or closes the connection instead.
 	b.finish(b.eof)
 	return nil
 }
@@ -301,8 +334,70 @@ func (b *body) finish(complete bool) {
 		b.c.put(b.pc)
 		return
 	}
+	if !complete && b.keep {
+		// Closed before its end (the client went away, or was answered
+		// otherwise): the rest may well be on its way and small.
+		go b.c.rescue(b.pc, b.br, b.req, b.res, b.rc, !stopped)
+		return
+	}
 	putReader(b.br)
 	b.pc.Close()
+}
+
+// Bounds of a rescue: how long it waits for the rest of an abandoned
+// answer, and how much of it it reads.
+const (
+	rescueTimeout = 500 * time.Millisecond
+	rescueLimit   = 64 << 10
+)
+
+// rescue saves the connection of an exchange abandoned midway, by the
+// client going away or a per-try timeout: it reads the rest of the answer
+// (from its start when res is nil, else the rest of rest) and pools the
+// connection if that ends cleanly, soon and small; otherwise it closes it.
+// killing says the request's context ended and its kill has started.
+// Without it, every client that leaves mid-request costs a connection to
+// the server, and a benchmark's or a browser's burst of aborts becomes a
+// burst of new connections. It runs on its own goroutine, bounded by
+// rescueTimeout.
+func (c *client) rescue(pc *pconn, br *bufio.Reader, req *http.Request, res *http.Response, rest io.Reader, killing bool) {
+	ok := false
+	defer func() {
+		putReader(br)
+		if ok {
+			c.put(pc)
+		} else {
+			pc.Close()
+		}
+	}()
+	// The context's kill may be under way: let it finish before the
+	// deadline is reset, or it would cut the rescue short.
+	for i := 0; ; i++ {
+		pc.mu.Lock()
+		if pc.killed || !killing || i == 100 {
+			pc.SetDeadline(time.Now().Add(rescueTimeout))
+			pc.mu.Unlock()
+			break
+		}
+		pc.mu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+	pc.limit = c.maxHeaderBytes
+	for n := 0; res == nil || res.StatusCode < 200; n++ {
+		var err error
+		if res, err = http.ReadResponse(br, req); err != nil || n == max1xx || res.StatusCode == http.StatusSwitchingProtocols {
+			return
+		}
+		rest = res.Body
+	}
+	pc.limit = 0
+	if n, err := io.CopyN(io.Discard, rest, rescueLimit+1); n > rescueLimit || err != io.EOF {
+		return
+	}
+	if res.Close || br.Buffered() > 0 || pc.SetDeadline(time.Time{}) != nil {
+		return
+	}
+	ok = true
 }
 
 // conn returns a kept-alive connection to host, or a new one. A request

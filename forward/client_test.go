@@ -347,3 +347,70 @@ func TestClientUnderConcurrentLoad(t *testing.T) {
 		t.Errorf("%d connections for 16 concurrent clients", n)
 	}
 }
+
+func TestClientKeepsTheConnectionOfAnAbandonedRequest(t *testing.T) {
+	s := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/slow":
+			time.Sleep(50 * time.Millisecond)
+			io.WriteString(w, "late")
+		case "/parts":
+			io.WriteString(w, "first part;")
+			w.(http.Flusher).Flush()
+			time.Sleep(20 * time.Millisecond)
+			io.WriteString(w, strings.Repeat("x", 1000))
+		default:
+			io.WriteString(w, "ok")
+		}
+	})
+	tr := newTestTransport(t, Timeouts{})
+
+	// The client leaves while the server is still working on the answer.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.URL+"/slow", nil)
+	if _, err := tr.RoundTrip(req); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the context's", err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	do(t, tr, "GET", s.URL+"/", nil)
+
+	// The client reads a little of the body and leaves.
+	req, _ = http.NewRequest("GET", s.URL+"/parts", nil)
+	res, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadFull(res.Body, make([]byte, 5))
+	res.Body.Close()
+	time.Sleep(200 * time.Millisecond)
+	do(t, tr, "GET", s.URL+"/", nil)
+
+	if n := s.opened.Load(); n != 1 {
+		t.Errorf("%d connections, want the one kept through both aborts", n)
+	}
+}
+
+func TestClientClosingAnEndlessStreamReturnsAtOnce(t *testing.T) {
+	s := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		for r.Context().Err() == nil {
+			io.WriteString(w, "data: tick\n\n")
+			w.(http.Flusher).Flush()
+			time.Sleep(time.Millisecond)
+		}
+	})
+	tr := newTestTransport(t, Timeouts{})
+	req, _ := http.NewRequest("GET", s.URL, nil)
+	res, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadFull(res.Body, make([]byte, 20))
+	start := time.Now()
+	res.Body.Close()
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("Close took %v on an endless stream", d)
+	}
+	// The rescue gives up on it and the server sees the connection close.
+	waitFor(t, "the stream's connection to close", func() bool { return s.closed.Load() == 1 })
+}

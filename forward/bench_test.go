@@ -1,14 +1,17 @@
 package forward
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
 	"github.com/tbsphathuynh/proxy/upstream"
@@ -121,4 +124,79 @@ func BenchmarkCopyResponseHeader(b *testing.B) {
 		clear(dst)
 		copyResponseHeader(dst, src)
 	}
+}
+
+// rawBackend answers every request on a connection with the same 1 KiB
+// response, cheaply, so a client benchmark measures the client.
+func rawBackend(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	res := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 1024\r\n\r\n" + string(kib))
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					// Read up to the blank line that ends a body-less request.
+					for {
+						line, err := br.ReadSlice('\n')
+						if err != nil {
+							return
+						}
+						if len(line) <= 2 {
+							break
+						}
+					}
+					if _, err := c.Write(res); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String() + "/bench"
+}
+
+func benchRoundTrip(b *testing.B, rt http.RoundTripper) {
+	url := rawBackend(b)
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header["User-Agent"] = []string{""}
+	buf := make([]byte, 4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := rt.RoundTrip(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if _, err := res.Body.Read(buf); err != nil {
+				break
+			}
+		}
+		res.Body.Close()
+	}
+}
+
+// BenchmarkClientRoundTrip is one body-less exchange with a loopback
+// server through NewTransport, which hands it to this package's client.
+func BenchmarkClientRoundTrip(b *testing.B) {
+	tr := NewTransport(Timeouts{ResponseHeader: 10 * time.Second})
+	defer CloseIdleConnections(tr)
+	benchRoundTrip(b, tr)
+}
+
+// BenchmarkTransportRoundTrip is the same exchange through a plain
+// http.Transport with the same settings, for comparison.
+func BenchmarkTransportRoundTrip(b *testing.B) {
+	tr := &http.Transport{MaxIdleConnsPerHost: 1024, ResponseHeaderTimeout: 10 * time.Second, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	benchRoundTrip(b, tr)
 }

@@ -61,6 +61,9 @@ type pconn struct {
 	// resetting the deadline kill set; killed says kill has run.
 	mu     sync.Mutex
 	killed bool
+	// killFn is kill as a func value, made once per connection rather than
+	// once per request.
+	killFn func()
 }
 
 // kill makes whatever the connection is doing for a request fail at once:
@@ -190,7 +193,7 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 	// The request ends when the client goes away or a per-try timeout
 	// fires: unblock whatever the connection is doing.
 	pc.read, pc.limit, pc.killed = 0, 0, false
-	stop := context.AfterFunc(ctx, pc.kill)
+	stop := context.AfterFunc(ctx, pc.killFn)
 	var br *bufio.Reader
 	fail := func(err error) (*http.Response, error) {
 		stopped := stop()
@@ -435,7 +438,9 @@ func (c *client) dialConn(ctx context.Context, host string) (*pconn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pconn{Conn: conn, host: host}, nil
+	pc := &pconn{Conn: conn, host: host}
+	pc.killFn = pc.kill
+	return pc, nil
 }
 
 // put keeps pc for the next request to its host.

@@ -14,9 +14,11 @@ import (
 	"syscall"
 
 	"github.com/tbsphathuynh/proxy/internal/cli"
+	"github.com/tbsphathuynh/proxy/internal/gctune"
 )
 
 func main() {
+	gctune.Apply(os.Getenv, os.ReadFile)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))

@@ -327,8 +327,10 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
-	defer signal.Stop(usr1)
+	if len(reopenSignals) > 0 {
+		signal.Notify(usr1, reopenSignals...)
+		defer signal.Stop(usr1)
+	}
 
 	s, err := New(cfg, opts)
 	if err != nil {

@@ -403,9 +403,17 @@ func (c *client) rescue(pc *pconn, br *bufio.Reader, req *http.Request, res *htt
 	ok = true
 }
 
+// probeIdle is how long a connection may sit in the pool before it is
+// looked at (closedByPeer) before reuse by any request. Nothing reads a
+// pooled connection, so a server's close, or bytes it should not have
+// sent, wait there to be noticed; under load connections are idle for
+// microseconds and never pay for the look.
+var probeIdle = time.Second
+
 // conn returns a kept-alive connection to host, or a new one. A request
-// that cannot be retried gets only a connection the server has not closed
-// meanwhile.
+// that cannot be retried, and any request on a connection idle for
+// probeIdle, gets only a connection the server has not closed, or written
+// to, meanwhile.
 func (c *client) conn(ctx context.Context, host string, replayable bool) (pc *pconn, reused bool, err error) {
 	c.mu.Lock()
 	list := c.idle[host]
@@ -422,7 +430,7 @@ func (c *client) conn(ctx context.Context, host string, replayable bool) (pc *pc
 	}
 	c.idle[host] = list
 	c.mu.Unlock()
-	if pc != nil && !replayable && closedByPeer(pc.Conn) {
+	if pc != nil && (!replayable || time.Since(pc.since) >= probeIdle) && closedByPeer(pc.Conn) {
 		pc.Close()
 		pc = nil
 	}
@@ -445,9 +453,7 @@ func (c *client) dialConn(ctx context.Context, host string) (*pconn, error) {
 
 // put keeps pc for the next request to its host.
 func (c *client) put(pc *pconn) {
-	if c.idleTimeout > 0 {
-		pc.since = time.Now()
-	}
+	pc.since = time.Now()
 	c.mu.Lock()
 	list := c.idle[pc.host]
 	if len(list) >= c.maxIdlePerHost {

@@ -66,6 +66,17 @@ type pconn struct {
 	killFn func()
 }
 
+// setReadDeadline sets the read deadline unless kill has run: a deadline
+// set after it would undo it, and leave a request whose client is gone
+// waiting for the header timeout.
+func (pc *pconn) setReadDeadline(t time.Time) {
+	pc.mu.Lock()
+	if !pc.killed {
+		pc.SetReadDeadline(t)
+	}
+	pc.mu.Unlock()
+}
+
 // kill makes whatever the connection is doing for a request fail at once:
 // the client went away, or a per-try timeout fired.
 func (pc *pconn) kill() {
@@ -230,7 +241,7 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 	}
 
 	if c.headerTimeout > 0 {
-		pc.SetReadDeadline(time.Now().Add(c.headerTimeout))
+		pc.setReadDeadline(time.Now().Add(c.headerTimeout))
 	}
 	br = readers.Get().(*bufio.Reader)
 	br.Reset(pc)
@@ -260,7 +271,7 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 	}
 	pc.limit = 0
 	if c.headerTimeout > 0 {
-		pc.SetReadDeadline(time.Time{})
+		pc.setReadDeadline(time.Time{})
 	}
 	b := &body{c: c, pc: pc, br: br, rc: res.Body, stop: stop, ctx: ctx, res: res, req: req, keep: !res.Close}
 	if res.Body == http.NoBody {
@@ -373,11 +384,12 @@ func (c *client) rescue(pc *pconn, br *bufio.Reader, req *http.Request, res *htt
 			pc.Close()
 		}
 	}()
-	// The context's kill may be under way: let it finish before the
-	// deadline is reset, or it would cut the rescue short.
-	for i := 0; ; i++ {
+	// The context's kill has started (its AfterFunc said so): let it
+	// finish before the deadline is reset, or it would cut the rescue
+	// short, or worse, the next request on the connection.
+	for {
 		pc.mu.Lock()
-		if pc.killed || !killing || i == 100 {
+		if pc.killed || !killing {
 			pc.SetDeadline(time.Now().Add(rescueTimeout))
 			pc.mu.Unlock()
 			break

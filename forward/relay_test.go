@@ -13,6 +13,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -108,7 +109,8 @@ func (rl *relay) waitServed(t testing.TB) *served {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatal("handler never returned")
+	buf := make([]byte, 1<<20)
+	t.Fatalf("handler never returned\n%s", buf[:runtime.Stack(buf, true)])
 	return nil
 }
 

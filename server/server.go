@@ -289,7 +289,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.rt.Load().close()
 	s.mu.Lock()
 	for _, t := range s.transports {
-		t.CloseIdleConnections()
+		forward.CloseIdleConnections(t)
 	}
 	for _, f := range s.files {
 		f.Close()

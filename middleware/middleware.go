@@ -22,7 +22,7 @@ func Chain(h http.Handler, mws ...Middleware) http.Handler {
 
 // Recover turns a panic in h into a 500 and a log line with the stack, so
 // one bad request never takes the process down. http.ErrAbortHandler passes
-// through: it is how ReverseProxy aborts a response already under way.
+// through: it is how the forwarder aborts a response already under way.
 func Recover(log *slog.Logger) Middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -16,7 +16,7 @@ import (
 // Middleware traces each request through next. It continues the trace in
 // the request's traceparent header, or starts one, with a server span;
 // replaces the request's traceparent with that span's, so the proxied
-// request names our span as its parent (ReverseProxy copies request
+// request names our span as its parent (the forwarder copies request
 // headers to the server); and after next returns, records on the span
 // what the request's reqinfo.Info says (route, upstream, server, retries,
 // request ID) with the method, path, host and final status.
@@ -74,7 +74,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
 	done := false
 	defer func() {
-		// Deferred so a panic (http.ErrAbortHandler when ReverseProxy
+		// Deferred so a panic (http.ErrAbortHandler when the forwarder
 		// abandons a response midway) still ends the span; the panic goes
 		// on up unrecovered, its stack intact.
 		record(span, reqinfo.From(ctx), req, sw.status, done)
@@ -250,7 +250,7 @@ func spanMethod(m string) (string, bool) {
 
 // statusWriter records the status sent. It implements http.Flusher and
 // http.Hijacker for handlers that assert them, and Unwrap so
-// http.ResponseController (which ReverseProxy uses to flush and to switch
+// http.ResponseController (which the forwarder uses to flush and to switch
 // protocols) reaches the connection's own writer.
 type statusWriter struct {
 	http.ResponseWriter
@@ -258,7 +258,7 @@ type statusWriter struct {
 }
 
 // WriteHeader records the first final status; 1xx interim responses (103
-// Early Hints, forwarded by ReverseProxy) may come before it.
+// Early Hints, forwarded by the forwarder) may come before it.
 func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.status = code
@@ -281,7 +281,7 @@ func (w *statusWriter) Flush() {
 	_ = http.NewResponseController(w.ResponseWriter).Flush()
 }
 
-// Hijack takes over the connection; ReverseProxy does so only to switch
+// Hijack takes over the connection; the forwarder does so only to switch
 // protocols (WebSocket), which it answers with 101 on the raw connection.
 func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if w.status == 0 {

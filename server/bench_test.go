@@ -2,10 +2,14 @@ package server
 
 import (
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/tbsphathuynh/proxy/internal/reqinfo"
+	"github.com/tbsphathuynh/proxy/middleware"
 )
 
 var kib = strings.Repeat("x", 1024)
@@ -48,4 +52,28 @@ func BenchmarkEndToEnd(b *testing.B) {
 			resp.Body.Close()
 		}
 	})
+}
+
+// BenchmarkMetricsAndAccessLog measures what observability adds to each
+// request: the access log line (JSON, all fields, to a discarding writer)
+// and the metrics observation, around a handler that does nothing.
+func BenchmarkMetricsAndAccessLog(b *testing.B) {
+	srv := backend(b, "a", nil)
+	p := startProxy(b, "servers:\n"+servers(srv))
+	al, err := middleware.NewAccessLog(slog.New(slog.NewJSONHandler(io.Discard, nil)), nil, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := middleware.Track(al, p.observe)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info := reqinfo.From(r.Context())
+		info.Route, info.Upstream, info.Server = "default", "default", "a"
+		w.WriteHeader(200)
+	}))
+	req := httptest.NewRequest("GET", "http://example.com/bench", nil)
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		h.ServeHTTP(w, req)
+	}
 }

@@ -117,7 +117,11 @@ func (u *Upstream) roundTrip(req *http.Request, info *reqinfo.Info, tb *trackedB
 				next = u.pick(req, tried[:n])
 			}
 		}
-		if next == nil || !u.mayRetry() || !rewind(req) {
+		if next != nil && (!u.mayRetry() || !rewind(req)) {
+			next.Release()
+			next = nil
+		}
+		if next == nil {
 			return resp, err
 		}
 		if err == nil {
@@ -127,6 +131,7 @@ func (u *Upstream) roundTrip(req *http.Request, info *reqinfo.Info, tb *trackedB
 			resp.Body.Close()
 		}
 		if rp.wait(req.Context(), attempt+1) != nil {
+			next.Release()
 			return nil, context.Canceled
 		}
 		if info != nil {
@@ -144,10 +149,9 @@ func (u *Upstream) mayRetry() bool {
 	return u.Retry.Budget.Allow(time.Now())
 }
 
-// try makes one attempt on server s. The server counts the request as in
-// flight until the response body is closed.
+// try makes one attempt on server s, which pick has already counted as in
+// flight; it stays so until the response body is closed.
 func (u *Upstream) try(req *http.Request, s *upstream.Server, tb *trackedBody) (*http.Response, error) {
-	s.Acquire()
 	out := req
 	var cancel context.CancelFunc
 	if d := u.Retry.PerTryTimeout; d > 0 {
@@ -184,14 +188,17 @@ func (u *Upstream) try(req *http.Request, s *upstream.Server, tb *trackedBody) (
 
 // pick asks the picker, then falls back to the next server that is neither
 // full nor already tried, so max_connections and "each retry on another
-// server" hold whatever the strategy chose.
+// server" hold whatever the strategy chose. The server it returns is
+// already counted in flight: taking the slot by compare-and-swap (TryAcquire)
+// keeps concurrent requests from overshooting max_connections together.
+// The caller releases it.
 func (u *Upstream) pick(r *http.Request, tried []*upstream.Server) *upstream.Server {
 	servers := u.Pool.Available()
 	if len(servers) == 0 {
 		return nil
 	}
 	s := u.Picker.Pick(servers, r)
-	if s != nil && !s.Full() && !contains(tried, s) {
+	if s != nil && !contains(tried, s) && take(s) {
 		return s
 	}
 	off := 0
@@ -203,11 +210,18 @@ func (u *Upstream) pick(r *http.Request, tried []*upstream.Server) *upstream.Ser
 	}
 	for i := 1; i <= len(servers); i++ {
 		c := servers[(off+i)%len(servers)]
-		if !c.Full() && !contains(tried, c) {
+		if !contains(tried, c) && take(c) {
 			return c
 		}
 	}
 	return nil
+}
+
+// take counts a request in flight on s unless s is full: at its
+// max_connections cap (checked and taken in one compare-and-swap), or a
+// half-open circuit with its probes under way.
+func take(s *upstream.Server) bool {
+	return !s.Full() && s.TryAcquire()
 }
 
 func contains(list []*upstream.Server, s *upstream.Server) bool {

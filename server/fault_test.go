@@ -319,3 +319,43 @@ func TestServerStateSurvivesReload(t *testing.T) {
 		t.Errorf("available after reload: %d servers, want none", len(cur.Available()))
 	}
 }
+
+func TestMaxConnectionsHoldsUnderConcurrency(t *testing.T) {
+	var cur, peak atomic.Int64
+	release := make(chan struct{})
+	slow := backend(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+		n := cur.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		<-release
+		cur.Add(-1)
+	})
+	p := startProxy(t, fmt.Sprintf("servers: [{url: %s, max_connections: 2}]\n", slow.URL))
+	var wg sync.WaitGroup
+	var full atomic.Int64
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Get("http://" + p.Addr() + "/")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode == 503 {
+				full.Add(1)
+			}
+		}()
+	}
+	waitFor(t, "8 requests refused as full", func() bool { return full.Load() == 8 })
+	close(release)
+	wg.Wait()
+	if peak.Load() != 2 {
+		t.Errorf("server saw %d requests at once, max_connections is 2", peak.Load())
+	}
+}

@@ -64,13 +64,6 @@ func TestPickAllocs(t *testing.T) {
 		if n := testing.AllocsPerRun(1000, func() { p.Pick(servers, r) }); n != 0 {
 			t.Errorf("%s: %v allocs per pick, want 0", caseName(c.name, c.opts), n)
 		}
-		if n := testing.AllocsPerRun(1000, func() {
-			if s := PickAcquire(p, servers, r, nil); s != nil {
-				s.Release()
-			}
-		}); n != 0 {
-			t.Errorf("%s: %v allocs per PickAcquire, want 0", caseName(c.name, c.opts), n)
-		}
 	}
 }
 

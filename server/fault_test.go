@@ -359,3 +359,30 @@ func TestMaxConnectionsHoldsUnderConcurrency(t *testing.T) {
 		t.Errorf("server saw %d requests at once, max_connections is 2", peak.Load())
 	}
 }
+
+func TestFullServerPassesRequestsToTheNext(t *testing.T) {
+	release := make(chan struct{})
+	var busyHits atomic.Int64
+	busy := backend(t, "busy", func(w http.ResponseWriter, r *http.Request) {
+		busyHits.Add(1)
+		<-release
+	})
+	spare := backend(t, "spare", nil)
+	p := startProxy(t, fmt.Sprintf("servers: [{url: %s, max_connections: 1}, {url: %s}]\n", busy.URL, spare.URL))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if resp, err := http.Get("http://" + p.Addr() + "/"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	waitFor(t, "the busy server to hold its one slot", func() bool { return busyHits.Load() == 1 })
+	// Round robin would send every other request to the full server.
+	for range 4 {
+		if status, body, _ := get(t, http.DefaultClient, "http://"+p.Addr()+"/"); status != 200 || body != "spare" {
+			t.Errorf("with the first server full: %d %q, want the spare's answer", status, body)
+		}
+	}
+	close(release)
+	<-done
+}

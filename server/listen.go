@@ -12,6 +12,7 @@ import (
 
 	"github.com/tbsphathuynh/proxy/admin"
 	"github.com/tbsphathuynh/proxy/config"
+	"github.com/tbsphathuynh/proxy/h1"
 )
 
 // listener is one http.Server on one socket, with the settings it was
@@ -19,6 +20,13 @@ import (
 type listener struct {
 	key listenKey
 	hs  *http.Server
+	// srv serves ln: hs itself, or for plain HTTP the fast path in front
+	// of it.
+	srv interface {
+		Serve(net.Listener) error
+		Shutdown(context.Context) error
+		Close() error
+	}
 	ln  net.Listener
 	// sock is the main listener's socket, which a successor on the same
 	// address shares; nil for the admin listener.
@@ -75,8 +83,9 @@ func (s *Server) openMain(cfg *config.Config, sock *handoff) (*listener, error) 
 			MinVersion:     tls.VersionTLS12,
 		}
 		ln = tls.NewListener(ln, hs.TLSConfig)
+		return &listener{key: mainKey(cfg), hs: hs, srv: hs, ln: ln, sock: sock}, nil
 	}
-	return &listener{key: mainKey(cfg), hs: hs, ln: ln, sock: sock}, nil
+	return &listener{key: mainKey(cfg), hs: hs, srv: h1.New(hs), ln: ln, sock: sock}, nil
 }
 
 // openAdmin opens the admin listener, or returns nil when it is off.
@@ -93,7 +102,7 @@ func (s *Server) openAdmin(cfg *config.Config) (*listener, error) {
 		return nil, fmt.Errorf("admin listen %s: %w", addr, err)
 	}
 	hs := &http.Server{Handler: s.adminHandler(cfg, addr), ReadHeaderTimeout: 10 * time.Second}
-	return &listener{key: adminKey(cfg), hs: hs, ln: ln}, nil
+	return &listener{key: adminKey(cfg), hs: hs, srv: hs, ln: ln}, nil
 }
 
 func (s *Server) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -121,7 +130,7 @@ func (s *Server) serve(l *listener) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		err := l.hs.Serve(l.ln)
+		err := l.srv.Serve(l.ln)
 		// A closed socket ends Serve before Shutdown is called on it; both
 		// are a normal stop.
 		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
@@ -159,8 +168,8 @@ func (s *Server) retire(l, successor *listener, timeout time.Duration) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		if err := l.hs.Shutdown(ctx); err != nil {
-			l.hs.Close()
+		if err := l.srv.Shutdown(ctx); err != nil {
+			l.srv.Close()
 		}
 	}()
 }

@@ -278,12 +278,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// Close the socket first, so new connections are refused at once
 		// rather than queued while requests drain.
 		main.sock.Close()
-		if err = main.hs.Shutdown(ctx); err != nil {
-			main.hs.Close()
+		if err = main.srv.Shutdown(ctx); err != nil {
+			main.srv.Close()
 		}
 	}
 	if admin != nil {
-		admin.hs.Close()
+		admin.srv.Close()
 	}
 	s.wg.Wait()
 	s.rt.Load().close()

@@ -1,0 +1,347 @@
+package h1
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Connection states, for Shutdown: only an idle connection may be closed
+// under a client's feet.
+const (
+	stateIdle int32 = iota
+	stateActive
+	stateClosed
+)
+
+// readBufferSize bounds the heads the fast path parses; a longer head goes
+// to net/http, which enforces MaxHeaderBytes.
+const readBufferSize = 4096
+
+// watchDelay is how long a request waits before a read on its connection
+// starts watching for the client going away. Most requests end sooner and
+// never pay for the watch; a client that leaves a slow request is noticed
+// within this delay.
+const watchDelay = 100 * time.Millisecond
+
+var readBuffers = sync.Pool{New: func() any { b := make([]byte, readBufferSize); return &b }}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// conn is one client connection on the fast path.
+type conn struct {
+	srv   *Server
+	rwc   net.Conn
+	raw   syscall.RawConn
+	state atomic.Int32
+
+	// readFn is c.readSome as a value made once, for RawConn.Read.
+	readFn func(fd uintptr) bool
+	rerr   error
+
+	// buf is borrowed from readBuffers only while it holds unread bytes
+	// or a read is under way; (*buf)[r:w] are the bytes not consumed yet.
+	buf  *[]byte
+	r, w int
+
+	ctx        context.Context
+	cancel     context.CancelFunc
+	proto      *http.Request // carries ctx into every request
+	remoteAddr string
+
+	// The client-gone watch of a slow request (see watchDelay).
+	watch    *time.Timer
+	wmu      sync.Mutex
+	wArmed   bool
+	wRunning bool
+	wDone    chan struct{}
+	wByte    [1]byte
+	wGot     bool
+}
+
+func (s *Server) newConn(rw net.Conn) (*conn, bool) {
+	sc, ok := rw.(syscall.Conn)
+	if !ok {
+		return nil, false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil, false
+	}
+	c := &conn{srv: s, rwc: rw, raw: raw, remoteAddr: rw.RemoteAddr().String()}
+	c.readFn = c.readSome
+	ctx := context.WithValue(s.base, http.LocalAddrContextKey, rw.LocalAddr())
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.proto = (&http.Request{}).WithContext(c.ctx)
+	if !s.track(c, true) {
+		c.cancel()
+		return nil, false
+	}
+	return c, true
+}
+
+func (c *conn) releaseIfEmpty() {
+	if c.buf != nil && c.r == c.w {
+		readBuffers.Put(c.buf)
+		c.buf = nil
+		c.r, c.w = 0, 0
+	}
+}
+
+// fill reads more bytes after those buffered.
+func (c *conn) fill() error {
+	if c.buf != nil {
+		if c.r > 0 {
+			c.w = copy(*c.buf, (*c.buf)[c.r:c.w])
+			c.r = 0
+		}
+		if c.w == len(*c.buf) {
+			return errHeadTooLong
+		}
+	}
+	c.rerr = nil
+	if err := c.raw.Read(c.readFn); err != nil {
+		return err
+	}
+	return c.rerr
+}
+
+var errHeadTooLong = errors.New("h1: request head longer than the read buffer")
+
+func (c *conn) serve() {
+	handedOver := false
+	defer func() {
+		c.cancel()
+		c.watch.Stop()
+		if !handedOver {
+			c.rwc.Close()
+			c.releaseBuffer()
+		}
+		c.srv.track(c, false)
+	}()
+	c.watch = time.AfterFunc(time.Hour, c.startWatch)
+	c.watch.Stop()
+
+	hs := c.srv.hs
+	limit := readBufferSize
+	if hs.MaxHeaderBytes > 0 && hs.MaxHeaderBytes < limit {
+		limit = hs.MaxHeaderBytes
+	}
+	st := (*reqState)(nil)
+	defer func() {
+		if st != nil {
+			putState(st)
+		}
+	}()
+	for first := true; ; first = false {
+		// Wait for the next request: the header timeout for the first,
+		// the idle timeout between requests.
+		wait := hs.ReadHeaderTimeout
+		if !first && hs.IdleTimeout > 0 {
+			wait = hs.IdleTimeout
+		}
+		c.setReadDeadline(wait)
+
+		var n int
+		for {
+			if c.buf != nil && c.w > c.r {
+				if c.state.Load() == stateIdle && !c.state.CompareAndSwap(stateIdle, stateActive) {
+					return // closed by Shutdown
+				}
+				if st == nil {
+					st = getState()
+				}
+				var v verdict
+				n, v = parseHead((*c.buf)[c.r:c.w], &st.head)
+				if v == accept {
+					break
+				}
+				if v == handOff || c.w-c.r >= limit {
+					handedOver = c.handOver()
+					return
+				}
+				if wait != hs.ReadHeaderTimeout {
+					// Part of a head has come: from now on the header
+					// timeout runs.
+					wait = hs.ReadHeaderTimeout
+					c.setReadDeadline(wait)
+				}
+			}
+			if err := c.fill(); err != nil {
+				if err == errHeadTooLong {
+					handedOver = c.handOver()
+				}
+				return
+			}
+		}
+
+		if !c.serveRequest(st, n) {
+			if st.handOff {
+				handedOver = c.handOver()
+			}
+			return
+		}
+		putState(st)
+		st = nil
+		if c.srv.shuttingDown() || !c.state.CompareAndSwap(stateActive, stateIdle) {
+			return
+		}
+		c.releaseIfEmpty()
+	}
+}
+
+func (c *conn) setReadDeadline(d time.Duration) {
+	if d > 0 {
+		c.rwc.SetReadDeadline(time.Now().Add(d))
+	} else {
+		c.rwc.SetReadDeadline(time.Time{})
+	}
+}
+
+func (c *conn) releaseBuffer() {
+	if c.buf != nil {
+		readBuffers.Put(c.buf)
+		c.buf = nil
+	}
+}
+
+// handOver gives the connection to net/http with its unread bytes.
+func (c *conn) handOver() bool {
+	c.rwc.SetReadDeadline(time.Time{})
+	var buffered []byte
+	if c.buf != nil {
+		buffered = (*c.buf)[c.r:c.w]
+	}
+	if !c.srv.handOver(c.rwc, buffered) {
+		return false
+	}
+	c.releaseBuffer()
+	return true
+}
+
+// serveRequest builds the request from the head of n bytes at the start of
+// the buffer, runs the handler and finishes the response. It reports
+// whether the connection stays open for another request; st.handOff asks
+// for the connection to go to net/http instead, before anything was
+// served.
+func (c *conn) serveRequest(st *reqState, n int) bool {
+	if !st.build((*c.buf)[c.r:c.r+n], c.proto) {
+		st.handOff = true
+		return false
+	}
+	c.r += n
+	r := &st.req
+	h := &st.head
+	r.ContentLength = h.contentLength
+	r.Close = h.close
+	r.RemoteAddr = c.remoteAddr
+	if h.contentLength > 0 {
+		st.body.reset(c, h.contentLength)
+		r.Body = &st.body
+		// Like net/http without a ReadTimeout: a body may take its time.
+		c.rwc.SetReadDeadline(time.Time{})
+	} else {
+		st.body.reset(c, 0)
+		r.Body = http.NoBody
+		c.armWatch()
+	}
+
+	w := &st.resp
+	w.reset(c, r, st)
+	if !c.runHandler(w, r) {
+		c.stopWatch()
+		return false
+	}
+	c.stopWatch()
+	w.finish()
+	return w.reusable()
+}
+
+// runHandler calls the handler, reporting false when it panicked: the
+// response is then cut off by closing the connection, as net/http does.
+func (c *conn) runHandler(w *response, r *http.Request) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			ok = false
+			if v != http.ErrAbortHandler {
+				const size = 64 << 10
+				buf := make([]byte, size)
+				buf = buf[:runtime.Stack(buf, false)]
+				c.srv.logf("h1: panic serving %v: %v\n%s", c.remoteAddr, v, buf)
+			}
+		}
+	}()
+	c.srv.hs.Handler.ServeHTTP(w, r)
+	return true
+}
+
+// armWatch starts the timer after which a read watches for the client
+// going away while its request is served.
+func (c *conn) armWatch() {
+	c.wmu.Lock()
+	c.wArmed = true
+	c.wmu.Unlock()
+	c.watch.Reset(watchDelay)
+}
+
+func (c *conn) startWatch() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !c.wArmed || c.wRunning {
+		return
+	}
+	c.wRunning = true
+	c.wDone = make(chan struct{})
+	go c.watchRead(c.wDone)
+}
+
+// watchRead reads one byte: an error other than our own deadline means the
+// client has gone, and the request's context is canceled; a byte is the
+// start of a pipelined request, kept for later.
+func (c *conn) watchRead(done chan struct{}) {
+	defer close(done)
+	n, err := c.rwc.Read(c.wByte[:])
+	if n == 1 {
+		c.wGot = true
+		return
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return
+	}
+	c.cancel()
+}
+
+// stopWatch ends the watch of the request that is finishing, waiting for
+// its read to stop.
+func (c *conn) stopWatch() {
+	c.watch.Stop()
+	c.wmu.Lock()
+	c.wArmed = false
+	running, done := c.wRunning, c.wDone
+	c.wRunning = false
+	c.wmu.Unlock()
+	if !running {
+		return
+	}
+	c.rwc.SetReadDeadline(aLongTimeAgo)
+	<-done
+	if c.wGot {
+		c.wGot = false
+		if c.buf == nil {
+			c.buf = readBuffers.Get().(*[]byte)
+			c.r, c.w = 0, 0
+		} else if c.w == len(*c.buf) {
+			c.w = copy(*c.buf, (*c.buf)[c.r:c.w])
+			c.r = 0
+		}
+		(*c.buf)[c.w] = c.wByte[0]
+		c.w++
+	}
+}

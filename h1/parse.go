@@ -1,0 +1,319 @@
+package h1
+
+import "strings"
+
+// verdict is what the parser makes of the bytes read so far.
+type verdict int
+
+const (
+	// needMore: the head is not complete yet and nothing seen so far rules
+	// the fast path out.
+	needMore verdict = iota
+	// accept: a complete head that the fast path serves exactly as
+	// net/http would.
+	accept
+	// handOff: something the fast path does not serve itself (a framing it
+	// leaves to net/http, an upgrade, an error net/http answers); the
+	// connection goes to net/http with every byte read so far.
+	handOff
+)
+
+// maxFields is the most header lines the fast path takes; a request with
+// more goes to net/http.
+const maxFields = 64
+
+// span is a range of the read buffer.
+type span struct{ off, end int32 }
+
+// head is a request head parsed in place: spans into the buffer it was read
+// into, plus what the framing and connection handling need.
+type head struct {
+	method, target span
+	fields         [maxFields]struct{ name, value span }
+	nfields        int
+	// contentLength is the request body's length, 0 when there is none.
+	contentLength int64
+	// close is set when the client sent Connection: close.
+	close bool
+	// noCache: the first Pragma is no-cache and no Cache-Control was sent;
+	// net/http then adds Cache-Control: no-cache to the request.
+	noCache bool
+}
+
+func isTchar(c byte) bool { return tchar[c] }
+
+// tchar is RFC 9110's token alphabet, the bytes of methods and field
+// names.
+var tchar = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+// parseHead parses the request head at the start of b. On accept it
+// returns the head's length, CRLF CRLF included.
+//
+// It accepts a strict subset of what net/http accepts, and frames a body
+// the same way: HTTP/1.1 only, origin-form targets of printable ASCII,
+// CRLF line ends, no folded lines, exactly one valid Host, at most one
+// Content-Length of plain digits, and no Transfer-Encoding, Expect,
+// Upgrade or HTTP2-Settings. Anything else is handed to net/http, which
+// serves it or answers the error itself. FuzzParseHead checks the subset
+// against net/http's parser.
+func parseHead(b []byte, h *head) (int, verdict) {
+	h.nfields = 0
+	h.contentLength = 0
+	h.close = false
+	h.noCache = false
+
+	i := 0
+	for i < len(b) && isTchar(b[i]) {
+		i++
+	}
+	if i == len(b) {
+		return 0, needMore
+	}
+	if i == 0 || b[i] != ' ' {
+		return 0, handOff
+	}
+	h.method = span{0, int32(i)}
+	i++
+	start := i
+	for i < len(b) && b[i] > ' ' && b[i] < 0x7f {
+		i++
+	}
+	if i == len(b) {
+		return 0, needMore
+	}
+	if b[i] != ' ' || i == start || b[start] != '/' {
+		return 0, handOff
+	}
+	h.target = span{int32(start), int32(i)}
+	i++
+	const version = "HTTP/1.1\r\n"
+	if rest := b[i:]; len(rest) < len(version) {
+		if !strings.HasPrefix(version, string(rest)) {
+			return 0, handOff
+		}
+		return 0, needMore
+	}
+	if string(b[i:i+len(version)]) != version {
+		return 0, handOff
+	}
+	i += len(version)
+
+	hosts, lengths := 0, 0
+	pragma, cacheControl := false, false
+	for {
+		if i >= len(b) {
+			return 0, needMore
+		}
+		if b[i] == '\r' {
+			if i+1 == len(b) {
+				return 0, needMore
+			}
+			if b[i+1] != '\n' {
+				return 0, handOff
+			}
+			i += 2
+			break
+		}
+		ns := i
+		for i < len(b) && isTchar(b[i]) {
+			i++
+		}
+		if i == len(b) {
+			return 0, needMore
+		}
+		// A line starting with a space (obs-fold), a bare LF, a space
+		// before the colon: net/http's to judge.
+		if i == ns || b[i] != ':' {
+			return 0, handOff
+		}
+		ne := i
+		i++
+		for i < len(b) && (b[i] == ' ' || b[i] == '\t') {
+			i++
+		}
+		vs := i
+		for i < len(b) && (b[i] == '\t' || b[i] >= ' ' && b[i] != 0x7f) {
+			i++
+		}
+		if i == len(b) {
+			return 0, needMore
+		}
+		if b[i] != '\r' {
+			return 0, handOff
+		}
+		if i+1 == len(b) {
+			return 0, needMore
+		}
+		if b[i+1] != '\n' {
+			return 0, handOff
+		}
+		ve := i
+		for ve > vs && (b[ve-1] == ' ' || b[ve-1] == '\t') {
+			ve--
+		}
+		i += 2
+
+		if h.nfields == maxFields {
+			return 0, handOff
+		}
+		name, value := b[ns:ne], b[vs:ve]
+		switch {
+		case equalFold(name, "host"):
+			hosts++
+			if !validHost(value) {
+				return 0, handOff
+			}
+		case equalFold(name, "content-length"):
+			lengths++
+			n, ok := parseLength(value)
+			if !ok {
+				return 0, handOff
+			}
+			h.contentLength = n
+		case equalFold(name, "connection"):
+			if hasToken(value, "close") {
+				h.close = true
+			}
+		case equalFold(name, "pragma"):
+			if !pragma {
+				pragma = true
+				h.noCache = string(value) == "no-cache"
+			}
+		case equalFold(name, "cache-control"):
+			cacheControl = true
+		case equalFold(name, "transfer-encoding"), equalFold(name, "expect"),
+			equalFold(name, "upgrade"), equalFold(name, "http2-settings"):
+			return 0, handOff
+		}
+		h.fields[h.nfields].name = span{int32(ns), int32(ne)}
+		h.fields[h.nfields].value = span{int32(vs), int32(ve)}
+		h.nfields++
+	}
+	if hosts != 1 || lengths > 1 {
+		return 0, handOff
+	}
+	if cacheControl {
+		h.noCache = false
+	}
+	return i, accept
+}
+
+// equalFold reports whether b, a token, equals the lower-case ASCII s
+// without regard to case.
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		if b[i]|0x20 != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// validHost accepts the usual host[:port] and [v6]:port spellings, a
+// subset of what net/http takes.
+func validHost(v []byte) bool {
+	if len(v) == 0 {
+		return false
+	}
+	for _, c := range v {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '.', c == '-', c == '_', c == ':', c == '[', c == ']':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// parseLength parses a Content-Length of plain digits, short enough never
+// to overflow.
+func parseLength(v []byte) (int64, bool) {
+	if len(v) == 0 || len(v) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// hasToken reports whether the comma-separated list v holds token, in any
+// case.
+func hasToken(v []byte, token string) bool {
+	for len(v) > 0 {
+		var elem []byte
+		if i := indexByte(v, ','); i >= 0 {
+			elem, v = v[:i], v[i+1:]
+		} else {
+			elem, v = v, nil
+		}
+		for len(elem) > 0 && (elem[0] == ' ' || elem[0] == '\t') {
+			elem = elem[1:]
+		}
+		for len(elem) > 0 && (elem[len(elem)-1] == ' ' || elem[len(elem)-1] == '\t') {
+			elem = elem[:len(elem)-1]
+		}
+		if equalFold(elem, token) {
+			return true
+		}
+	}
+	return false
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// canonicalize rewrites a field name in place as net/http keys it: upper
+// case at the start and after each hyphen, lower case elsewhere.
+func canonicalize(name []byte) {
+	upper := true
+	for i, c := range name {
+		if upper && 'a' <= c && c <= 'z' {
+			name[i] = c - 'a' + 'A'
+		} else if !upper && 'A' <= c && c <= 'Z' {
+			name[i] = c - 'A' + 'a'
+		}
+		upper = c == '-'
+	}
+}
+
+// plainPath reports whether p is a path that url.ParseRequestURI keeps as
+// it is, with no escaping to undo or to record in RawPath.
+func plainPath[T string | []byte](p T) bool {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '/', c == '-', c == '.', c == '_', c == '~':
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,40 @@
+//go:build unix
+
+package h1
+
+import (
+	"io"
+	"syscall"
+)
+
+const fastPathSupported = true
+
+// readSome reads what the socket has into the buffer, borrowing it for the
+// read and giving it back when the socket had nothing and nothing else is
+// buffered: an idle connection holds no buffer. It runs inside
+// RawConn.Read, which waits for readability and calls it again when it
+// returns false.
+func (c *conn) readSome(fd uintptr) bool {
+	if c.buf == nil {
+		c.buf = readBuffers.Get().(*[]byte)
+		c.r, c.w = 0, 0
+	}
+	b := *c.buf
+	for {
+		n, err := syscall.Read(int(fd), b[c.w:])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			c.releaseIfEmpty()
+			return false
+		case err != nil:
+			c.rerr = err
+		case n == 0:
+			c.rerr = io.EOF
+		default:
+			c.w += n
+		}
+		return true
+	}
+}

@@ -1,0 +1,224 @@
+// Package h1 serves plain HTTP/1.1 connections with a request parser and a
+// response writer of its own, and hands every connection it would not
+// serve exactly as net/http does to a net/http server.
+//
+// It exists for CPU and memory: net/http's server keeps two 4 KiB buffers
+// and a grown goroutine stack for each connection's whole life, parses
+// every head into fresh maps, starts a background read per request and
+// clones the response header; on a proxy that does little else, that is
+// most of the cost of a request (docs/performance.md). Here a connection
+// borrows its buffers only while bytes are in flight, the head is parsed
+// in place into a reused header map, and a response is written with one
+// system call when it fits.
+//
+// Only the common case takes the fast path: HTTP/1.1 requests with
+// origin-form targets, CRLF line ends, one Host and at most one plain
+// Content-Length. Anything else (chunked or Expect bodies, upgrades, h2c,
+// HTTP/1.0, oversized or malformed heads) goes to net/http together with
+// the bytes already read, and stays there for the rest of the connection;
+// net/http then serves it or answers the error as it always would. So the
+// fast path never accepts what net/http rejects nor frames a body
+// differently, which FuzzParseHead checks against net/http's own parser.
+package h1
+
+import (
+	"context"
+	"errors"
+	"log"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Server serves HTTP/1.1 on a listener with the settings and handler of an
+// http.Server, which also serves the connections the fast path hands over.
+type Server struct {
+	hs *http.Server
+
+	// base is the context of every request: it carries
+	// http.ServerContextKey, as net/http's does.
+	base context.Context
+
+	handoff *handoffListener
+
+	mu         sync.Mutex
+	conns      map[*conn]struct{}
+	listeners  map[net.Listener]struct{}
+	inShutdown atomic.Bool
+	// done is closed once Close or Shutdown has started.
+	done     chan struct{}
+	doneOnce sync.Once
+	hsServe  sync.Once
+	hsErr    chan error
+}
+
+// New returns a server for hs's Handler, ReadHeaderTimeout, IdleTimeout,
+// MaxHeaderBytes and ErrorLog. hs must not be served elsewhere; TLS
+// listeners are not for the fast path (serve them with hs directly).
+func New(hs *http.Server) *Server {
+	s := &Server{
+		hs:        hs,
+		conns:     make(map[*conn]struct{}),
+		listeners: make(map[net.Listener]struct{}),
+		done:      make(chan struct{}),
+		hsErr:     make(chan error, 1),
+	}
+	s.base = context.WithValue(context.Background(), http.ServerContextKey, hs)
+	return s
+}
+
+// Serve accepts connections on ln until it is closed or the server shuts
+// down. It returns http.ErrServerClosed after Shutdown or Close.
+func (s *Server) Serve(ln net.Listener) error {
+	if !fastPathSupported {
+		return s.hs.Serve(ln)
+	}
+	s.mu.Lock()
+	if s.inShutdown.Load() {
+		s.mu.Unlock()
+		return http.ErrServerClosed
+	}
+	if s.handoff == nil {
+		s.handoff = newHandoffListener(ln.Addr())
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	s.hsServe.Do(func() {
+		go func() { s.hsErr <- s.hs.Serve(s.handoff) }()
+	})
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+
+	var delay time.Duration
+	for {
+		rw, err := ln.Accept()
+		if err != nil {
+			if s.inShutdown.Load() {
+				return http.ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Out of file descriptors and the like: back off as
+				// net/http does rather than spin.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.logf("h1: accept error: %v; retrying in %v", err, delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		c, ok := s.newConn(rw)
+		if !ok {
+			rw.Close()
+			return http.ErrServerClosed
+		}
+		go c.serve()
+	}
+}
+
+// track adds or removes a connection from the set Shutdown waits for; it
+// reports false when the server is already shutting down.
+func (s *Server) track(c *conn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.inShutdown.Load() {
+			return false
+		}
+		s.conns[c] = struct{}{}
+		return true
+	}
+	delete(s.conns, c)
+	return true
+}
+
+// shuttingDown reports whether keep-alive has ended: responses then carry
+// Connection: close.
+func (s *Server) shuttingDown() bool { return s.inShutdown.Load() }
+
+// Shutdown stops accepting, closes idle connections, and waits for the
+// requests under way to finish and for their connections to close, or
+// for ctx to end. Connections handed to net/http shut down with it.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.begin()
+	hsDone := make(chan error, 1)
+	go func() { hsDone <- s.hs.Shutdown(ctx) }()
+
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if s.closeIdle() {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			<-hsDone
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return <-hsDone
+}
+
+// Close closes the listeners and every connection at once.
+func (s *Server) Close() error {
+	s.begin()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.rwc.Close()
+	}
+	s.mu.Unlock()
+	return s.hs.Close()
+}
+
+func (s *Server) begin() {
+	s.doneOnce.Do(func() {
+		s.mu.Lock()
+		s.inShutdown.Store(true)
+		for ln := range s.listeners {
+			ln.Close()
+		}
+		if s.handoff != nil {
+			s.handoff.Close()
+		}
+		s.mu.Unlock()
+		close(s.done)
+	})
+}
+
+// closeIdle closes the connections waiting for a request and reports
+// whether none is left.
+func (s *Server) closeIdle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.state.CompareAndSwap(stateIdle, stateClosed) {
+			c.rwc.Close()
+		}
+	}
+	return len(s.conns) == 0
+}
+
+func (s *Server) logf(format string, args ...any) {
+	if s.hs.ErrorLog != nil {
+		s.hs.ErrorLog.Printf(format, args...)
+		return
+	}
+	log.Printf(format, args...)
+}
+
+// handOver passes a connection to net/http with the bytes already read
+// from it. It reports false when net/http no longer accepts connections.
+func (s *Server) handOver(rw net.Conn, buffered []byte) bool {
+	pc := &prefixConn{Conn: rw}
+	if len(buffered) > 0 {
+		pc.prefix = append([]byte(nil), buffered...)
+	}
+	return s.handoff.push(pc)
+}

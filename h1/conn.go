@@ -76,6 +76,8 @@ func (s *Server) newConn(rw net.Conn) (*conn, bool) {
 	}
 	c := &conn{srv: s, rwc: rw, raw: raw, remoteAddr: rw.RemoteAddr().String()}
 	c.readFn = c.readSome
+	c.watch = time.AfterFunc(time.Hour, c.startWatch)
+	c.watch.Stop()
 	ctx := context.WithValue(s.base, http.LocalAddrContextKey, rw.LocalAddr())
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	c.proto = (&http.Request{}).WithContext(c.ctx)
@@ -114,9 +116,19 @@ func (c *conn) fill() error {
 
 var errHeadTooLong = errors.New("h1: request head longer than the read buffer")
 
-func (c *conn) serve() {
-	handedOver := false
+func (c *conn) serve() { c.run(true) }
+
+// run serves the connection's requests until it closes, goes to net/http,
+// or goes idle: then the wait for the next request continues on a new
+// goroutine, whose stack starts small, instead of parking this one with
+// the stack the handler grew (several KiB more per idle connection until
+// garbage collections shrink it).
+func (c *conn) run(first bool) {
+	handedOver, moved := false, false
 	defer func() {
+		if moved {
+			return
+		}
 		c.cancel()
 		c.watch.Stop()
 		if !handedOver {
@@ -125,9 +137,6 @@ func (c *conn) serve() {
 		}
 		c.srv.track(c, false)
 	}()
-	c.watch = time.AfterFunc(time.Hour, c.startWatch)
-	c.watch.Stop()
-
 	hs := c.srv.hs
 	limit := readBufferSize
 	if hs.MaxHeaderBytes > 0 && hs.MaxHeaderBytes < limit {
@@ -139,7 +148,7 @@ func (c *conn) serve() {
 			putState(st)
 		}
 	}()
-	for first := true; ; first = false {
+	for ; ; first = false {
 		// Wait for the next request: the header timeout for the first,
 		// the idle timeout between requests.
 		wait := hs.ReadHeaderTimeout
@@ -193,6 +202,11 @@ func (c *conn) serve() {
 			return
 		}
 		c.releaseIfEmpty()
+		if c.buf == nil {
+			moved = true
+			go c.run(false)
+			return
+		}
 	}
 }
 

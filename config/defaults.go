@@ -55,6 +55,9 @@ func applyDefaults(c *Config, pos *positions) {
 	if d.unset(c.Client.MaxHeaderBytes == 0, "client.max_header_bytes") {
 		c.Client.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
+	if d.unset(!c.Client.FastPath, "client.fast_path") {
+		c.Client.FastPath = true
+	}
 
 	// The top-level upstream sections mean nothing without top-level
 	// servers, so they stay zero then rather than look configured.

@@ -88,6 +88,7 @@ func TestParseSeedAppliesDocumentedDefaults(t *testing.T) {
 			ReadHeaderTimeout: Duration(10 * time.Second),
 			IdleTimeout:       Duration(120 * time.Second),
 			MaxHeaderBytes:    64 << 10,
+			FastPath:          true,
 		},
 		Upstream: defaultUpstream(
 			Server{URL: "http://backend1.example.com", Name: "backend1.example.com:80", Weight: 1},
@@ -229,6 +230,7 @@ retries: {attempts: 1, budget: 0.5}
 rate_limit: {requests_per_second: 2.5}
 circuit_breaker:
 health_checks: {enabled: false}
+client: {fast_path: false}
 `, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -247,6 +249,7 @@ health_checks: {enabled: false}
 			Window: Duration(10 * time.Second), MinRequests: 20, HalfOpenRequests: 1,
 		}},
 		{"enabled false kept", c.HealthChecks.Enabled, ptr(false)},
+		{"fast path off kept", c.Client.FastPath, false},
 	}
 	for _, tc := range checks {
 		t.Run(tc.name, func(t *testing.T) {

@@ -59,6 +59,11 @@ type Client struct {
 	IdleTimeout Duration `yaml:"idle_timeout"`
 	// MaxHeaderBytes caps the size of request headers; larger gets 431.
 	MaxHeaderBytes Size `yaml:"max_header_bytes"`
+	// FastPath serves plain HTTP/1.1 with the proxy's own parser and
+	// response writer (package h1) rather than net/http's; on by default.
+	// Turning it off is a way back to net/http for every request if the
+	// fast path is ever suspected of a fault.
+	FastPath bool `yaml:"fast_path"`
 }
 
 // Upstream is a named group of servers with the policies that pick among

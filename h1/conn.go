@@ -152,10 +152,11 @@ func (c *conn) run(first bool) {
 		// Wait for the next request: the header timeout for the first,
 		// the idle timeout between requests.
 		wait := hs.ReadHeaderTimeout
-		if !first && hs.IdleTimeout > 0 {
-			wait = hs.IdleTimeout
+		if !first {
+			wait = hs.IdleTimeout // 0: no limit, as net/http without ReadTimeout
 		}
 		c.setReadDeadline(wait)
+		headerTimeout := first
 
 		var n int
 		for {
@@ -175,11 +176,11 @@ func (c *conn) run(first bool) {
 					handedOver = c.handOver()
 					return
 				}
-				if wait != hs.ReadHeaderTimeout {
+				if !headerTimeout {
 					// Part of a head has come: from now on the header
 					// timeout runs.
-					wait = hs.ReadHeaderTimeout
-					c.setReadDeadline(wait)
+					headerTimeout = true
+					c.setReadDeadline(hs.ReadHeaderTimeout)
 				}
 			}
 			if err := c.fill(); err != nil {

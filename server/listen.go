@@ -85,6 +85,9 @@ func (s *Server) openMain(cfg *config.Config, sock *handoff) (*listener, error) 
 		ln = tls.NewListener(ln, hs.TLSConfig)
 		return &listener{key: mainKey(cfg), hs: hs, srv: hs, ln: ln, sock: sock}, nil
 	}
+	if !cfg.Client.FastPath {
+		return &listener{key: mainKey(cfg), hs: hs, srv: hs, ln: ln, sock: sock}, nil
+	}
 	return &listener{key: mainKey(cfg), hs: hs, srv: h1.New(hs), ln: ln, sock: sock}, nil
 }
 

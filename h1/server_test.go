@@ -1,0 +1,211 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// serve starts a fast-path server for h on a loopback port.
+func serve(t *testing.T, h http.Handler) (*Server, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(&http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		s.Close()
+		<-done
+	})
+	return s, ln.Addr().String()
+}
+
+func dial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c, bufio.NewReader(c)
+}
+
+func readBody(t *testing.T, br *bufio.Reader, method string) (*http.Response, string) {
+	t.Helper()
+	res, err := http.ReadResponse(br, &http.Request{Method: method})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, string(b)
+}
+
+func TestClientGoneCancelsTheRequest(t *testing.T) {
+	canceled := make(chan error, 1)
+	arrived := make(chan struct{})
+	_, addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		select {
+		case <-r.Context().Done():
+			canceled <- r.Context().Err()
+		case <-time.After(10 * time.Second):
+			canceled <- nil
+		}
+	}))
+	c, _ := dial(t, addr)
+	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+	<-arrived
+	c.Close()
+	select {
+	case err := <-canceled:
+		if err != context.Canceled {
+			t.Fatalf("handler's context ended with %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler never learned that its client had gone")
+	}
+}
+
+// A request pipelined behind a slow one is read by the client-gone watch;
+// its first byte must not be lost.
+func TestPipelinedBehindSlowRequest(t *testing.T) {
+	_, addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(3 * watchDelay)
+		}
+		io.WriteString(w, r.URL.Path)
+	}))
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\nGET /next HTTP/1.1\r\nHost: t\r\n\r\n")
+	for _, want := range []string{"/slow", "/next"} {
+		if _, got := readBody(t, br, "GET"); got != want {
+			t.Fatalf("body %q, want %q", got, want)
+		}
+	}
+}
+
+func TestKeepAliveAndBodies(t *testing.T) {
+	_, addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		io.WriteString(w, r.Method+" "+r.URL.RequestURI()+" "+r.Host+" "+r.Header.Get("X-A")+" "+string(b))
+	}))
+	c, br := dial(t, addr)
+	io.WriteString(c, "POST /a?b=1 HTTP/1.1\r\nHost: h.test\r\nx-a: 1\r\nContent-Length: 3\r\n\r\nxyz")
+	if _, got := readBody(t, br, "POST"); got != "POST /a?b=1 h.test 1 xyz" {
+		t.Fatalf("got %q", got)
+	}
+	// The body arrives after the head, in pieces.
+	io.WriteString(c, "PUT /c HTTP/1.1\r\nHost: h.test\r\nContent-Length: 6\r\n\r\n")
+	time.Sleep(10 * time.Millisecond)
+	io.WriteString(c, "abc")
+	time.Sleep(10 * time.Millisecond)
+	io.WriteString(c, "def")
+	res, got := readBody(t, br, "PUT")
+	if got != "PUT /c h.test  abcdef" || res.Close {
+		t.Fatalf("got %q (close %v)", got, res.Close)
+	}
+}
+
+func TestHandsOverWhatItDoesNotServe(t *testing.T) {
+	_, addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		io.WriteString(w, r.Proto+" "+strings.Join(r.TransferEncoding, ",")+" "+string(b))
+	}))
+	c, br := dial(t, addr)
+	// A fast-path request, then a chunked one: the connection moves to
+	// net/http with the bytes already read, and stays there.
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+	if _, got := readBody(t, br, "GET"); got != "HTTP/1.1  " {
+		t.Fatalf("got %q", got)
+	}
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n")
+	if _, got := readBody(t, br, "POST"); got != "HTTP/1.1 chunked abc" {
+		t.Fatalf("got %q", got)
+	}
+	if _, got := readBody(t, br, "GET"); got != "HTTP/1.1  " {
+		t.Fatalf("got %q", got)
+	}
+	// A malformed head is net/http's to answer.
+	c2, br2 := dial(t, addr)
+	io.WriteString(c2, "GET / HTTP/1.1\r\nHost: t\r\nBad Name: v\r\n\r\n")
+	res, _ := readBody(t, br2, "GET")
+	if res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("status %d, want 400", res.StatusCode)
+	}
+}
+
+func TestShutdownWaitsForRequestsAndClosesIdle(t *testing.T) {
+	started := make(chan struct{})
+	release := make(chan struct{})
+	s, addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			close(started)
+			<-release
+		}
+		io.WriteString(w, "done")
+	}))
+	idle, idleBR := dial(t, addr)
+	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+	readBody(t, idleBR, "GET")
+
+	busy, busyBR := dial(t, addr)
+	io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+	<-started
+
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	// The idle connection is closed.
+	if _, err := idleBR.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection: read %v, want EOF", err)
+	}
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned (%v) with a request under way", err)
+	default:
+	}
+	close(release)
+	res, body := readBody(t, busyBR, "GET")
+	if body != "done" || !res.Close {
+		t.Fatalf("in-flight request: body %q, close %v; want done, closed", body, res.Close)
+	}
+	select {
+	case err := <-shut:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown did not return after the last request")
+	}
+}
+
+func TestPanicClosesTheConnection(t *testing.T) {
+	_, addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "partial")
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	}))
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(res.Body); err == nil {
+		t.Fatal("an aborted chunked response read as complete")
+	}
+}

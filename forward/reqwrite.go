@@ -1,0 +1,245 @@
+package forward
+
+import (
+	"bufio"
+	"net/http"
+	"net/http/httptrace"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+// maxHeadKeys bounds the header keys writeRequestHead sorts in an array on
+// its stack; a request with more is left to Request.Write.
+const maxHeadKeys = 64
+
+// defaultUserAgent is what Request.Write sends when the header has no
+// User-Agent key.
+const defaultUserAgent = "Go-http-client/1.1"
+
+// headKV is a header key with its values, as Request.Write sorts them.
+type headKV struct {
+	key  string
+	vals []string
+}
+
+// writeRequestHead writes to bw the head that req.Write would write for req,
+// a request without a body (see handles), byte for byte. Request.Write
+// builds a transfer writer, formats with fmt and sorts the header through
+// a pool for every request; this costs no allocation in the plain case.
+//
+// It reports false, having written nothing, when req is outside the plain
+// case: a body or a framing of its own, a host that needs IDNA, a header too
+// big to sort on the stack, or a client trace that wants to see the fields
+// written. The caller then uses req.Write, which also reports the errors
+// (a control byte in the target) that this declines.
+func writeRequestHead(bw *bufio.Writer, req *http.Request) bool {
+	if req.URL == nil || req.Close || req.ContentLength != 0 ||
+		len(req.TransferEncoding) != 0 || req.Method == http.MethodConnect ||
+		(req.Body != nil && req.Body != http.NoBody) {
+		return false
+	}
+	if trace := httptrace.ContextClientTrace(req.Context()); trace != nil &&
+		(trace.WroteHeaderField != nil || trace.WroteHeaders != nil || trace.WroteRequest != nil) {
+		return false
+	}
+
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	// Request.Write sends an empty Host rather than one that could split
+	// the header, and strips an IPv6 zone (RFC 6874). Beyond ASCII it
+	// converts to punycode, which is left to it.
+	for i := 0; i < len(host); i++ {
+		if host[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	for i := 0; i < len(host); i++ {
+		if !validHostByte[host[i]] {
+			host = ""
+			break
+		}
+	}
+	host, zoneEnd := splitZone(host)
+
+	// The target, as URL.RequestURI gives it, without its allocations
+	// when the path needs no escaping.
+	path, query, hasQuery := "", "", false
+	if u := req.URL; u.Opaque == "" && u.RawPath == "" && pathNeedsNoEscape(u.Path) {
+		path, query = u.Path, u.RawQuery
+		if path == "" {
+			path = "/"
+		}
+		hasQuery = u.ForceQuery || query != ""
+	} else {
+		path = u.RequestURI()
+	}
+	if hasCTL(path) || hasCTL(query) {
+		return false
+	}
+
+	var arr [maxHeadKeys]headKV
+	kvs := arr[:0]
+	for k, vv := range req.Header {
+		switch k {
+		case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
+			continue
+		}
+		if len(kvs) == len(arr) {
+			return false
+		}
+		kvs = append(kvs, headKV{k, vv})
+	}
+	slices.SortFunc(kvs, func(a, b headKV) int { return strings.Compare(a.key, b.key) })
+
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	bw.WriteString(method)
+	bw.WriteByte(' ')
+	bw.WriteString(path)
+	if hasQuery {
+		bw.WriteByte('?')
+		bw.WriteString(query)
+	}
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(host)
+	bw.WriteString(zoneEnd)
+	bw.WriteString("\r\n")
+
+	// A User-Agent key with no value, or an empty one, asks for none.
+	ua := defaultUserAgent
+	if vv, ok := req.Header["User-Agent"]; ok {
+		ua = ""
+		if len(vv) > 0 {
+			ua = vv[0]
+		}
+	}
+	if ua != "" {
+		bw.WriteString("User-Agent: ")
+		writeFieldValue(bw, ua)
+		bw.WriteString("\r\n")
+	}
+	// Servers expect a length on these methods even with no body
+	// (transferWriter.shouldSendContentLength).
+	switch method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		bw.WriteString("Content-Length: 0\r\n")
+	}
+
+	for _, kv := range kvs {
+		if !validFieldName(kv.key) {
+			continue // as Header.Write drops it
+		}
+		for _, v := range kv.vals {
+			bw.WriteString(kv.key)
+			bw.WriteString(": ")
+			writeFieldValue(bw, v)
+			bw.WriteString("\r\n")
+		}
+	}
+	bw.WriteString("\r\n")
+	return true
+}
+
+// splitZone returns host without the IPv6 zone Request.Write removes, as
+// the part before the zone and the part after it, so that no new string is
+// made.
+func splitZone(host string) (before, after string) {
+	if !strings.HasPrefix(host, "[") {
+		return host, ""
+	}
+	i := strings.LastIndex(host, "]")
+	if i < 0 {
+		return host, ""
+	}
+	j := strings.LastIndex(host[:i], "%")
+	if j < 0 {
+		return host, ""
+	}
+	return host[:j], host[i:]
+}
+
+// writeFieldValue writes v as Header.Write does: trimmed, and with CR and
+// LF turned into spaces so that a value cannot add lines to the head.
+func writeFieldValue(bw *bufio.Writer, v string) {
+	for len(v) > 0 && isASCIISpace(v[0]) {
+		v = v[1:]
+	}
+	for len(v) > 0 && isASCIISpace(v[len(v)-1]) {
+		v = v[:len(v)-1]
+	}
+	if strings.IndexByte(v, '\n') < 0 && strings.IndexByte(v, '\r') < 0 {
+		bw.WriteString(v)
+		return
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == '\r' || c == '\n' {
+			c = ' '
+		}
+		bw.WriteByte(c)
+	}
+}
+
+func isASCIISpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// hasCTL reports whether s has a byte Request.Write refuses in a target.
+func hasCTL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// pathNeedsNoEscape reports whether URL.EscapedPath would return path as
+// it is, so it can be written without building the escaped copy.
+func pathNeedsNoEscape(path string) bool {
+	for i := 0; i < len(path); i++ {
+		if !pathByte[path[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// validFieldName reports whether k is a token, the field names
+// Header.Write writes.
+func validFieldName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if !tchar[k[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// byteSet makes a table of the bytes of s.
+func byteSet(s string) (t [256]bool) {
+	for i := 0; i < len(s); i++ {
+		t[s[i]] = true
+	}
+	return t
+}
+
+const (
+	alnum = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
+
+var (
+	// tchar is RFC 9110's token alphabet: field names, and the only bytes
+	// the response parser takes in them.
+	tchar = byteSet(alnum + "!#$%&'*+-.^_`|~")
+	// pathByte: the bytes net/url leaves unescaped in a path.
+	pathByte = byteSet(alnum + "$&+,-./:;=@_~")
+	// validHostByte: the bytes httpguts.ValidHostHeader accepts.
+	validHostByte = byteSet(alnum + "!$%&'()*+,-.:;=[]_~")
+)

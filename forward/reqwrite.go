@@ -26,7 +26,9 @@ type headKV struct {
 // writeRequestHead writes to bw the head that req.Write would write for req,
 // a request without a body (see handles), byte for byte. Request.Write
 // builds a transfer writer, formats with fmt and sorts the header through
-// a pool for every request; this costs no allocation in the plain case.
+// a pool for every request; this costs no allocation in the plain case
+// (when the head fits in what bw has left of its buffer, as it does in a
+// fresh writer of the pool unless the head is over 4 KiB).
 //
 // It reports false, having written nothing, when req is outside the plain
 // case: a body or a framing of its own, a host that needs IDNA, a header too
@@ -34,14 +36,24 @@ type headKV struct {
 // written. The caller then uses req.Write, which also reports the errors
 // (a control byte in the target) that this declines.
 func writeRequestHead(bw *bufio.Writer, req *http.Request) bool {
+	b, ok := appendRequestHead(bw.AvailableBuffer(), req)
+	if ok {
+		bw.Write(b)
+	}
+	return ok
+}
+
+// appendRequestHead appends to b the head writeRequestHead writes, and
+// reports whether req is in its plain case.
+func appendRequestHead(b []byte, req *http.Request) ([]byte, bool) {
 	if req.URL == nil || req.Close || req.ContentLength != 0 ||
 		len(req.TransferEncoding) != 0 || req.Method == http.MethodConnect ||
 		(req.Body != nil && req.Body != http.NoBody) {
-		return false
+		return b, false
 	}
 	if trace := httptrace.ContextClientTrace(req.Context()); trace != nil &&
 		(trace.WroteHeaderField != nil || trace.WroteHeaders != nil || trace.WroteRequest != nil) {
-		return false
+		return b, false
 	}
 
 	host := req.Host
@@ -53,7 +65,7 @@ func writeRequestHead(bw *bufio.Writer, req *http.Request) bool {
 	// converts to punycode, which is left to it.
 	for i := 0; i < len(host); i++ {
 		if host[i] >= utf8.RuneSelf {
-			return false
+			return b, false
 		}
 	}
 	for i := 0; i < len(host); i++ {
@@ -77,7 +89,7 @@ func writeRequestHead(bw *bufio.Writer, req *http.Request) bool {
 		path = u.RequestURI()
 	}
 	if hasCTL(path) || hasCTL(query) {
-		return false
+		return b, false
 	}
 
 	var arr [maxHeadKeys]headKV
@@ -88,7 +100,7 @@ func writeRequestHead(bw *bufio.Writer, req *http.Request) bool {
 			continue
 		}
 		if len(kvs) == len(arr) {
-			return false
+			return b, false
 		}
 		kvs = append(kvs, headKV{k, vv})
 	}
@@ -98,17 +110,17 @@ func writeRequestHead(bw *bufio.Writer, req *http.Request) bool {
 	if method == "" {
 		method = http.MethodGet
 	}
-	bw.WriteString(method)
-	bw.WriteByte(' ')
-	bw.WriteString(path)
+	b = append(b, method...)
+	b = append(b, ' ')
+	b = append(b, path...)
 	if hasQuery {
-		bw.WriteByte('?')
-		bw.WriteString(query)
+		b = append(b, '?')
+		b = append(b, query...)
 	}
-	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	bw.WriteString(host)
-	bw.WriteString(zoneEnd)
-	bw.WriteString("\r\n")
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, host...)
+	b = append(b, zoneEnd...)
+	b = append(b, "\r\n"...)
 
 	// A User-Agent key with no value, or an empty one, asks for none.
 	ua := defaultUserAgent
@@ -119,15 +131,15 @@ func writeRequestHead(bw *bufio.Writer, req *http.Request) bool {
 		}
 	}
 	if ua != "" {
-		bw.WriteString("User-Agent: ")
-		writeFieldValue(bw, ua)
-		bw.WriteString("\r\n")
+		b = append(b, "User-Agent: "...)
+		b = appendFieldValue(b, ua)
+		b = append(b, "\r\n"...)
 	}
 	// Servers expect a length on these methods even with no body
 	// (transferWriter.shouldSendContentLength).
 	switch method {
 	case http.MethodPost, http.MethodPut, http.MethodPatch:
-		bw.WriteString("Content-Length: 0\r\n")
+		b = append(b, "Content-Length: 0\r\n"...)
 	}
 
 	for _, kv := range kvs {
@@ -135,14 +147,13 @@ func writeRequestHead(bw *bufio.Writer, req *http.Request) bool {
 			continue // as Header.Write drops it
 		}
 		for _, v := range kv.vals {
-			bw.WriteString(kv.key)
-			bw.WriteString(": ")
-			writeFieldValue(bw, v)
-			bw.WriteString("\r\n")
+			b = append(b, kv.key...)
+			b = append(b, ": "...)
+			b = appendFieldValue(b, v)
+			b = append(b, "\r\n"...)
 		}
 	}
-	bw.WriteString("\r\n")
-	return true
+	return append(b, "\r\n"...), true
 }
 
 // splitZone returns host without the IPv6 zone Request.Write removes, as
@@ -163,9 +174,10 @@ func splitZone(host string) (before, after string) {
 	return host[:j], host[i:]
 }
 
-// writeFieldValue writes v as Header.Write does: trimmed, and with CR and
-// LF turned into spaces so that a value cannot add lines to the head.
-func writeFieldValue(bw *bufio.Writer, v string) {
+// appendFieldValue appends v as Header.Write writes it: trimmed, and with
+// CR and LF turned into spaces so that a value cannot add lines to the
+// head.
+func appendFieldValue(b []byte, v string) []byte {
 	for len(v) > 0 && isASCIISpace(v[0]) {
 		v = v[1:]
 	}
@@ -173,16 +185,16 @@ func writeFieldValue(bw *bufio.Writer, v string) {
 		v = v[:len(v)-1]
 	}
 	if strings.IndexByte(v, '\n') < 0 && strings.IndexByte(v, '\r') < 0 {
-		bw.WriteString(v)
-		return
+		return append(b, v...)
 	}
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		if c == '\r' || c == '\n' {
 			c = ' '
 		}
-		bw.WriteByte(c)
+		b = append(b, c)
 	}
+	return b
 }
 
 func isASCIISpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

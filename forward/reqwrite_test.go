@@ -252,3 +252,35 @@ func FuzzRequestHead(f *testing.F) {
 		checkRequestHead(t, req)
 	})
 }
+
+// BenchmarkRequestHead is writeRequestHead on a proxied request with a
+// typical header, against Request.Write on the same request.
+func BenchmarkRequestHead(b *testing.B) {
+	req, _ := http.NewRequest("GET", "http://10.0.0.7:8080/api/v1/items?limit=10", nil)
+	req.Host = "api.example.com"
+	req.Header = http.Header{
+		"Accept":            {"application/json"},
+		"Accept-Encoding":   {"gzip, br"},
+		"Cookie":            {"a=b; c=d"},
+		"User-Agent":        {"Mozilla/5.0"},
+		"X-Forwarded-For":   {"203.0.113.7"},
+		"X-Forwarded-Host":  {"api.example.com"},
+		"X-Forwarded-Proto": {"https"},
+		"X-Request-Id":      {"0123456789abcdef"},
+	}
+	bw := bufio.NewWriterSize(nopWriter{}, 4096)
+	b.Run("writeRequestHead", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			writeRequestHead(bw, req)
+			bw.Flush()
+		}
+	})
+	b.Run("Request.Write", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			req.Write(bw)
+			bw.Flush()
+		}
+	})
+}

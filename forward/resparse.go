@@ -1,0 +1,394 @@
+package forward
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// maxRespFields is the most header lines parseResponseHead takes; a
+// response with more goes to http.ReadResponse.
+const maxRespFields = 64
+
+// inlineValues is how many header values a fastResponse holds in place;
+// a response with more gets an array of its own for them.
+const inlineValues = 16
+
+// readResponse reads a response head from br as http.ReadResponse(br, req)
+// does, with the same result. A head that is whole in br's buffer and in
+// parseResponseHead's common case is parsed in place, in a few allocations
+// instead of one per header value; anything else is left to
+// http.ReadResponse, with br untouched.
+func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+	if _, err := br.Peek(1); err != nil {
+		// bufio hands a read error out once: http.ReadResponse called now
+		// would read the connection again rather than see it. This is the
+		// error it would have returned.
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	p, _ := br.Peek(br.Buffered())
+	if res, n := parseResponseHead(p, br, req); res != nil {
+		br.Discard(n)
+		return res, nil
+	}
+	return http.ReadResponse(br, req)
+}
+
+// fastResponse is a response parsed by parseResponseHead with its body and
+// header values, allocated together.
+type fastResponse struct {
+	res  http.Response
+	body respBody
+	vals [inlineValues]string
+}
+
+// field is a header line of the head parseResponseHead parses: the name
+// is [k0, k1), the value trimmed is [v0, v1).
+type field struct {
+	k0, k1, v0, v1 int32
+	canonical      bool // the name is already in canonical form
+}
+
+// parseResponseHead parses the response head at the start of p, the
+// buffered bytes of br, and returns the response http.ReadResponse(br, req)
+// would return, with its body reading from br, and the length of the head.
+// It returns nil when the head is not whole in p or is outside the common
+// case it takes:
+//
+//   - an HTTP/1.1 status line with a final status from 200 to 599 and a
+//     reason of visible characters, spaces and tabs;
+//   - CRLF line ends; field names that are tokens, directly followed by the
+//     colon; field values of the bytes net/textproto accepts; no folded
+//     lines;
+//   - no Transfer-Encoding, at most one Content-Length, of at most 18
+//     digits;
+//   - not an answer to HEAD.
+//
+// Anything else, malformed or merely unusual, is for http.ReadResponse to
+// read or refuse. Within the common case it mirrors ReadResponse: names
+// canonicalized, values trimmed, Connection dropped when it says close,
+// Pragma: no-cache implying Cache-Control, and the body framed by its length
+// or, without one, by the end of the connection. FuzzResponseHead checks
+// it against http.ReadResponse.
+func parseResponseHead(p []byte, br *bufio.Reader, req *http.Request) (*http.Response, int) {
+	if req != nil && req.Method == http.MethodHead {
+		return nil, 0
+	}
+	const proto = "HTTP/1.1 "
+	if len(p) < len(proto)+3 || string(p[:len(proto)]) != proto {
+		return nil, 0
+	}
+	d0, d1, d2 := p[9], p[10], p[11]
+	if d0 < '2' || d0 > '5' || !isDigit(d1) || !isDigit(d2) {
+		return nil, 0
+	}
+	code := int(d0-'0')*100 + int(d1-'0')*10 + int(d2-'0')
+	i := 12
+	if i < len(p) && p[i] == ' ' {
+		for i < len(p) && validValueByte(p[i]) {
+			i++
+		}
+	}
+	statusEnd := i
+	if !crlf(p, i) {
+		return nil, 0
+	}
+	i += 2
+
+	var fields [maxRespFields]field
+	nf := 0
+	clField := -1
+	var cl int64
+	hasClose, sawPragma, noCache, hasCacheControl := false, false, false, false
+	for {
+		if i >= len(p) {
+			return nil, 0
+		}
+		if p[i] == '\r' {
+			if !crlf(p, i) {
+				return nil, 0
+			}
+			i += 2
+			break
+		}
+		if nf == maxRespFields {
+			return nil, 0
+		}
+		f := field{k0: int32(i), canonical: true}
+		upper := true
+		for i < len(p) && tchar[p[i]] {
+			c := p[i]
+			if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+				f.canonical = false
+			}
+			upper = c == '-'
+			i++
+		}
+		if i == int(f.k0) || i >= len(p) || p[i] != ':' {
+			return nil, 0
+		}
+		f.k1 = int32(i)
+		i++
+		for i < len(p) && (p[i] == ' ' || p[i] == '\t') {
+			i++
+		}
+		f.v0 = int32(i)
+		for i < len(p) && validValueByte(p[i]) {
+			i++
+		}
+		if !crlf(p, i) {
+			return nil, 0
+		}
+		v1 := i
+		for v1 > int(f.v0) && (p[v1-1] == ' ' || p[v1-1] == '\t') {
+			v1--
+		}
+		f.v1 = int32(v1)
+		i += 2
+
+		name, value := p[f.k0:f.k1], p[f.v0:f.v1]
+		switch {
+		case equalFold(name, "Content-Length"):
+			if clField >= 0 || len(value) == 0 || len(value) > 18 {
+				return nil, 0
+			}
+			cl = 0
+			for _, c := range value {
+				if !isDigit(c) {
+					return nil, 0
+				}
+				cl = cl*10 + int64(c-'0')
+			}
+			clField = nf
+		case equalFold(name, "Transfer-Encoding"):
+			return nil, 0
+		case equalFold(name, "Connection"):
+			hasClose = hasClose || containsToken(value, "close")
+		case equalFold(name, "Pragma"):
+			// fixPragmaCacheControl looks at the first Pragma only.
+			if !sawPragma {
+				sawPragma = true
+				noCache = string(value) == "no-cache"
+			}
+		case equalFold(name, "Cache-Control"):
+			hasCacheControl = true
+		}
+		fields[nf] = f
+		nf++
+	}
+	n := i
+
+	// One copy of the head, names canonicalized in it, for all the
+	// header's strings to share.
+	var sb strings.Builder
+	sb.Grow(n)
+	last := 0
+	for _, f := range fields[:nf] {
+		if f.canonical {
+			continue
+		}
+		sb.Write(p[last:f.k0])
+		upper := true
+		for _, c := range p[f.k0:f.k1] {
+			if upper && 'a' <= c && c <= 'z' {
+				c -= 'a' - 'A'
+			} else if !upper && 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			sb.WriteByte(c)
+			upper = c == '-'
+		}
+		last = int(f.k1)
+	}
+	sb.Write(p[last:n])
+	s := sb.String()
+
+	fr := new(fastResponse)
+	vals := fr.vals[:]
+	if nf > len(vals) {
+		vals = make([]string, nf)
+	}
+	h := make(http.Header, nf)
+	for j, f := range fields[:nf] {
+		k, v := s[f.k0:f.k1], s[f.v0:f.v1]
+		if vv, ok := h[k]; ok {
+			h[k] = append(vv, v)
+			continue
+		}
+		vals[j] = v
+		h[k] = vals[j : j+1 : j+1]
+	}
+	if noCache && !hasCacheControl {
+		h["Cache-Control"] = []string{"no-cache"}
+	}
+	if hasClose {
+		delete(h, "Connection")
+	}
+
+	res := &fr.res
+	*res = http.Response{
+		Status:     s[len(proto):statusEnd],
+		StatusCode: code,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     h,
+		Close:      hasClose,
+		Request:    req,
+	}
+	switch {
+	case code == http.StatusNoContent || code == http.StatusNotModified:
+		// No body whatever the length says; the length is still checked,
+		// above, as net/http does.
+		res.Body = http.NoBody
+	case clField < 0:
+		// Without a length the body runs to the end of the connection.
+		res.ContentLength = -1
+		res.Close = true
+		fr.body = respBody{br: br, n: -1, closing: true}
+		res.Body = &fr.body
+	case cl == 0:
+		res.Body = http.NoBody
+	default:
+		res.ContentLength = cl
+		fr.body = respBody{br: br, n: cl, closing: res.Close}
+		res.Body = &fr.body
+	}
+	return res, n
+}
+
+// respBody is the body of a response parseResponseHead parsed: n bytes of
+// br, or all of it to its end when n is -1. It reads as net/http's body
+// does: the last bytes come with io.EOF, a connection that ends before n
+// bytes is io.ErrUnexpectedEOF, and Close before the end reads the rest
+// unless the connection is to be closed. Unlike net/http's it has no
+// lock: the client's body wrapper, its only reader, is not for concurrent
+// use either, and a rescue reads it only once that wrapper is closed.
+type respBody struct {
+	br      *bufio.Reader
+	n       int64
+	closing bool // the connection is closed after the body
+	sawEOF  bool
+	closed  bool
+}
+
+func (b *respBody) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	if b.sawEOF {
+		return 0, io.EOF
+	}
+	if b.n < 0 {
+		n, err := b.br.Read(p)
+		if err == io.EOF {
+			b.sawEOF = true
+		}
+		return n, err
+	}
+	if b.n == 0 {
+		b.sawEOF = true
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.n {
+		p = p[:b.n]
+	}
+	n, err := b.br.Read(p)
+	b.n -= int64(n)
+	if err == io.EOF {
+		b.sawEOF = true
+		if b.n > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	if err == nil && n > 0 && b.n == 0 {
+		err = io.EOF
+		b.sawEOF = true
+	}
+	return n, err
+}
+
+func (b *respBody) Close() error {
+	if b.closed {
+		return nil
+	}
+	var err error
+	if !b.sawEOF && !b.closing {
+		// As net/http's body: the connection may serve another exchange,
+		// so the rest of this one is read off it.
+		_, err = io.Copy(io.Discard, b)
+	}
+	b.closed = true
+	return err
+}
+
+// crlf reports whether p has CR LF at i.
+func crlf(p []byte, i int) bool {
+	return i+1 < len(p) && p[i] == '\r' && p[i+1] == '\n'
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// validValueByte reports whether net/textproto takes c in a field value:
+// visible characters, space, tab, and obs-text.
+func validValueByte(c byte) bool {
+	return c == '\t' || c >= ' ' && c != 0x7f
+}
+
+// equalFold reports whether b equals s, an ASCII string, ignoring the case
+// of letters.
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		if lowerASCII(b[i]) != lowerASCII(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// containsToken reports whether token, in lower case, is one of the
+// comma-separated elements of v, as httpguts.HeaderValuesContainsToken
+// finds it: elements trimmed of spaces and tabs, compared ignoring case.
+func containsToken(v []byte, token string) bool {
+	for len(v) > 0 {
+		elem := v
+		if i := indexByte(v, ','); i >= 0 {
+			elem, v = v[:i], v[i+1:]
+		} else {
+			v = nil
+		}
+		for len(elem) > 0 && (elem[0] == ' ' || elem[0] == '\t') {
+			elem = elem[1:]
+		}
+		for len(elem) > 0 && (elem[len(elem)-1] == ' ' || elem[len(elem)-1] == '\t') {
+			elem = elem[:len(elem)-1]
+		}
+		if equalFold(elem, token) {
+			return true
+		}
+	}
+	return false
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}

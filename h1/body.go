@@ -18,12 +18,19 @@ type body struct {
 	mu        sync.Mutex
 	c         *conn
 	remaining int64
-	closed    bool
-	err       error
+	// closing: the client asked for the connection to close, so a body
+	// closed unread is left unread.
+	closing bool
+	closed  bool
+	// earlyClose: the body was closed with more left than maxDiscard;
+	// the connection closes, lingering (see conn.closeWriteAndWait).
+	earlyClose bool
+	err        error
 }
 
-func (b *body) reset(c *conn, n int64) {
-	b.c, b.remaining, b.closed, b.err = c, n, false, nil
+func (b *body) reset(c *conn, n int64, closing bool) {
+	b.c, b.remaining, b.closing = c, n, closing
+	b.closed, b.earlyClose, b.err = false, false, nil
 }
 
 // Read implements io.Reader.
@@ -68,61 +75,93 @@ func (b *body) read(p []byte) (int, error) {
 	return n, err
 }
 
-// Close implements io.Closer. The rest of the body is dealt with when the
-// response goes out.
-func (b *body) Close() error { return nil }
+// sawEOF reports whether the whole body has been read; b.mu is held.
+func (b *body) sawEOF() bool { return b.remaining == 0 && b.err == nil }
+
+// Close implements io.Closer as net/http's request body does: unless the
+// client asked to close the connection, a rest of up to maxDiscard is read
+// and dropped so that the connection can carry another request; a longer
+// rest is left, and the connection will close.
+func (b *body) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.close()
+}
+
+// close is Close with b.mu held.
+func (b *body) close() error {
+	if b.closed {
+		return nil
+	}
+	var err error
+	switch {
+	case b.sawEOF(), b.closing:
+	case b.remaining > maxDiscard:
+		b.earlyClose = true
+	default:
+		// net/http reads at most maxDiscard bytes here, and gives up on
+		// the connection when it read that many even if that was all.
+		n := b.remaining
+		err = b.drain()
+		if n == maxDiscard {
+			b.earlyClose = true
+		}
+	}
+	b.closed = true
+	return err
+}
 
 // settle deals with what the handler left unread when the response is
 // about to go out, as net/http does: a short rest is read and dropped so
 // the connection can carry another request; a long one (maxDiscard) stays
 // readable, for a handler streaming both ways, and the connection closes
-// after the response (tooBig). It waits for a read under way elsewhere.
+// after the response (tooBig). A body the handler closed before its end
+// closes the connection. It waits for a read under way elsewhere.
 func (b *body) settle() (closeConn, tooBig bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed || b.err != nil {
-		return b.remaining > 0 || b.err != nil, false
+	switch {
+	case b.closed:
+		return !b.sawEOF(), false
+	case b.remaining >= maxDiscard:
+		return false, true
 	}
-	if b.remaining >= maxDiscard {
-		return true, true
+	if b.drain() != nil {
+		return true, false
 	}
-	return b.drain(), false
+	b.closed = true
+	return false, false
 }
 
-// end closes the body once the handler has returned, dropping a short rest
-// when drain is set. A read still under way in another goroutine is
-// interrupted, and the connection cannot be reused.
-func (b *body) end(drain bool) (closeConn bool) {
+// end closes the body once the handler has returned, as net/http closes
+// it: closeConn when bytes of it are left unread, early when more were
+// left than maxDiscard (the connection then lingers as it closes). A read
+// still under way in another goroutine is interrupted, and the connection
+// cannot be reused.
+func (b *body) end() (closeConn, early bool) {
 	if !b.mu.TryLock() {
 		b.c.rwc.SetReadDeadline(aLongTimeAgo)
 		b.mu.Lock()
 		b.closed = true
 		b.mu.Unlock()
-		return true
+		return true, false
 	}
 	defer b.mu.Unlock()
-	if b.closed {
-		return b.remaining > 0 || b.err != nil
-	}
-	if b.err != nil || b.remaining >= maxDiscard || !drain && b.remaining > 0 {
-		b.closed = true
-		return true
-	}
-	return b.drain()
+	b.close()
+	return !b.sawEOF(), b.earlyClose
 }
 
 // drain reads and drops the rest of the body; b.mu is held.
-func (b *body) drain() (closeConn bool) {
-	b.closed = true
+func (b *body) drain() error {
 	if b.remaining == 0 {
-		return false
+		return b.err
 	}
 	bp := readBuffers.Get().(*[]byte)
 	defer readBuffers.Put(bp)
 	for b.remaining > 0 {
 		if _, err := b.read(*bp); err != nil {
-			return true
+			return err
 		}
 	}
-	return false
+	return nil
 }

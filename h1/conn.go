@@ -55,6 +55,10 @@ type conn struct {
 	proto      *http.Request // carries ctx into every request
 	remoteAddr string
 
+	// linger: the connection closes with request body bytes unread, so
+	// it waits after its FIN before it closes (see closeWriteAndWait).
+	linger bool
+
 	// The client-gone watch of a slow request (see watchDelay).
 	watch    *time.Timer
 	wmu      sync.Mutex
@@ -132,8 +136,11 @@ func (c *conn) run(first bool) {
 		c.cancel()
 		c.watch.Stop()
 		if !handedOver {
-			c.rwc.Close()
 			c.releaseBuffer()
+			if c.linger {
+				c.closeWriteAndWait()
+			}
+			c.rwc.Close()
 		}
 		c.srv.track(c, false)
 	}()
@@ -211,6 +218,21 @@ func (c *conn) run(first bool) {
 	}
 }
 
+// rstAvoidanceDelay is how long a connection closing with request bytes
+// unread waits after its FIN before it closes, as net/http's: closed at
+// once, it would answer the bytes still coming with a reset, and a reset
+// can destroy the response before the client has read it.
+const rstAvoidanceDelay = 500 * time.Millisecond
+
+// closeWriteAndWait sends a FIN and waits for the client to read the
+// response before the connection closes, as net/http does.
+func (c *conn) closeWriteAndWait() {
+	if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	time.Sleep(rstAvoidanceDelay)
+}
+
 func (c *conn) setReadDeadline(d time.Duration) {
 	if d > 0 {
 		c.rwc.SetReadDeadline(time.Now().Add(d))
@@ -257,12 +279,12 @@ func (c *conn) serveRequest(st *reqState, n int) bool {
 	r.Close = h.close
 	r.RemoteAddr = c.remoteAddr
 	if h.contentLength > 0 {
-		st.body.reset(c, h.contentLength)
+		st.body.reset(c, h.contentLength, h.close)
 		r.Body = &st.body
 		// Like net/http without a ReadTimeout: a body may take its time.
 		c.rwc.SetReadDeadline(time.Time{})
 	} else {
-		st.body.reset(c, 0)
+		st.body.reset(c, 0, h.close)
 		r.Body = http.NoBody
 		c.armWatch()
 	}
@@ -271,15 +293,18 @@ func (c *conn) serveRequest(st *reqState, n int) bool {
 	w.reset(c, r, st)
 	if !c.runHandler(w, r) {
 		c.stopWatch()
+		w.abort()
 		return false
 	}
 	c.stopWatch()
 	w.finish()
+	c.linger = w.linger
 	return w.reusable()
 }
 
 // runHandler calls the handler, reporting false when it panicked: the
-// response is then cut off by closing the connection, as net/http does.
+// response is then cut off by closing the connection, as net/http does
+// (see response.abort).
 func (c *conn) runHandler(w *response, r *http.Request) (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {

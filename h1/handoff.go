@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"io"
 	"net"
 	"sync"
 )
@@ -58,6 +59,17 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return c.Conn.Read(p)
+}
+
+// ReadFrom lets net/http send a body with the connection's own ReadFrom
+// (sendfile, splice), as it does on a connection it accepted itself: it
+// copies through its buffer when a connection has none, and the chunks
+// of an io.Copy to its response then differ.
+func (c *prefixConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(writerOnly{c.Conn}, r)
 }
 
 // CloseWrite lets net/http half-close the connection when it answers an

@@ -33,8 +33,11 @@ type head struct {
 	nfields        int
 	// contentLength is the request body's length, 0 when there is none.
 	contentLength int64
-	// close is set when the client sent Connection: close.
+	// close is set when the client sent Connection: close (Request.Close).
 	close bool
+	// wantsClose: the first Connection holds close as net/http's server
+	// also looks for it, between spaces as well as commas.
+	wantsClose bool
 	// noCache: the first Pragma is no-cache and no Cache-Control was sent;
 	// net/http then adds Cache-Control: no-cache to the request.
 	noCache bool
@@ -72,6 +75,7 @@ func parseHead(b []byte, h *head) (int, verdict) {
 	h.nfields = 0
 	h.contentLength = 0
 	h.close = false
+	h.wantsClose = false
 	h.noCache = false
 
 	i := 0
@@ -110,7 +114,7 @@ func parseHead(b []byte, h *head) (int, verdict) {
 	}
 	i += len(version)
 
-	hosts, lengths := 0, 0
+	hosts, lengths, connections := 0, 0, 0
 	pragma, cacheControl := false, false
 	for {
 		if i >= len(b) {
@@ -185,6 +189,9 @@ func parseHead(b []byte, h *head) (int, verdict) {
 		case equalFold(name, "connection"):
 			if hasToken(value, "close") {
 				h.close = true
+			}
+			if connections++; connections == 1 {
+				h.wantsClose = containsToken(value, "close")
 			}
 		case equalFold(name, "pragma"):
 			if !pragma {

@@ -2,24 +2,57 @@ package h1
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"path"
+	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
 )
 
-// bufferBeforeChunking is how much body a response holds back waiting for
-// the handler to end: a response that ends within it is sent with a
-// Content-Length, a longer one chunked, as net/http does.
+// bufferBeforeChunking is the size of the buffer the body passes through,
+// as net/http's bufferBeforeChunkingSize. A response that ends within it
+// is sent with a Content-Length, a longer one chunked; and since each
+// chunk is what this buffer lets through, it is filled and emptied exactly
+// as net/http's bufio.Writer is, so the chunks (and the bytes a sniffed
+// Content-Type is decided on) are the same as net/http's.
 const bufferBeforeChunking = 2048
 
-// flushAt is how much response is gathered before it is written out.
+// flushAt is how much response is gathered before it is written out, as
+// net/http's 4 KiB connection buffer.
 const flushAt = 4096
+
+// sniffLen is how much body ReadFrom copies through the buffer before it
+// hands the rest to the connection's own ReadFrom, as net/http does: it is
+// what http.DetectContentType looks at.
+const sniffLen = 512
+
+// copyBuffers are ReadFrom's, of net/http's size: the size of each read
+// from the source makes the size of each chunk.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// The header lines commit may leave out, in sorted order: their places in
+// response.head.
+const (
+	lineConnection = iota
+	lineContentLength
+	lineContentType
+	lineTransferEncoding
+	numLines
+)
+
+var droppable = [numLines]string{"Connection", "Content-Length", "Content-Type", "Transfer-Encoding"}
+
+// lineSpan is where a key's lines are in response.head.
+type lineSpan struct{ off, end int }
 
 // response is the http.ResponseWriter of the fast path. It follows
 // net/http's response rules (see chunkWriter.writeHeader there): the
@@ -41,22 +74,27 @@ type response struct {
 	chunking    bool
 	closeAfter  bool
 	isHEAD      bool
+	// wantsClose: the request asked for the connection to close.
+	wantsClose bool
+	// linger: the connection closes with request body bytes unread, and
+	// waits after its FIN before it closes (see closeWriteAndWait).
+	linger bool
 
 	// contentLength is the declared length, -1 when none; written counts
 	// the body bytes the handler wrote.
 	contentLength int64
 	written       int64
 
-	// What WriteHeader captured of the header besides the lines already
-	// in head: the framing and connection headers, decided on at commit.
-	clValues, teValues, connValues []string
-	haveType, hasCE, hasDate       bool
-	trailers                       []string
-	trailerDeclared                bool
-	prefixTrailers                 bool
+	// What commit decides on, from the header captured at WriteHeader.
+	te, connection         string
+	hasLength, hasType     bool
+	hasCE, hasDate         bool
+	hasTrailers, protoSwap bool
+	trailers               []string
 
 	head    []byte // status line and captured header lines
-	pending []byte // body held back before commit
+	lines   [numLines]lineSpan
+	pending []byte // the body buffer (bufferBeforeChunking)
 	out     []byte // bytes to write to the connection
 	keys    []string
 	vec     net.Buffers
@@ -67,6 +105,7 @@ func (w *response) reset(c *conn, r *http.Request, st *reqState) {
 	w.c, w.req, w.st = c, r, st
 	w.contentLength = -1
 	w.isHEAD = r.Method == "HEAD"
+	w.wantsClose = st.head.close || st.head.wantsClose
 }
 
 // clean readies w for the pool, keeping its buffers.
@@ -87,6 +126,8 @@ func (w *response) Header() http.Header { return w.header }
 // WriteHeader implements http.ResponseWriter.
 func (w *response) WriteHeader(code int) {
 	if w.wroteHeader {
+		caller := relevantCaller()
+		w.c.srv.logf("h1: superfluous response.WriteHeader call from %s (%s:%d)", caller.Function, path.Base(caller.File), caller.Line)
 		return
 	}
 	if code < 100 || code > 999 {
@@ -99,39 +140,69 @@ func (w *response) WriteHeader(code int) {
 	w.wroteHeader = true
 	w.status = code
 	w.capture()
+	if cl := w.header["Content-Length"]; len(cl) > 0 && cl[0] != "" {
+		v, err := strconv.ParseInt(cl[0], 10, 64)
+		if err == nil && v >= 0 {
+			w.contentLength = v
+		} else {
+			// Gone from the handler's header, but not from the captured
+			// one, as in net/http: the response is then chunked.
+			w.c.srv.logf("h1: invalid Content-Length of %q", cl[0])
+			w.header.Del("Content-Length")
+		}
+	}
+}
+
+// responseMethods prefixes the names of the response's methods in stack
+// frames.
+var responseMethods = reflect.TypeFor[response]().PkgPath() + ".(*response)."
+
+// relevantCaller is the first caller outside net/http and the response's
+// methods, for the log of a misuse, as net/http finds it.
+func relevantCaller() runtime.Frame {
+	pc := make([]uintptr, 16)
+	n := runtime.Callers(2, pc)
+	frames := runtime.CallersFrames(pc[:n])
+	for {
+		f, more := frames.Next()
+		if !more || !strings.HasPrefix(f.Function, "net/http.") && !strings.HasPrefix(f.Function, responseMethods) {
+			return f
+		}
+	}
 }
 
 // informational sends a 1xx answer at once, with the handler's header
 // minus the framing headers.
 func (w *response) informational(code int) {
-	b := appendStatusLine(w.out[:0], code)
-	b = w.appendHeader(b, func(k string) bool { return k == "Content-Length" || k == "Transfer-Encoding" })
+	b := appendStatusLine(w.out, code)
+	b = w.appendHeader(b, true)
 	b = append(b, "\r\n"...)
 	w.out = b
 	w.flush()
 }
 
-// capture records the header as WriteHeader found it: net/http snapshots
-// it there, so later changes by the handler are not sent (trailers
-// aside).
+// capture records the header as net/http snapshots it at WriteHeader:
+// that snapshot is what is sent and decided on (trailers aside), and later
+// changes are not. Its lines are written to head now, noting where the
+// lines are that commit may leave out.
 func (w *response) capture() {
 	h := w.header
-	if cl := h["Content-Length"]; len(cl) > 0 {
-		v, err := strconv.ParseInt(cl[0], 10, 64)
-		if err == nil && v >= 0 {
-			w.contentLength = v
-			w.clValues = cl
-		} else {
-			w.c.srv.logf("h1: invalid Content-Length of %q", cl[0])
-		}
-	}
-	w.teValues = h["Transfer-Encoding"]
-	w.connValues = h["Connection"]
-	_, w.haveType = h["Content-Type"]
+	_, w.hasLength = h["Content-Length"]
+	w.te = first(h["Transfer-Encoding"])
+	w.connection = first(h["Connection"])
+	_, w.hasType = h["Content-Type"]
 	w.hasCE = h.Get("Content-Encoding") != ""
 	_, w.hasDate = h["Date"]
+	w.protoSwap = w.status == http.StatusSwitchingProtocols && h.Get("Upgrade") != "" &&
+		httpguts.HeaderValuesContainsToken(h["Connection"], "Upgrade")
+	for k := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			w.hasTrailers = true
+			break
+		}
+	}
 	for _, v := range h["Trailer"] {
-		w.trailerDeclared = true
+		w.hasTrailers = true
 		foreachElement(v, func(name string) {
 			name = http.CanonicalHeaderKey(name)
 			if httpguts.ValidTrailerHeader(name) {
@@ -139,40 +210,42 @@ func (w *response) capture() {
 			}
 		})
 	}
+	w.head = appendStatusLine(w.head[:0], w.status)
+	w.head = w.appendHeader(w.head, false)
+}
 
-	b := appendStatusLine(w.head[:0], w.status)
-	b = w.appendHeader(b, func(k string) bool {
-		switch k {
-		case "Content-Length", "Transfer-Encoding", "Connection":
-			return true
-		case "Content-Type":
-			return w.status == http.StatusNotModified
-		}
-		if strings.HasPrefix(k, http.TrailerPrefix) {
-			w.prefixTrailers = true
-			return true
-		}
-		return false
-	})
-	w.head = b
+func first(vv []string) string {
+	if len(vv) == 0 {
+		return ""
+	}
+	return vv[0]
 }
 
 // appendHeader appends the handler's header lines in sorted order, as
-// net/http writes them, skipping the keys skip names and invalid ones.
-func (w *response) appendHeader(b []byte, skip func(string) bool) []byte {
+// net/http writes them, skipping invalid keys, and the framing keys when
+// informational. Otherwise it notes where the lines of the keys commit
+// may drop are.
+func (w *response) appendHeader(b []byte, informational bool) []byte {
 	keys := w.keys[:0]
 	for k := range w.header {
-		if !skip(k) {
-			keys = append(keys, k)
+		if informational && (k == "Content-Length" || k == "Transfer-Encoding") {
+			continue
 		}
+		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
 		if !httpguts.ValidHeaderFieldName(k) {
 			continue
 		}
+		start := len(b)
 		for _, v := range w.header[k] {
 			b = appendField(b, k, v)
+		}
+		if !informational {
+			if i := slices.Index(droppable[:], k); i >= 0 {
+				w.lines[i] = lineSpan{start, len(b)}
+			}
 		}
 	}
 	clear(keys)
@@ -197,43 +270,97 @@ func appendField(b []byte, k, v string) []byte {
 }
 
 // Write implements http.ResponseWriter.
-func (w *response) Write(p []byte) (int, error) {
+func (w *response) Write(p []byte) (int, error) { return w.write(len(p), p, "") }
+
+// WriteString implements io.StringWriter. Unlike Write, it never sends a
+// long string in one chunk: net/http's buffer copies a string through
+// itself, so the chunks are at most bufferBeforeChunking long.
+func (w *response) WriteString(s string) (int, error) { return w.write(len(s), nil, s) }
+
+// write is Write with p, WriteString with s.
+func (w *response) write(n int, p []byte, s string) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	if len(p) == 0 {
+	if n == 0 {
 		return 0, nil
 	}
 	if !bodyAllowedForStatus(w.status) {
 		return 0, http.ErrBodyNotAllowed
 	}
-	w.written += int64(len(p))
+	w.written += int64(n)
 	if w.contentLength != -1 && w.written > w.contentLength {
 		return 0, http.ErrContentLength
 	}
-	if w.werr != nil {
-		return 0, w.werr
+	if p != nil {
+		return w.buffer(p)
 	}
+	return w.bufferString(s)
+}
+
+// buffer passes p through the body buffer as bufio.Writer.Write does: a
+// write that does not fit fills the buffer and sends it as one chunk, or
+// when the buffer is empty is sent whole as one chunk.
+func (w *response) buffer(p []byte) (nn int, err error) {
+	for len(p) > bufferBeforeChunking-len(w.pending) && w.werr == nil {
+		var n int
+		if len(w.pending) == 0 {
+			n = len(p)
+			w.chunk(p)
+		} else {
+			n = bufferBeforeChunking - len(w.pending)
+			w.pending = append(w.pending, p[:n]...)
+			w.flushPending()
+		}
+		nn += n
+		p = p[n:]
+	}
+	if w.werr != nil {
+		return nn, w.werr
+	}
+	w.pending = append(w.pending, p...)
+	return nn + len(p), nil
+}
+
+// bufferString passes s through the body buffer as bufio.Writer's
+// WriteString does when the writer under it takes no strings: always
+// through the buffer, a full buffer at a time.
+func (w *response) bufferString(s string) (nn int, err error) {
+	for len(s) > bufferBeforeChunking-len(w.pending) && w.werr == nil {
+		n := bufferBeforeChunking - len(w.pending)
+		w.pending = append(w.pending, s[:n]...)
+		w.flushPending()
+		nn += n
+		s = s[n:]
+	}
+	if w.werr != nil {
+		return nn, w.werr
+	}
+	w.pending = append(w.pending, s...)
+	return nn + len(s), nil
+}
+
+// flushPending sends what the body buffer holds as one chunk.
+func (w *response) flushPending() {
+	if len(w.pending) == 0 {
+		return
+	}
+	w.chunk(w.pending)
+	w.pending = w.pending[:0]
+}
+
+// chunk sends p, a piece of body out of the body buffer: the head goes
+// first if it has not, decided on with p as the start of the body.
+func (w *response) chunk(p []byte) {
 	if !w.committed {
-		if len(w.pending)+len(p) <= bufferBeforeChunking {
-			w.pending = append(w.pending, p...)
-			return len(p), nil
-		}
-		w.commit()
-		if w.werr != nil {
-			return 0, w.werr
-		}
+		w.commit(p)
 	}
 	w.writeBody(p)
-	if w.werr != nil {
-		return 0, w.werr
-	}
-	return len(p), nil
 }
 
 // writeBody sends p as body bytes, framed when chunking.
 func (w *response) writeBody(p []byte) {
-	if w.isHEAD || len(p) == 0 {
+	if w.isHEAD || len(p) == 0 || w.werr != nil {
 		return
 	}
 	if w.chunking {
@@ -264,6 +391,49 @@ func (w *response) writeBody(p []byte) {
 
 var crlf = []byte("\r\n")
 
+// writerOnly hides the ReadFrom of a writer, for io.CopyBuffer.
+type writerOnly struct{ io.Writer }
+
+// ReadFrom implements io.ReaderFrom as net/http's response does, for
+// io.Copy: the first sniffLen bytes go through the body buffer, the head
+// and those bytes are sent, and the rest is sent by the connection's own
+// ReadFrom (sendfile, splice) when it need not be chunked, or through the
+// buffer otherwise. The chunks are net/http's.
+func (w *response) ReadFrom(src io.Reader) (n int64, err error) {
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	buf := *bp
+
+	rf, ok := w.c.rwc.(io.ReaderFrom)
+	if !ok {
+		return io.CopyBuffer(writerOnly{w}, src, buf)
+	}
+	if !w.committed {
+		n0, err := io.CopyBuffer(writerOnly{w}, io.LimitReader(src, sniffLen), buf)
+		n += n0
+		if err != nil || n0 < sniffLen {
+			return n, err
+		}
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	w.flushPending()
+	if !w.committed {
+		w.commit(nil)
+	}
+	w.flush()
+
+	if !w.chunking && bodyAllowedForStatus(w.status) && !w.isHEAD && w.werr == nil {
+		n0, err := rf.ReadFrom(src)
+		n += n0
+		w.written += n0
+		return n, err
+	}
+	n0, err := io.CopyBuffer(writerOnly{w}, src, buf)
+	return n + n0, err
+}
+
 // Flush implements http.Flusher.
 func (w *response) Flush() { w.FlushError() }
 
@@ -274,8 +444,9 @@ func (w *response) FlushError() error {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
+	w.flushPending()
 	if !w.committed {
-		w.commit()
+		w.commit(nil)
 	}
 	w.flush()
 	return w.werr
@@ -299,35 +470,27 @@ func (w *response) fail(err error) {
 }
 
 // commit decides the framing and connection headers, as net/http's
-// chunkWriter.writeHeader does, and queues the head and the body held
-// back so far.
-func (w *response) commit() {
+// chunkWriter.writeHeader does, with p the first piece of body (nil when
+// none has been written), and queues the head.
+func (w *response) commit(p []byte) {
 	w.committed = true
-	p := w.pending
 	code := w.status
 	bodyAllowed := bodyAllowedForStatus(code)
-	trailers := w.trailerDeclared || w.prefixTrailers
-	te := ""
-	if len(w.teValues) > 0 {
-		te = w.teValues[0]
-	}
-	hasTE := te != ""
+	hasTE := w.te != ""
+	var drop [numLines]bool
 
 	var setLength []byte
 	var lenBuf [20]byte
-	if w.handlerDone && !trailers && !hasTE && bodyAllowed && len(w.clValues) == 0 && (!w.isHEAD || len(p) > 0) {
+	if w.handlerDone && !w.hasTrailers && !hasTE && bodyAllowed && !w.hasLength && (!w.isHEAD || len(p) > 0) {
 		w.contentLength = int64(len(p))
 		setLength = strconv.AppendInt(lenBuf[:0], int64(len(p)), 10)
 	}
 	hasCL := w.contentLength != -1
 
-	if w.req.Close || w.c.srv.shuttingDown() {
+	keepAlives := !w.c.srv.shuttingDown()
+	if w.wantsClose || w.connection == "close" || !keepAlives {
 		w.closeAfter = true
 	}
-	if len(w.connValues) > 0 && w.connValues[0] == "close" {
-		w.closeAfter = true
-	}
-	dropConn := false
 	setConn := ""
 	if w.req.ContentLength != 0 && !w.closeAfter {
 		closeConn, tooBig := w.st.body.settle()
@@ -335,60 +498,67 @@ func (w *response) commit() {
 			w.closeAfter = true
 		}
 		if tooBig {
-			dropConn, setConn = true, "close"
+			w.closeAfter, w.linger = true, true
+			drop[lineConnection], setConn = true, "close"
 		}
 	}
 
 	setType := ""
-	if bodyAllowed && !w.hasCE && !w.haveType && !hasTE && len(p) > 0 {
-		setType = http.DetectContentType(p)
+	if bodyAllowed {
+		// A Content-Encoding means the body is not what it looks like.
+		if !w.hasCE && !w.hasType && !hasTE && len(p) > 0 {
+			setType = http.DetectContentType(p)
+		}
+	} else {
+		drop[lineContentLength], drop[lineTransferEncoding] = true, true
+		if code == http.StatusNotModified {
+			drop[lineContentType] = true
+		}
 	}
 
-	dropCL, dropTE := !bodyAllowed, !bodyAllowed
-	if hasCL && hasTE && te != "identity" {
-		dropCL, hasCL = true, false
-		w.contentLength = -1
+	if hasCL && hasTE && w.te != "identity" {
+		// The declared length still bounds the writes and the reuse of
+		// the connection, as in net/http; only the header goes.
+		w.c.srv.logf("h1: WriteHeader called with both Transfer-Encoding of %q and a Content-Length of %d", w.te, w.contentLength)
+		drop[lineContentLength], hasCL = true, false
 	}
+
 	setTE := ""
 	switch {
 	case w.isHEAD || !bodyAllowed || code == http.StatusNoContent:
-		dropTE = true
+		drop[lineTransferEncoding] = true
 	case hasCL:
-		dropTE = true
-	case te == "identity":
+		drop[lineTransferEncoding] = true
+	case w.te == "identity":
 		w.chunking = false
 		w.closeAfter = true
-		dropTE = true
+		drop[lineTransferEncoding] = true
 	default:
 		w.chunking = true
 		setTE = "chunked"
-		if te == "chunked" {
-			dropTE = true
+		if w.te == "chunked" {
+			drop[lineTransferEncoding] = true
 		}
 	}
 	if w.chunking {
-		dropCL = true
+		drop[lineContentLength] = true
 	}
-	if w.closeAfter && !hasConnToken(w.connValues, "close") {
-		dropConn, setConn = true, "close"
+	// A handler's own Connection: close stays as it wrote it, unless
+	// keep-alive has ended (net/http then writes its own), and so does
+	// the Connection of a protocol switch.
+	if w.closeAfter && (!keepAlives || !containsToken(w.connection, "close")) && !w.protoSwap {
+		drop[lineConnection], setConn = true, "close"
 	}
 
-	b := append(w.out, w.head...)
-	if !dropCL {
-		for _, v := range w.clValues {
-			b = appendField(b, "Content-Length", v)
+	b := w.out
+	pos := 0
+	for i, l := range w.lines {
+		if drop[i] && l.end > l.off {
+			b = append(b, w.head[pos:l.off]...)
+			pos = l.end
 		}
 	}
-	if !dropTE {
-		for _, v := range w.teValues {
-			b = appendField(b, "Transfer-Encoding", v)
-		}
-	}
-	if !dropConn {
-		for _, v := range w.connValues {
-			b = appendField(b, "Connection", v)
-		}
-	}
+	b = append(b, w.head[pos:]...)
 	if !w.hasDate {
 		b = append(b, "Date: "...)
 		b = appendDate(b)
@@ -415,15 +585,35 @@ func (w *response) commit() {
 		b = append(b, "\r\n"...)
 	}
 	w.out = append(b, "\r\n"...)
-	w.pending = w.pending[:0]
-	w.writeBody(p)
 }
 
-func hasConnToken(values []string, token string) bool {
-	if len(values) == 0 {
+// containsToken reports whether token is in v between the start or end, a
+// space, a tab or a comma, in any case: net/http's hasToken, with which it
+// judges the Connection of a request's first line and of a response.
+func containsToken[T string | []byte](v T, token string) bool {
+	if len(token) > len(v) || token == "" {
 		return false
 	}
-	return hasToken([]byte(values[0]), token)
+	boundary := func(c byte) bool { return c == ' ' || c == ',' || c == '\t' }
+	for sp := 0; sp <= len(v)-len(token); sp++ {
+		if sp > 0 && !boundary(v[sp-1]) {
+			continue
+		}
+		if end := sp + len(token); end != len(v) && !boundary(v[end]) {
+			continue
+		}
+		match := true
+		for i := range len(token) {
+			if c := v[sp+i]; c != token[i] && c|0x20 != token[i] {
+				match = false
+				break
+			}
+		}
+		if match {
+			return true
+		}
+	}
+	return false
 }
 
 // finish completes the response once the handler has returned.
@@ -432,45 +622,80 @@ func (w *response) finish() {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
+	w.flushPending()
 	if !w.committed {
-		w.commit()
+		w.commit(nil)
 	}
-	if w.chunking && !w.isHEAD {
+	if w.chunking {
 		w.out = append(w.out, "0\r\n"...)
 		w.out = w.appendTrailers(w.out)
 		w.out = append(w.out, "\r\n"...)
 	}
 	w.flush()
-	if w.req.ContentLength != 0 {
-		if w.st.body.end(!w.closeAfter) {
-			w.closeAfter = true
-		}
+	w.endBody()
+}
+
+// abort ends a response whose handler panicked: what went past the body
+// buffer is sent, as net/http flushes its connection buffer when it
+// closes, and the request body is closed as net/http closes it.
+func (w *response) abort() {
+	w.flush()
+	w.endBody()
+}
+
+// endBody closes the request body (a short rest is dropped to keep the
+// connection, as net/http's body.Close does).
+func (w *response) endBody() {
+	if w.req.ContentLength == 0 {
+		return
+	}
+	closeConn, early := w.st.body.end()
+	if closeConn {
+		w.closeAfter = true
+	}
+	if early {
+		w.closeAfter, w.linger = true, true
 	}
 }
 
-// appendTrailers appends the trailer lines: the declared names' values
-// and the keys with http.TrailerPrefix, as they are now.
+// appendTrailers appends the trailer lines, sorted by name as net/http
+// writes them: for each name the values of its http.TrailerPrefix key
+// and then those of the name declared in Trailer, once for each time it
+// was declared, as they are now.
 func (w *response) appendTrailers(b []byte) []byte {
-	for _, k := range w.trailers {
-		for _, v := range w.header[k] {
-			b = appendField(b, k, v)
+	names := w.keys[:0]
+	for k := range w.header {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			names = append(names, name)
 		}
 	}
-	for k, vv := range w.header {
-		name, ok := strings.CutPrefix(k, http.TrailerPrefix)
-		if !ok || !httpguts.ValidHeaderFieldName(name) {
+	names = append(names, w.trailers...)
+	slices.Sort(names)
+	names = slices.Compact(names)
+	for _, name := range names {
+		if !httpguts.ValidHeaderFieldName(name) {
 			continue
 		}
-		for _, v := range vv {
+		for _, v := range w.header[http.TrailerPrefix+name] {
 			b = appendField(b, name, v)
 		}
+		for _, t := range w.trailers {
+			if t != name {
+				continue
+			}
+			for _, v := range w.header[name] {
+				b = appendField(b, name, v)
+			}
+		}
 	}
+	clear(names)
+	w.keys = names[:0]
 	return b
 }
 
 // reusable reports whether the connection may carry another request.
 func (w *response) reusable() bool {
-	if w.closeAfter || w.werr != nil {
+	if w.closeAfter || w.linger || w.werr != nil {
 		return false
 	}
 	if !w.isHEAD && w.contentLength != -1 && bodyAllowedForStatus(w.status) && w.contentLength != w.written {

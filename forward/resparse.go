@@ -13,7 +13,7 @@ const maxRespFields = 64
 
 // inlineValues is how many header values a fastResponse holds in place;
 // a response with more gets an array of its own for them.
-const inlineValues = 16
+const inlineValues = 8
 
 // readResponse reads a response head from br as http.ReadResponse(br, req)
 // does, with the same result. A head that is whole in br's buffer and in

@@ -59,8 +59,9 @@ type field struct {
 // It returns nil when the head is not whole in p or is outside the common
 // case it takes:
 //
-//   - an HTTP/1.1 status line with a final status from 200 to 599 and a
-//     reason of visible characters, spaces and tabs;
+//   - an HTTP/1.1 status line with a final status from 200 to 599 (204
+//     and 304 without a body, as net/http frames them) and a reason of
+//     the bytes a field value may hold;
 //   - CRLF line ends; field names that are tokens, directly followed by the
 //     colon; field values of the bytes net/textproto accepts; no folded
 //     lines;

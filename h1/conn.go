@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -58,6 +59,9 @@ type conn struct {
 	// linger: the connection closes with request body bytes unread, so
 	// it waits after its FIN before it closes (see closeWriteAndWait).
 	linger bool
+	// idleUntil is the deadline of the wait for the next request; zero
+	// for none.
+	idleUntil time.Time
 
 	// The client-gone watch of a slow request (see watchDelay).
 	watch    *time.Timer
@@ -120,14 +124,12 @@ func (c *conn) fill() error {
 
 var errHeadTooLong = errors.New("h1: request head longer than the read buffer")
 
-func (c *conn) serve() { c.run(true) }
+func (c *conn) serve() { c.run(true, false) }
 
-// run serves the connection's requests until it closes, goes to net/http,
-// or goes idle: then the wait for the next request continues on a new
-// goroutine, whose stack starts small, instead of parking this one with
-// the stack the handler grew (several KiB more per idle connection until
-// garbage collections shrink it).
-func (c *conn) run(first bool) {
+// run serves the connection's requests until it closes or goes to
+// net/http. resumed says the wait for the next request was already under
+// way on another goroutine (see shrinkAfter) and its deadline is set.
+func (c *conn) run(first, resumed bool) {
 	handedOver, moved := false, false
 	defer func() {
 		if moved {
@@ -155,15 +157,29 @@ func (c *conn) run(first bool) {
 			putState(st)
 		}
 	}()
-	for ; ; first = false {
+	for ; ; first, resumed = false, false {
 		// Wait for the next request: the header timeout for the first,
-		// the idle timeout between requests.
-		wait := hs.ReadHeaderTimeout
-		if !first {
-			wait = hs.IdleTimeout // 0: no limit, as net/http without ReadTimeout
-		}
-		c.setReadDeadline(wait)
+		// the idle timeout between requests (0: no limit, as net/http
+		// without ReadTimeout), cut short to shrinkAfter when nothing is
+		// buffered.
 		headerTimeout := first
+		shrink := false
+		if !resumed {
+			wait := hs.ReadHeaderTimeout
+			if !first {
+				wait = hs.IdleTimeout
+			}
+			now := time.Now()
+			c.idleUntil = time.Time{}
+			if wait > 0 {
+				c.idleUntil = now.Add(wait)
+			}
+			deadline := c.idleUntil
+			if !first && c.buf == nil && (wait == 0 || wait > shrinkAfter) {
+				deadline, shrink = now.Add(shrinkAfter), true
+			}
+			c.rwc.SetReadDeadline(deadline)
+		}
 
 		var n int
 		for {
@@ -186,16 +202,27 @@ func (c *conn) run(first bool) {
 				if !headerTimeout {
 					// Part of a head has come: from now on the header
 					// timeout runs.
-					headerTimeout = true
+					headerTimeout, shrink = true, false
 					c.setReadDeadline(hs.ReadHeaderTimeout)
 				}
 			}
-			if err := c.fill(); err != nil {
-				if err == errHeadTooLong {
-					handedOver = c.handOver()
-				}
+			err := c.fill()
+			if err == nil {
+				continue
+			}
+			if shrink && c.buf == nil && errors.Is(err, os.ErrDeadlineExceeded) {
+				// Idle for shrinkAfter: go on waiting on a new goroutine,
+				// whose stack starts small, and let this one, with the
+				// stack the last request grew, end.
+				c.rwc.SetReadDeadline(c.idleUntil)
+				moved = true
+				go c.run(false, true)
 				return
 			}
+			if err == errHeadTooLong {
+				handedOver = c.handOver()
+			}
+			return
 		}
 
 		if !c.serveRequest(st, n) {
@@ -210,13 +237,17 @@ func (c *conn) run(first bool) {
 			return
 		}
 		c.releaseIfEmpty()
-		if c.buf == nil {
-			moved = true
-			go c.run(false)
-			return
-		}
 	}
 }
+
+// shrinkAfter is how long a connection waits for its next request on the
+// goroutine that served the last one. Serving grows a goroutine's stack to
+// 8 KiB or more, which an idle connection would keep until garbage
+// collections halve it; past this delay the wait moves to a new goroutine
+// with a small stack. Busy connections, whose requests come sooner, keep
+// their goroutine: a new one would grow its stack again on every request,
+// which costs more CPU than anything else on the fast path.
+const shrinkAfter = 100 * time.Millisecond
 
 // rstAvoidanceDelay is how long a connection closing with request bytes
 // unread waits after its FIN before it closes, as net/http's: closed at

@@ -52,6 +52,9 @@ type Upstream struct {
 	Retry RetryPolicy
 	// RetryAfter is sent with 503 answers when no server is available.
 	RetryAfter string
+
+	// direct is Transport's client of ours, once looked up (see client).
+	direct atomic.Pointer[client]
 }
 
 // Route is the handler of one route: it rewrites the request for the

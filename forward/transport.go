@@ -164,7 +164,7 @@ func (u *Upstream) try(req *http.Request, s *upstream.Server, tb *trackedBody) (
 		defer timer.Stop()
 	}
 	start := time.Now()
-	resp, err := u.Transport.RoundTrip(out)
+	resp, err := u.send(out)
 	if err != nil && cancel != nil && req.Context().Err() == nil && errors.Is(err, context.Canceled) {
 		err = errPerTryTimeout
 	}
@@ -185,6 +185,44 @@ func (u *Upstream) try(req *http.Request, s *upstream.Server, tb *trackedBody) (
 	resp.Body = track(resp.Body, s, cancel, tb)
 	return resp, nil
 }
+
+// send carries one attempt. A body-less plain-HTTP request on a transport
+// made by NewTransport goes straight to this package's client, which the
+// transport would pick anyway after checks (scheme, header validity) that
+// the requests the forwarder builds always pass.
+func (u *Upstream) send(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme == "http" && handles(req) {
+		if c := u.client(); c != nil {
+			return c.RoundTrip(req)
+		}
+	}
+	return u.Transport.RoundTrip(req)
+}
+
+// client returns the client NewTransport registered on u.Transport, or nil
+// for another round tripper; it is looked up once.
+func (u *Upstream) client() *client {
+	if c := u.direct.Load(); c != nil {
+		if c == noClient {
+			return nil
+		}
+		return c
+	}
+	c := noClient
+	if t, ok := u.Transport.(*http.Transport); ok {
+		if v, ok := clients.Load(weak.Make(t)); ok {
+			c = v.(*client)
+		}
+	}
+	u.direct.Store(c)
+	if c == noClient {
+		return nil
+	}
+	return c
+}
+
+// noClient marks an Upstream whose transport has no client of ours.
+var noClient = new(client)
 
 // pick asks the picker, then falls back to the next server that is neither
 // full nor already tried, so max_connections and "each retry on another

@@ -173,35 +173,34 @@ func parseHead(b []byte, h *head) (int, verdict) {
 			return 0, handOff
 		}
 		name, value := b[ns:ne], b[vs:ve]
-		switch {
-		case equalFold(name, "host"):
+		switch fieldKind(name) {
+		case fieldHost:
 			hosts++
 			if !validHost(value) {
 				return 0, handOff
 			}
-		case equalFold(name, "content-length"):
+		case fieldContentLength:
 			lengths++
 			n, ok := parseLength(value)
 			if !ok {
 				return 0, handOff
 			}
 			h.contentLength = n
-		case equalFold(name, "connection"):
+		case fieldConnection:
 			if hasToken(value, "close") {
 				h.close = true
 			}
 			if connections++; connections == 1 {
 				h.wantsClose = containsToken(value, "close")
 			}
-		case equalFold(name, "pragma"):
+		case fieldPragma:
 			if !pragma {
 				pragma = true
 				h.noCache = string(value) == "no-cache"
 			}
-		case equalFold(name, "cache-control"):
+		case fieldCacheControl:
 			cacheControl = true
-		case equalFold(name, "transfer-encoding"), equalFold(name, "expect"),
-			equalFold(name, "upgrade"), equalFold(name, "http2-settings"):
+		case fieldRefused:
 			return 0, handOff
 		}
 		h.fields[h.nfields].name = span{int32(ns), int32(ne)}
@@ -215,6 +214,61 @@ func parseHead(b []byte, h *head) (int, verdict) {
 		h.noCache = false
 	}
 	return i, accept
+}
+
+// The fields the parser acts on.
+const (
+	fieldOther = iota
+	fieldHost
+	fieldContentLength
+	fieldConnection
+	fieldPragma
+	fieldCacheControl
+	// fieldRefused: Transfer-Encoding, Expect, Upgrade, HTTP2-Settings,
+	// which only net/http serves.
+	fieldRefused
+)
+
+// fieldKind classifies a field name, by length first so that most names
+// are told apart without comparing bytes.
+func fieldKind(name []byte) int {
+	switch len(name) {
+	case 4:
+		if equalFold(name, "host") {
+			return fieldHost
+		}
+	case 6:
+		if equalFold(name, "pragma") {
+			return fieldPragma
+		}
+		if equalFold(name, "expect") {
+			return fieldRefused
+		}
+	case 7:
+		if equalFold(name, "upgrade") {
+			return fieldRefused
+		}
+	case 10:
+		if equalFold(name, "connection") {
+			return fieldConnection
+		}
+	case 13:
+		if equalFold(name, "cache-control") {
+			return fieldCacheControl
+		}
+	case 14:
+		if equalFold(name, "content-length") {
+			return fieldContentLength
+		}
+		if equalFold(name, "http2-settings") {
+			return fieldRefused
+		}
+	case 17:
+		if equalFold(name, "transfer-encoding") {
+			return fieldRefused
+		}
+	}
+	return fieldOther
 }
 
 // equalFold reports whether b, a token, equals the lower-case ASCII s

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tbsphathuynh/proxy/internal/reqinfo"
 )
 
 // client sends body-less plain-HTTP/1.1 requests (the bulk of proxied
@@ -273,7 +275,7 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 		}
 		// 1xx: relay through the request's trace (103 Early Hints), then
 		// read on for the final answer.
-		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
+		if trace := clientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
 			if err := trace.Got1xxResponse(res.StatusCode, textproto.MIMEHeader(res.Header)); err != nil {
 				return fail(err)
 			}
@@ -291,6 +293,19 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 	}
 	res.Body = b
 	return res, nil
+}
+
+// clientTrace returns the request's client trace: in its context, or in
+// its record (reqinfo.Info.Trace), where the forwarder leaves it for this
+// client.
+func clientTrace(ctx context.Context) *httptrace.ClientTrace {
+	if t := httptrace.ContextClientTrace(ctx); t != nil {
+		return t
+	}
+	if info := reqinfo.From(ctx); info != nil {
+		return info.Trace
+	}
+	return nil
 }
 
 func putReader(br *bufio.Reader) {

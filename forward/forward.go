@@ -74,10 +74,12 @@ func NewRoute(name string, up *Upstream, stripPrefix string, log *slog.Logger) *
 }
 
 // outbound is everything one forwarded request needs that must outlive
-// nothing but the exchange, in one allocation: the URL the server gets,
+// nothing but the exchange, in one allocation: the outgoing request, the
+// URL the server gets,
 // the values of the headers the proxy sets, the in-flight tracker of the
 // response body, and the 1xx relay.
 type outbound struct {
+	req  http.Request
 	url  url.URL
 	body guardedBody
 	tb   trackedBody
@@ -123,10 +125,18 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// Informational answers (103 Early Hints, 102) reach the proxy only
-	// through a client trace; the context carrying it makes the outgoing
-	// request, a shallow copy of the client's.
+	// through a client trace. With a request record, the trace rides in it
+	// and the outgoing request is a shallow copy of the client's inside ob
+	// (see reqinfo.Info.Trace); without, a context carries it.
 	ob.trace.Got1xxResponse = ob.got1xx
-	out := r.WithContext(httptrace.WithClientTrace(r.Context(), &ob.trace))
+	var out *http.Request
+	if info != nil {
+		info.Trace = &ob.trace
+		ob.req = *r
+		out = &ob.req
+	} else {
+		out = r.WithContext(httptrace.WithClientTrace(r.Context(), &ob.trace))
+	}
 	out.URL = &ob.url
 	out.Header = ob.outHeader(r, requestID, upType)
 	out.RequestURI = ""

@@ -316,8 +316,11 @@ func TestTrailersRelayed(t *testing.T) {
 	}
 }
 
+// The 1xx reaches the client whether the exchange goes through the
+// forwarder's own client (no body) or through http.Transport (a body).
 func TestInformationalResponsesRelayed(t *testing.T) {
 	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Link", "</style.css>; rel=preload; as=style")
 		w.WriteHeader(http.StatusEarlyHints)
 		w.Header().Del("Link")
@@ -325,26 +328,34 @@ func TestInformationalResponsesRelayed(t *testing.T) {
 	}))
 	defer be.Close()
 	rl := newRelay(t, nil, be.URL)
-	var hints []string
-	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
-		hints = append(hints, fmt.Sprintf("%d %s", code, h.Get("Link")))
-		return nil
-	}}
-	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", rl.front.URL, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if len(hints) != 1 || hints[0] != "103 </style.css>; rel=preload; as=style" {
-		t.Errorf("1xx seen by the client: %q", hints)
-	}
-	if resp.StatusCode != 200 || string(body) != "final" || resp.Header.Get("Link") != "" {
-		t.Errorf("final: %d %q Link=%q", resp.StatusCode, body, resp.Header.Get("Link"))
-	}
-	if s := rl.waitServed(t); s.status != 200 {
-		t.Errorf("recorded status %d, want 200", s.status)
+	for _, method := range []string{"GET", "POST"} {
+		t.Run(method, func(t *testing.T) {
+			var hints []string
+			trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+				hints = append(hints, fmt.Sprintf("%d %s", code, h.Get("Link")))
+				return nil
+			}}
+			var body io.Reader
+			if method == "POST" {
+				body = strings.NewReader("payload")
+			}
+			req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), method, rl.front.URL, body)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if len(hints) != 1 || hints[0] != "103 </style.css>; rel=preload; as=style" {
+				t.Errorf("1xx seen by the client: %q", hints)
+			}
+			if resp.StatusCode != 200 || string(got) != "final" || resp.Header.Get("Link") != "" {
+				t.Errorf("final: %d %q Link=%q", resp.StatusCode, got, resp.Header.Get("Link"))
+			}
+			if s := rl.waitServed(t); s.status != 200 {
+				t.Errorf("recorded status %d, want 200", s.status)
+			}
+		})
 	}
 }
 

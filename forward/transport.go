@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"runtime"
 	"sync"
 	"time"
@@ -195,6 +196,11 @@ func (u *Upstream) send(req *http.Request) (*http.Response, error) {
 		if c := u.client(); c != nil {
 			return c.RoundTrip(req)
 		}
+	}
+	// http.Transport finds a client trace only in the context.
+	ctx := req.Context()
+	if info := reqinfo.From(ctx); info != nil && info.Trace != nil && httptrace.ContextClientTrace(ctx) == nil {
+		req = req.WithContext(httptrace.WithClientTrace(ctx, info.Trace))
 	}
 	return u.Transport.RoundTrip(req)
 }

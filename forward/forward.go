@@ -159,6 +159,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ob.mu.Unlock()
 	if err != nil {
 		rt.fail(w, r, err)
+		recycleHeader(info, out.Header)
 		return
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
@@ -166,6 +167,22 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt.relay(w, r, res, info)
+	recycleHeader(info, out.Header)
+}
+
+// outHeaders are outgoing header maps, reused once an exchange is over.
+var outHeaders = sync.Pool{New: func() any { return make(http.Header, 16) }}
+
+// recycleHeader returns an outgoing header map to the pool when only this
+// package's client saw it: that client is done with a request once its
+// answer is read. http.Transport may still hold one in a goroutine of its
+// own, so a map that went that way is left to the collector.
+func recycleHeader(info *reqinfo.Info, h http.Header) {
+	if info == nil || info.Transported {
+		return
+	}
+	clear(h)
+	outHeaders.Put(h)
 }
 
 // got1xx relays an informational response to the client. The headers it

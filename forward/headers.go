@@ -84,7 +84,7 @@ func printable(s string) bool {
 func (ob *outbound) outHeader(in *http.Request, requestID, upType string) http.Header {
 	ih := in.Header
 	conn := ih["Connection"]
-	h := make(http.Header, len(ih)+5)
+	h := outHeaders.Get().(http.Header)
 	var prior []string
 	for k, v := range ih {
 		switch {

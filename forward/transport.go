@@ -197,10 +197,13 @@ func (u *Upstream) send(req *http.Request) (*http.Response, error) {
 			return c.RoundTrip(req)
 		}
 	}
-	// http.Transport finds a client trace only in the context.
 	ctx := req.Context()
-	if info := reqinfo.From(ctx); info != nil && info.Trace != nil && httptrace.ContextClientTrace(ctx) == nil {
-		req = req.WithContext(httptrace.WithClientTrace(ctx, info.Trace))
+	if info := reqinfo.From(ctx); info != nil {
+		info.Transported = true
+		// http.Transport finds a client trace only in the context.
+		if info.Trace != nil && httptrace.ContextClientTrace(ctx) == nil {
+			req = req.WithContext(httptrace.WithClientTrace(ctx, info.Trace))
+		}
 	}
 	return u.Transport.RoundTrip(req)
 }

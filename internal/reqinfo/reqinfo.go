@@ -32,6 +32,9 @@ type Info struct {
 	// carries it in its context only on its way through http.Transport,
 	// which saves two allocations per request on the common path.
 	Trace *httptrace.ClientTrace
+	// Transported is set once an attempt went through http.Transport,
+	// which may hold on to the outgoing request after it returns.
+	Transported bool
 }
 
 type key struct{}

@@ -11,6 +11,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -252,6 +253,10 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 		return fail(fmt.Errorf("%w: %w", errWrite, err))
 	}
 
+	// The server needs a moment to answer: let the goroutines ready to run
+	// go first, so the read below usually finds the answer instead of
+	// finding nothing and parking (see the same yield in package h1).
+	runtime.Gosched()
 	if c.headerTimeout > 0 {
 		pc.setReadDeadline(time.Now().Add(c.headerTimeout))
 	}

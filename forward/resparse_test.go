@@ -162,7 +162,7 @@ func checkResponseHead(t *testing.T, data []byte, m, chunk, closeAfter uint8) bo
 
 	// readResponse as a whole returns what http.ReadResponse returns.
 	br, wbr := newReader(), newReader()
-	got, gerr := readResponse(br, req)
+	_, gerr := readResponse(br, req)
 	want, werr := http.ReadResponse(wbr, req)
 	if (gerr == nil) != (werr == nil) || gerr != nil && gerr.Error() != werr.Error() {
 		t.Fatalf("%q: readResponse: %v, http.ReadResponse: %v", data, gerr, werr)
@@ -179,7 +179,7 @@ func checkResponseHead(t *testing.T, data []byte, m, chunk, closeAfter uint8) bo
 		return false
 	}
 	br.Discard(n)
-	got = res
+	got := res
 
 	if got.Status != want.Status || got.StatusCode != want.StatusCode ||
 		got.Proto != want.Proto || got.ProtoMajor != want.ProtoMajor || got.ProtoMinor != want.ProtoMinor ||

@@ -27,7 +27,7 @@ type listener struct {
 		Shutdown(context.Context) error
 		Close() error
 	}
-	ln  net.Listener
+	ln net.Listener
 	// sock is the main listener's socket, which a successor on the same
 	// address shares; nil for the admin listener.
 	sock *handoff

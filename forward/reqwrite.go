@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/tbsphathuynh/proxy/internal/httpsyntax"
 )
 
 // maxHeadKeys bounds the header keys writeRequestHead sorts in an array on
@@ -227,7 +229,7 @@ func validFieldName(k string) bool {
 		return false
 	}
 	for i := 0; i < len(k); i++ {
-		if !tchar[k[i]] {
+		if !httpsyntax.IsTchar(k[i]) {
 			return false
 		}
 	}
@@ -247,9 +249,6 @@ const (
 )
 
 var (
-	// tchar is RFC 9110's token alphabet: field names, and the only bytes
-	// the response parser takes in them.
-	tchar = byteSet(alnum + "!#$%&'*+-.^_`|~")
 	// pathByte: the bytes net/url leaves unescaped in a path.
 	pathByte = byteSet(alnum + "$&+,-./:;=@_~")
 	// validHostByte: the bytes httpguts.ValidHostHeader accepts.

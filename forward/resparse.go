@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/tbsphathuynh/proxy/internal/httpsyntax"
 )
 
 // maxRespFields is the most header lines parseResponseHead takes; a
@@ -90,7 +92,7 @@ func parseResponseHead(p []byte, br *bufio.Reader, req *http.Request) (*http.Res
 	code := int(d0-'0')*100 + int(d1-'0')*10 + int(d2-'0')
 	i := 12
 	if i < len(p) && p[i] == ' ' {
-		for i < len(p) && validValueByte(p[i]) {
+		for i < len(p) && httpsyntax.ValidValueByte(p[i]) {
 			i++
 		}
 	}
@@ -121,7 +123,7 @@ func parseResponseHead(p []byte, br *bufio.Reader, req *http.Request) (*http.Res
 		}
 		f := field{k0: int32(i), canonical: true}
 		upper := true
-		for i < len(p) && tchar[p[i]] {
+		for i < len(p) && httpsyntax.IsTchar(p[i]) {
 			c := p[i]
 			if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
 				f.canonical = false
@@ -138,7 +140,7 @@ func parseResponseHead(p []byte, br *bufio.Reader, req *http.Request) (*http.Res
 			i++
 		}
 		f.v0 = int32(i)
-		for i < len(p) && validValueByte(p[i]) {
+		for i < len(p) && httpsyntax.ValidValueByte(p[i]) {
 			i++
 		}
 		if !crlf(p, i) {
@@ -153,7 +155,7 @@ func parseResponseHead(p []byte, br *bufio.Reader, req *http.Request) (*http.Res
 
 		name, value := p[f.k0:f.k1], p[f.v0:f.v1]
 		switch {
-		case equalFold(name, "Content-Length"):
+		case httpsyntax.EqualFold(name, "Content-Length"):
 			if clField >= 0 || len(value) == 0 || len(value) > 18 {
 				return nil, 0
 			}
@@ -165,17 +167,17 @@ func parseResponseHead(p []byte, br *bufio.Reader, req *http.Request) (*http.Res
 				cl = cl*10 + int64(c-'0')
 			}
 			clField = nf
-		case equalFold(name, "Transfer-Encoding"):
+		case httpsyntax.EqualFold(name, "Transfer-Encoding"):
 			return nil, 0
-		case equalFold(name, "Connection"):
-			hasClose = hasClose || containsToken(value, "close")
-		case equalFold(name, "Pragma"):
+		case httpsyntax.EqualFold(name, "Connection"):
+			hasClose = hasClose || httpsyntax.HasToken(value, "close")
+		case httpsyntax.EqualFold(name, "Pragma"):
 			// fixPragmaCacheControl looks at the first Pragma only.
 			if !sawPragma {
 				sawPragma = true
 				noCache = string(value) == "no-cache"
 			}
-		case equalFold(name, "Cache-Control"):
+		case httpsyntax.EqualFold(name, "Cache-Control"):
 			hasCacheControl = true
 		}
 		fields[nf] = f
@@ -333,63 +335,3 @@ func crlf(p []byte, i int) bool {
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-
-// validValueByte reports whether net/textproto takes c in a field value:
-// visible characters, space, tab, and obs-text.
-func validValueByte(c byte) bool {
-	return c == '\t' || c >= ' ' && c != 0x7f
-}
-
-// equalFold reports whether b equals s, an ASCII string, ignoring the case
-// of letters.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range len(b) {
-		if lowerASCII(b[i]) != lowerASCII(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func lowerASCII(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
-}
-
-// containsToken reports whether token, in lower case, is one of the
-// comma-separated elements of v, as httpguts.HeaderValuesContainsToken
-// finds it: elements trimmed of spaces and tabs, compared ignoring case.
-func containsToken(v []byte, token string) bool {
-	for len(v) > 0 {
-		elem := v
-		if i := indexByte(v, ','); i >= 0 {
-			elem, v = v[:i], v[i+1:]
-		} else {
-			v = nil
-		}
-		for len(elem) > 0 && (elem[0] == ' ' || elem[0] == '\t') {
-			elem = elem[1:]
-		}
-		for len(elem) > 0 && (elem[len(elem)-1] == ' ' || elem[len(elem)-1] == '\t') {
-			elem = elem[:len(elem)-1]
-		}
-		if equalFold(elem, token) {
-			return true
-		}
-	}
-	return false
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
-}

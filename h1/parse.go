@@ -1,6 +1,10 @@
 package h1
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/tbsphathuynh/proxy/internal/httpsyntax"
+)
 
 // verdict is what the parser makes of the bytes read so far.
 type verdict int
@@ -43,24 +47,6 @@ type head struct {
 	noCache bool
 }
 
-func isTchar(c byte) bool { return tchar[c] }
-
-// tchar is RFC 9110's token alphabet, the bytes of methods and field
-// names.
-var tchar = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
 // parseHead parses the request head at the start of b. On accept it
 // returns the head's length, CRLF CRLF included.
 //
@@ -79,7 +65,7 @@ func parseHead(b []byte, h *head) (int, verdict) {
 	h.noCache = false
 
 	i := 0
-	for i < len(b) && isTchar(b[i]) {
+	for i < len(b) && httpsyntax.IsTchar(b[i]) {
 		i++
 	}
 	if i == len(b) {
@@ -131,7 +117,7 @@ func parseHead(b []byte, h *head) (int, verdict) {
 			break
 		}
 		ns := i
-		for i < len(b) && isTchar(b[i]) {
+		for i < len(b) && httpsyntax.IsTchar(b[i]) {
 			i++
 		}
 		if i == len(b) {
@@ -187,7 +173,7 @@ func parseHead(b []byte, h *head) (int, verdict) {
 			}
 			h.contentLength = n
 		case fieldConnection:
-			if hasToken(value, "close") {
+			if httpsyntax.HasToken(value, "close") {
 				h.close = true
 			}
 			if connections++; connections == 1 {
@@ -234,55 +220,41 @@ const (
 func fieldKind(name []byte) int {
 	switch len(name) {
 	case 4:
-		if equalFold(name, "host") {
+		if httpsyntax.EqualFold(name, "host") {
 			return fieldHost
 		}
 	case 6:
-		if equalFold(name, "pragma") {
+		if httpsyntax.EqualFold(name, "pragma") {
 			return fieldPragma
 		}
-		if equalFold(name, "expect") {
+		if httpsyntax.EqualFold(name, "expect") {
 			return fieldRefused
 		}
 	case 7:
-		if equalFold(name, "upgrade") {
+		if httpsyntax.EqualFold(name, "upgrade") {
 			return fieldRefused
 		}
 	case 10:
-		if equalFold(name, "connection") {
+		if httpsyntax.EqualFold(name, "connection") {
 			return fieldConnection
 		}
 	case 13:
-		if equalFold(name, "cache-control") {
+		if httpsyntax.EqualFold(name, "cache-control") {
 			return fieldCacheControl
 		}
 	case 14:
-		if equalFold(name, "content-length") {
+		if httpsyntax.EqualFold(name, "content-length") {
 			return fieldContentLength
 		}
-		if equalFold(name, "http2-settings") {
+		if httpsyntax.EqualFold(name, "http2-settings") {
 			return fieldRefused
 		}
 	case 17:
-		if equalFold(name, "transfer-encoding") {
+		if httpsyntax.EqualFold(name, "transfer-encoding") {
 			return fieldRefused
 		}
 	}
 	return fieldOther
-}
-
-// equalFold reports whether b, a token, equals the lower-case ASCII s
-// without regard to case.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		if b[i]|0x20 != s[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // validHost accepts the usual host[:port] and [v6]:port spellings, a
@@ -316,38 +288,6 @@ func parseLength(v []byte) (int64, bool) {
 		n = n*10 + int64(c-'0')
 	}
 	return n, true
-}
-
-// hasToken reports whether the comma-separated list v holds token, in any
-// case.
-func hasToken(v []byte, token string) bool {
-	for len(v) > 0 {
-		var elem []byte
-		if i := indexByte(v, ','); i >= 0 {
-			elem, v = v[:i], v[i+1:]
-		} else {
-			elem, v = v, nil
-		}
-		for len(elem) > 0 && (elem[0] == ' ' || elem[0] == '\t') {
-			elem = elem[1:]
-		}
-		for len(elem) > 0 && (elem[len(elem)-1] == ' ' || elem[len(elem)-1] == '\t') {
-			elem = elem[:len(elem)-1]
-		}
-		if equalFold(elem, token) {
-			return true
-		}
-	}
-	return false
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
 }
 
 // canonicalize rewrites a field name in place as net/http keys it: upper

@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"bytes"
 	"net/http"
 	"net/url"
 	"sync"
@@ -101,7 +102,7 @@ func (st *reqState) build(buf []byte, proto *http.Request) bool {
 }
 
 func cutByte(b []byte, sep byte) (before, after []byte, found bool) {
-	if i := indexByte(b, sep); i >= 0 {
+	if i := bytes.IndexByte(b, sep); i >= 0 {
 		return b[:i], b[i+1:], true
 	}
 	return b, nil, false

@@ -1,0 +1,62 @@
+// Package httpsyntax holds the byte-level rules of HTTP/1.1 heads shared
+// by the proxy's own parsers, the client-side one in h1 and the
+// server-side one in forward: the token alphabet, the bytes of a field
+// value, case-insensitive comparison and comma-separated token lists.
+package httpsyntax
+
+import "bytes"
+
+// tchar is RFC 9110's token alphabet: methods and field names.
+var tchar = func() (t [256]bool) {
+	for _, c := range "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+// IsTchar reports whether c may appear in a token.
+func IsTchar(c byte) bool { return tchar[c] }
+
+// ValidValueByte reports whether net/textproto takes c in a field value:
+// visible characters, space, tab, and obs-text.
+func ValidValueByte(c byte) bool { return c == '\t' || c >= ' ' && c != 0x7f }
+
+// EqualFold reports whether b equals s, both ASCII, ignoring the case of
+// letters.
+func EqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		if lower(b[i]) != lower(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// HasToken reports whether token is one of the comma-separated elements of
+// v, as httpguts.HeaderValuesContainsToken finds it: elements trimmed of
+// spaces and tabs, compared ignoring case.
+func HasToken(v []byte, token string) bool {
+	for len(v) > 0 {
+		elem := v
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			elem, v = v[:i], v[i+1:]
+		} else {
+			v = nil
+		}
+		elem = bytes.Trim(elem, " \t")
+		if EqualFold(elem, token) {
+			return true
+		}
+	}
+	return false
+}

@@ -14,12 +14,19 @@ import (
 )
 
 // Connection states, for Shutdown: only an idle connection may be closed
-// under a client's feet.
+// under a client's feet, and a new one once it has waited newConnGrace
+// for its first request.
 const (
-	stateIdle int32 = iota
+	stateNew int32 = iota
+	stateIdle
 	stateActive
 	stateClosed
 )
+
+// newConnGrace is how long Shutdown leaves a new connection to its first
+// request, as net/http does (golang/go#22682): the request may be on its
+// way, and a client does not send it again on a fresh connection.
+const newConnGrace = 5 // seconds
 
 // readBufferSize bounds the heads the fast path parses; a longer head goes
 // to net/http, which enforces MaxHeaderBytes.
@@ -41,6 +48,8 @@ type conn struct {
 	rwc   net.Conn
 	raw   syscall.RawConn
 	state atomic.Int32
+	// accepted is when the connection was accepted, in Unix seconds.
+	accepted int64
 
 	// readFn is c.readSome as a value made once, for RawConn.Read.
 	readFn func(fd uintptr) bool
@@ -82,7 +91,7 @@ func (s *Server) newConn(rw net.Conn) (*conn, bool) {
 	if err != nil {
 		return nil, false
 	}
-	c := &conn{srv: s, rwc: rw, raw: raw, remoteAddr: rw.RemoteAddr().String()}
+	c := &conn{srv: s, rwc: rw, raw: raw, remoteAddr: rw.RemoteAddr().String(), accepted: time.Now().Unix()}
 	c.readFn = c.readSome
 	c.watch = time.AfterFunc(time.Hour, c.startWatch)
 	c.watch.Stop()
@@ -184,7 +193,10 @@ func (c *conn) run(first, resumed bool) {
 		var n int
 		for {
 			if c.buf != nil && c.w > c.r {
-				if c.state.Load() == stateIdle && !c.state.CompareAndSwap(stateIdle, stateActive) {
+				// Bytes read while the connection was new or idle may
+				// have come just as Shutdown closed it: then nobody can
+				// have the answer, and the request is not served.
+				if s := c.state.Load(); s != stateActive && (s == stateClosed || !c.state.CompareAndSwap(s, stateActive)) {
 					return // closed by Shutdown
 				}
 				if st == nil {
@@ -319,12 +331,15 @@ func (c *conn) serveRequest(st *reqState, n int) bool {
 	r.Close = h.close
 	r.RemoteAddr = c.remoteAddr
 	if h.contentLength > 0 {
+		// Not pooled with st: a transport may read the body after the
+		// handler returned, and must then find it closed rather than
+		// the body of whatever request has st next.
+		st.body = new(body)
 		st.body.reset(c, h.contentLength, h.close)
-		r.Body = &st.body
+		r.Body = st.body
 		// Like net/http without a ReadTimeout: a body may take its time.
 		c.rwc.SetReadDeadline(time.Time{})
 	} else {
-		st.body.reset(c, 0, h.close)
 		r.Body = http.NoBody
 		c.armWatch()
 	}
@@ -378,6 +393,11 @@ func (c *conn) startWatch() {
 	}
 	c.wRunning = true
 	c.wDone = make(chan struct{})
+	// The deadline of the wait for this request (shrinkAfter from its
+	// start on a kept-alive connection) may be past: the watch reads
+	// without one, as net/http's background read. Under wmu, so that
+	// stopWatch's interrupt comes after it.
+	c.rwc.SetReadDeadline(time.Time{})
 	go c.watchRead(c.wDone)
 }
 

@@ -17,7 +17,7 @@ type reqState struct {
 	url     url.URL
 	header  http.Header
 	vals    [maxFields + 1]string
-	body    body
+	body    *body // nil without a body
 	resp    response
 	handOff bool
 }
@@ -34,7 +34,7 @@ func putState(st *reqState) {
 	clear(st.vals[:])
 	st.req = http.Request{}
 	st.url = url.URL{}
-	st.body = body{}
+	st.body = nil
 	st.resp.clean()
 	st.handOff = false
 	states.Put(st)

@@ -492,7 +492,7 @@ func (w *response) commit(p []byte) {
 		w.closeAfter = true
 	}
 	setConn := ""
-	if w.req.ContentLength != 0 && !w.closeAfter {
+	if w.st.body != nil && !w.closeAfter {
 		closeConn, tooBig := w.st.body.settle()
 		if closeConn {
 			w.closeAfter = true
@@ -646,7 +646,7 @@ func (w *response) abort() {
 // endBody closes the request body (a short rest is dropped to keep the
 // connection, as net/http's body.Close does).
 func (w *response) endBody() {
-	if w.req.ContentLength == 0 {
+	if w.st.body == nil {
 		return
 	}
 	closeConn, early := w.st.body.end()

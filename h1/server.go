@@ -192,13 +192,15 @@ func (s *Server) begin() {
 	})
 }
 
-// closeIdle closes the connections waiting for a request and reports
-// whether none is left.
+// closeIdle closes the connections waiting for a request, new ones only
+// after newConnGrace, and reports whether none is left.
 func (s *Server) closeIdle() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	old := time.Now().Unix() - newConnGrace
 	for c := range s.conns {
-		if c.state.CompareAndSwap(stateIdle, stateClosed) {
+		if c.state.CompareAndSwap(stateIdle, stateClosed) ||
+			c.accepted < old && c.state.CompareAndSwap(stateNew, stateClosed) {
 			c.rwc.Close()
 		}
 	}

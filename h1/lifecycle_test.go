@@ -111,7 +111,9 @@ func TestShutdownClosingIdleConnectionServesNothing(t *testing.T) {
 
 // A connection just accepted may have its first request on the way:
 // Shutdown leaves it a while, as net/http leaves a new connection five
-// seconds, and the request is served.
+// seconds, and the request is answered, with Connection: close. (net/http
+// would close it unanswered once read: a client does not send a request
+// again after its fresh connection failed.)
 func TestShutdownServesTheFirstRequestOfANewConnection(t *testing.T) {
 	waiting := make(chan struct{}, 1)
 	_, sp, addr := serveHooked(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/tbsphathuynh/proxy/internal/httpsyntax"
 )
 
@@ -81,7 +83,7 @@ func appendRequestHead(b []byte, req *http.Request) ([]byte, bool) {
 	// The target, as URL.RequestURI gives it, without its allocations
 	// when the path needs no escaping.
 	path, query, hasQuery := "", "", false
-	if u := req.URL; u.Opaque == "" && u.RawPath == "" && pathNeedsNoEscape(u.Path) {
+	if u := req.URL; u.Opaque == "" && u.RawPath == "" && httpsyntax.PlainPath(u.Path) {
 		path, query = u.Path, u.RawQuery
 		if path == "" {
 			path = "/"
@@ -145,7 +147,7 @@ func appendRequestHead(b []byte, req *http.Request) ([]byte, bool) {
 	}
 
 	for _, kv := range kvs {
-		if !validFieldName(kv.key) {
+		if !httpguts.ValidHeaderFieldName(kv.key) {
 			continue // as Header.Write drops it
 		}
 		for _, v := range kv.vals {
@@ -211,31 +213,6 @@ func hasCTL(s string) bool {
 	return false
 }
 
-// pathNeedsNoEscape reports whether URL.EscapedPath would return path as
-// it is, so it can be written without building the escaped copy.
-func pathNeedsNoEscape(path string) bool {
-	for i := 0; i < len(path); i++ {
-		if !pathByte[path[i]] {
-			return false
-		}
-	}
-	return true
-}
-
-// validFieldName reports whether k is a token, the field names
-// Header.Write writes.
-func validFieldName(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		if !httpsyntax.IsTchar(k[i]) {
-			return false
-		}
-	}
-	return true
-}
-
 // byteSet makes a table of the bytes of s.
 func byteSet(s string) (t [256]bool) {
 	for i := 0; i < len(s); i++ {
@@ -249,8 +226,6 @@ const (
 )
 
 var (
-	// pathByte: the bytes net/url leaves unescaped in a path.
-	pathByte = byteSet(alnum + "$&+,-./:;=@_~")
 	// validHostByte: the bytes httpguts.ValidHostHeader accepts.
 	validHostByte = byteSet(alnum + "!$%&'()*+,-.:;=[]_~")
 )

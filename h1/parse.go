@@ -303,18 +303,3 @@ func canonicalize(name []byte) {
 		upper = c == '-'
 	}
 }
-
-// plainPath reports whether p is a path that url.ParseRequestURI keeps as
-// it is, with no escaping to undo or to record in RawPath.
-func plainPath[T string | []byte](p T) bool {
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '/', c == '-', c == '.', c == '_', c == '~':
-		default:
-			return false
-		}
-	}
-	return true
-}

@@ -24,6 +24,7 @@ var seeds = []string{
 	"GET /q? HTTP/1.1\r\nHost: h\r\n\r\n",
 	"GET /a#frag HTTP/1.1\r\nHost: h\r\n\r\n",
 	"GET /a!$&'()*+,;=:@ HTTP/1.1\r\nHost: h\r\n\r\n",
+	"GET /a$&+,;=:@b/c.d_e~f-g?q=1 HTTP/1.1\r\nHost: h\r\n\r\n",
 	"GET / HTTP/1.1\r\nhost: h\r\nx-lower-case: v\r\nX-UPPER: V\r\nx-Mixed-cASE: v\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: h\r\nX: a\r\nx: b\r\nX:\tc \t\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Close\r\n\r\n",

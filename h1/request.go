@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+
+	"github.com/tbsphathuynh/proxy/internal/httpsyntax"
 )
 
 // reqState is everything one request on the fast path needs, borrowed from
@@ -51,7 +53,7 @@ func (st *reqState) build(buf []byte, proto *http.Request) bool {
 	h := &st.head
 	target := buf[h.target.off:h.target.end]
 	var slowURL *url.URL
-	if path, _, _ := cutByte(target, '?'); !plainPath(path) {
+	if path, _, _ := cutByte(target, '?'); !httpsyntax.PlainPath(path) {
 		u, err := url.ParseRequestURI(string(target))
 		if err != nil {
 			return false

@@ -14,6 +14,27 @@ var tchar = func() (t [256]bool) {
 	return t
 }()
 
+// plainPathByte is the bytes net/url leaves as they are in a path: a path
+// of these alone is its own escaped form, and parses back unchanged.
+var plainPathByte = func() (t [256]bool) {
+	for _, c := range "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz$&+,-./:;=@_~" {
+		t[c] = true
+	}
+	return t
+}()
+
+// PlainPath reports whether p is a path net/url writes and reads as it is:
+// URL.EscapedPath returns it unchanged, and url.ParseRequestURI gives it
+// back as Path with no RawPath.
+func PlainPath[T string | []byte](p T) bool {
+	for i := 0; i < len(p); i++ {
+		if !plainPathByte[p[i]] {
+			return false
+		}
+	}
+	return true
+}
+
 // IsTchar reports whether c may appear in a token.
 func IsTchar(c byte) bool { return tchar[c] }
 

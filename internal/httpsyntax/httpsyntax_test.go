@@ -1,6 +1,7 @@
 package httpsyntax
 
 import (
+	"net/url"
 	"testing"
 
 	"golang.org/x/net/http/httpguts"
@@ -35,6 +36,19 @@ func TestEqualFold(t *testing.T) {
 	} {
 		if got := EqualFold([]byte(tc.b), tc.s); got != tc.want {
 			t.Errorf("EqualFold(%q, %q) = %v", tc.b, tc.s, got)
+		}
+	}
+}
+
+func TestPlainPathMatchesNetURL(t *testing.T) {
+	for c := range 256 {
+		p := "/a" + string([]byte{byte(c)}) + "b"
+		u := url.URL{Path: p}
+		escaped := u.EscapedPath() == p
+		parsed, err := url.ParseRequestURI(p)
+		roundTrip := err == nil && parsed.Path == p && parsed.RawPath == ""
+		if got := PlainPath(p); got != (escaped && roundTrip) {
+			t.Errorf("PlainPath(%q) = %v; EscapedPath unchanged %v, parses back unchanged %v", p, got, escaped, roundTrip)
 		}
 	}
 }

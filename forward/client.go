@@ -157,6 +157,11 @@ func (c *client) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !handles(req) {
 		return nil, http.ErrSkipAltProtocol
 	}
+	return c.roundTrip(req)
+}
+
+// roundTrip carries req, which handles has accepted.
+func (c *client) roundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	if err := ctx.Err(); err != nil {
 		return nil, err

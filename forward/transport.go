@@ -194,7 +194,7 @@ func (u *Upstream) try(req *http.Request, s *upstream.Server, tb *trackedBody) (
 func (u *Upstream) send(req *http.Request) (*http.Response, error) {
 	if req.URL.Scheme == "http" && handles(req) {
 		if c := u.client(); c != nil {
-			return c.RoundTrip(req)
+			return c.roundTrip(req)
 		}
 	}
 	ctx := req.Context()

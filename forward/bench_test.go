@@ -1,11 +1,9 @@
 package forward
 
 import (
-	"bufio"
 	"bytes"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -13,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tbsphathuynh/proxy/internal/rawhttp"
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
 	"github.com/tbsphathuynh/proxy/upstream"
 )
@@ -126,47 +125,8 @@ func BenchmarkCopyResponseHeader(b *testing.B) {
 	}
 }
 
-// rawBackend answers every request on a connection with the same 1 KiB
-// response, cheaply, so a client benchmark measures the client.
-func rawBackend(b *testing.B) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
-	res := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 1024\r\n\r\n" + string(kib))
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					// Read up to the blank line that ends a body-less request.
-					for {
-						line, err := br.ReadSlice('\n')
-						if err != nil {
-							return
-						}
-						if len(line) <= 2 {
-							break
-						}
-					}
-					if _, err := c.Write(res); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return "http://" + ln.Addr().String() + "/bench"
-}
-
 func benchRoundTrip(b *testing.B, rt http.RoundTripper) {
-	url := rawBackend(b)
+	url := "http://" + rawhttp.Serve(b, rawhttp.Response(1024)) + "/bench"
 	req, _ := http.NewRequest("GET", url, nil)
 	req.Header["User-Agent"] = []string{""}
 	buf := make([]byte, 4096)

@@ -3,11 +3,12 @@ package h1
 import (
 	"bufio"
 	"bytes"
-	"io"
 	"net"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/tbsphathuynh/proxy/internal/rawhttp"
 )
 
 // browserHead is a typical request head, about what a browser sends.
@@ -84,27 +85,8 @@ func BenchmarkServe(b *testing.B) {
 		if _, err := c.Write(req); err != nil {
 			b.Fatal(err)
 		}
-		if err := skipResponse(br, len(body)); err != nil {
+		if err := rawhttp.SkipResponse(br); err != nil {
 			b.Fatal(err)
 		}
 	}
-}
-
-// skipResponse reads a response head and a body of n bytes without
-// allocating.
-func skipResponse(br *bufio.Reader, n int) error {
-	for {
-		line, err := br.ReadSlice('\n')
-		if err != nil {
-			return err
-		}
-		if len(line) == 2 {
-			break
-		}
-	}
-	_, err := br.Discard(n)
-	if err == nil && br.Buffered() > 0 {
-		err = io.ErrUnexpectedEOF
-	}
-	return err
 }

@@ -2,18 +2,15 @@ package server
 
 import (
 	"bufio"
-	"bytes"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/tbsphathuynh/proxy/internal/rawhttp"
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
 	"github.com/tbsphathuynh/proxy/middleware"
 )
@@ -91,7 +88,7 @@ func BenchmarkMetricsAndAccessLog(b *testing.B) {
 // the answer with reused buffers. Its allocs/op are the proxy's own per
 // request.
 func BenchmarkProxyPath(b *testing.B) {
-	be := rawBackend(b, 1024)
+	be := rawhttp.Serve(b, rawhttp.Response(1024))
 	p := startProxy(b, "servers: [{url: 'http://"+be+"'}]\n")
 	c, err := net.Dial("tcp", p.Addr())
 	if err != nil {
@@ -107,69 +104,8 @@ func BenchmarkProxyPath(b *testing.B) {
 		if _, err := c.Write(req); err != nil {
 			b.Fatal(err)
 		}
-		if err := skipResponse(br); err != nil {
+		if err := rawhttp.SkipResponse(br); err != nil {
 			b.Fatal(err)
 		}
 	}
-}
-
-// rawBackend serves every request on a connection with a fixed response of
-// size bytes, allocating nothing per request.
-func rawBackend(b *testing.B, size int) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
-	res := []byte(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", size, strings.Repeat("x", size)))
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReaderSize(c, 16<<10)
-				for {
-					// Requests carry no body: a head ends with an empty line.
-					for {
-						line, err := br.ReadSlice('\n')
-						if err != nil {
-							return
-						}
-						if len(line) == 2 {
-							break
-						}
-					}
-					if _, err := c.Write(res); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
-// skipResponse reads a response with a Content-Length, allocating nothing.
-func skipResponse(br *bufio.Reader) error {
-	n := -1
-	for {
-		line, err := br.ReadSlice('\n')
-		if err != nil {
-			return err
-		}
-		if len(line) == 2 {
-			break
-		}
-		if v, ok := bytes.CutPrefix(line, []byte("Content-Length: ")); ok {
-			n, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
-		}
-	}
-	if n < 0 {
-		return errors.New("response without Content-Length")
-	}
-	_, err := br.Discard(n)
-	return err
 }

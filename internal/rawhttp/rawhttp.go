@@ -1,0 +1,88 @@
+// Package rawhttp is the bare HTTP/1.1 ends the benchmarks put around the
+// code they measure: a server answering every request with the same bytes
+// and a reader skipping responses, neither allocating per request, so
+// allocs/op and ns/op are the measured code's.
+package rawhttp
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"net"
+	"strconv"
+	"testing"
+)
+
+// Serve answers every body-less request on every connection with res, on
+// a loopback listener closed when tb ends, and returns its address.
+func Serve(tb testing.TB, res []byte) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReaderSize(c, 16<<10)
+				for {
+					if err := skipHead(br); err != nil {
+						return
+					}
+					if _, err := c.Write(res); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// Response is a 200 answer with a body of size bytes.
+func Response(size int) []byte {
+	return []byte("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: " +
+		strconv.Itoa(size) + "\r\n\r\n" + string(bytes.Repeat([]byte("x"), size)))
+}
+
+// SkipResponse reads one response with a Content-Length from br.
+func SkipResponse(br *bufio.Reader) error {
+	n := -1
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		if len(line) <= 2 {
+			break
+		}
+		if v, ok := bytes.CutPrefix(line, []byte("Content-Length: ")); ok {
+			if n, err = strconv.Atoi(string(bytes.TrimSpace(v))); err != nil {
+				return err
+			}
+		}
+	}
+	if n < 0 {
+		return errors.New("rawhttp: response without Content-Length")
+	}
+	_, err := br.Discard(n)
+	return err
+}
+
+// skipHead reads up to the blank line that ends a head.
+func skipHead(br *bufio.Reader) error {
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		if len(line) <= 2 {
+			return nil
+		}
+	}
+}

@@ -47,11 +47,10 @@ type Server struct {
 	conns      map[*conn]struct{}
 	listeners  map[net.Listener]struct{}
 	inShutdown atomic.Bool
-	// done is closed once Close or Shutdown has started.
-	done     chan struct{}
-	doneOnce sync.Once
-	hsServe  sync.Once
-	hsErr    chan error
+	// beginOnce runs begin once, whether Close or Shutdown comes first.
+	beginOnce sync.Once
+	// hsServe starts hs on the handoff listener with the first Serve.
+	hsServe sync.Once
 }
 
 // New returns a server for hs's Handler, ReadHeaderTimeout, IdleTimeout,
@@ -62,8 +61,6 @@ func New(hs *http.Server) *Server {
 		hs:        hs,
 		conns:     make(map[*conn]struct{}),
 		listeners: make(map[net.Listener]struct{}),
-		done:      make(chan struct{}),
-		hsErr:     make(chan error, 1),
 	}
 	s.base = context.WithValue(context.Background(), http.ServerContextKey, hs)
 	return s
@@ -86,7 +83,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.listeners[ln] = struct{}{}
 	s.mu.Unlock()
 	s.hsServe.Do(func() {
-		go func() { s.hsErr <- s.hs.Serve(s.handoff) }()
+		// It ends with ErrServerClosed or the handoff listener's
+		// net.ErrClosed, both a normal stop.
+		go s.hs.Serve(s.handoff)
 	})
 	defer func() {
 		s.mu.Lock()
@@ -177,8 +176,10 @@ func (s *Server) Close() error {
 	return s.hs.Close()
 }
 
+// begin stops accepting: every listener and the handoff listener close,
+// and keep-alive ends.
 func (s *Server) begin() {
-	s.doneOnce.Do(func() {
+	s.beginOnce.Do(func() {
 		s.mu.Lock()
 		s.inShutdown.Store(true)
 		for ln := range s.listeners {
@@ -188,7 +189,6 @@ func (s *Server) begin() {
 			s.handoff.Close()
 		}
 		s.mu.Unlock()
-		close(s.done)
 	})
 }
 

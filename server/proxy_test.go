@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tbsphathuynh/proxy/h1"
 )
 
 func TestRoundRobinSplitsEvenly(t *testing.T) {
@@ -383,6 +385,31 @@ routes:
 		resp.Body.Close()
 		if string(b) != tc.want {
 			t.Errorf("%s%s went to %q, want %q", tc.host, tc.path, b, tc.want)
+		}
+	}
+}
+
+// The main listener serves plain HTTP/1.1 through the fast path unless
+// client.fast_path is off; behaviour is the same either way, so only the
+// wiring tells.
+func TestFastPathWiring(t *testing.T) {
+	srv := backend(t, "a", nil)
+	for _, tc := range []struct {
+		extra string
+		fast  bool
+	}{
+		{"", true},
+		{"client: {fast_path: false}\n", false},
+	} {
+		p := startProxy(t, tc.extra+"servers:\n"+servers(srv))
+		p.mu.Lock()
+		_, fast := p.main.srv.(*h1.Server)
+		p.mu.Unlock()
+		if fast != tc.fast {
+			t.Errorf("config %q: main listener on the fast path %v, want %v", tc.extra, fast, tc.fast)
+		}
+		if code, _, _ := get(t, http.DefaultClient, "http://"+p.Addr()+"/"); code != http.StatusOK {
+			t.Errorf("config %q: status %d", tc.extra, code)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tbsphathuynh/proxy/internal/donehook"
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
 )
 
@@ -219,10 +220,10 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 	// The request ends when the client goes away or a per-try timeout
 	// fires: unblock whatever the connection is doing.
 	pc.read, pc.limit, pc.killed = 0, 0, false
-	stop := context.AfterFunc(ctx, pc.killFn)
+	stop := donehook.After(ctx, &pc.killFn)
 	var br *bufio.Reader
 	fail := func(err error) (*http.Response, error) {
-		stopped := stop()
+		stopped := stop.Stop()
 		if ctx.Err() == nil {
 			if br != nil {
 				putReader(br)
@@ -331,7 +332,7 @@ type body struct {
 	pc   *pconn
 	br   *bufio.Reader
 	rc   io.ReadCloser
-	stop func() bool
+	stop donehook.Registration
 	ctx  context.Context
 	res  *http.Response
 	req  *http.Request
@@ -377,7 +378,7 @@ func (b *body) finish(complete bool) {
 	b.done = true
 	// stop reports false when the request's context already ended and
 	// poisoned the connection's deadline.
-	stopped := b.stop()
+	stopped := b.stop.Stop()
 	if complete && b.keep && stopped && b.br.Buffered() == 0 {
 		putReader(b.br)
 		b.c.put(b.pc)

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/tbsphathuynh/proxy/internal/donehook"
 )
 
 // Connection states, for Shutdown: only an idle connection may be closed
@@ -61,8 +63,9 @@ type conn struct {
 	r, w int
 
 	ctx        context.Context
-	cancel     context.CancelFunc
-	proto      *http.Request // carries ctx into every request
+	cancel     context.CancelFunc // also fires hook
+	hook       donehook.Hook      // what a request's handler asked to run when ctx ends
+	proto      *http.Request      // carries ctx into every request
 	remoteAddr string
 
 	// linger: the connection closes with request body bytes unread, so
@@ -96,7 +99,9 @@ func (s *Server) newConn(rw net.Conn) (*conn, bool) {
 	c.watch = time.AfterFunc(time.Hour, c.startWatch)
 	c.watch.Stop()
 	ctx := context.WithValue(s.base, http.LocalAddrContextKey, rw.LocalAddr())
-	c.ctx, c.cancel = context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(ctx)
+	c.ctx = donehook.With(ctx, &c.hook)
+	c.cancel = func() { cancel(); c.hook.Fire() }
 	c.proto = (&http.Request{}).WithContext(c.ctx)
 	if !s.track(c, true) {
 		c.cancel()

@@ -413,3 +413,40 @@ func TestFastPathWiring(t *testing.T) {
 		}
 	}
 }
+
+// A client that leaves while its request waits on a server ends the
+// server's request too, on both the fast path and net/http's: a slow
+// backend must not keep working, nor keep a pooled connection, for nobody.
+func TestClientGoneCancelsTheServersRequest(t *testing.T) {
+	for _, extra := range []string{"", "client: {fast_path: false}\n"} {
+		arrived := make(chan struct{}, 1)
+		gone := make(chan struct{}, 1)
+		srv := backend(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+			arrived <- struct{}{}
+			select {
+			case <-r.Context().Done():
+				gone <- struct{}{}
+			case <-time.After(10 * time.Second):
+			}
+		})
+		p := startProxy(t, extra+"health_checks: {enabled: false}\nservers:\n"+servers(srv))
+		c, err := net.Dial("tcp", p.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-arrived:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("config %q: the request never reached the server", extra)
+		}
+		c.Close()
+		select {
+		case <-gone:
+		case <-time.After(5 * time.Second):
+			t.Errorf("config %q: the server's request went on after the client left", extra)
+		}
+	}
+}

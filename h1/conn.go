@@ -99,6 +99,11 @@ func (s *Server) newConn(rw net.Conn) (*conn, bool) {
 	c.watch = time.AfterFunc(time.Hour, c.startWatch)
 	c.watch.Stop()
 	ctx := context.WithValue(s.base, http.LocalAddrContextKey, rw.LocalAddr())
+	if cc := s.hs.ConnContext; cc != nil {
+		if ctx = cc(ctx, rw); ctx == nil {
+			panic("ConnContext returned nil") // as net/http does
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	c.ctx = donehook.With(ctx, &c.hook)
 	c.cancel = func() { cancel(); c.hook.Fire() }

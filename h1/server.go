@@ -54,7 +54,7 @@ type Server struct {
 }
 
 // New returns a server for hs's Handler, ReadHeaderTimeout, IdleTimeout,
-// MaxHeaderBytes and ErrorLog. hs must not be served elsewhere; TLS
+// MaxHeaderBytes, ConnContext and ErrorLog. hs must not be served elsewhere; TLS
 // listeners are not for the fast path (serve them with hs directly).
 func New(hs *http.Server) *Server {
 	s := &Server{

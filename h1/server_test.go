@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -207,5 +208,41 @@ func TestPanicClosesTheConnection(t *testing.T) {
 	}
 	if _, err := io.ReadAll(res.Body); err == nil {
 		t.Fatal("an aborted chunked response read as complete")
+	}
+}
+
+// ConnContext runs once per connection, as net/http's does: every request
+// of the connection sees the value it added, and the connection it got is
+// the client's.
+func TestConnContext(t *testing.T) {
+	type key struct{}
+	var calls atomic.Int32
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			v, _ := r.Context().Value(key{}).(string)
+			io.WriteString(w, v)
+		}),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			calls.Add(1)
+			return context.WithValue(ctx, key{}, "from "+c.LocalAddr().String())
+		},
+	}
+	s := New(hs)
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Close() })
+
+	c, br := dial(t, ln.Addr().String())
+	for range 2 {
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+		if _, body := readBody(t, br, "GET"); body != "from "+ln.Addr().String() {
+			t.Errorf("handler saw %q", body)
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("ConnContext ran %d times for one connection", n)
 	}
 }

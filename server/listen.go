@@ -13,6 +13,7 @@ import (
 	"github.com/tbsphathuynh/proxy/admin"
 	"github.com/tbsphathuynh/proxy/config"
 	"github.com/tbsphathuynh/proxy/h1"
+	"github.com/tbsphathuynh/proxy/internal/reqinfo"
 )
 
 // listener is one http.Server on one socket, with the settings it was
@@ -71,6 +72,9 @@ func (s *Server) openMain(cfg *config.Config, sock *handoff) (*listener, error) 
 		IdleTimeout:       cfg.Client.IdleTimeout.D(),
 		MaxHeaderBytes:    int(cfg.Client.MaxHeaderBytes),
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		// Each connection's requests keep their record in a slot of the
+		// connection's context (see reqinfo.Slot).
+		ConnContext: func(ctx context.Context, _ net.Conn) context.Context { return reqinfo.WithSlot(ctx) },
 	}
 	hs.Protocols = new(http.Protocols)
 	hs.Protocols.SetHTTP1(true)

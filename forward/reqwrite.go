@@ -136,7 +136,7 @@ func appendRequestHead(b []byte, req *http.Request) ([]byte, bool) {
 	}
 	if ua != "" {
 		b = append(b, "User-Agent: "...)
-		b = appendFieldValue(b, ua)
+		b = httpsyntax.AppendFieldValue(b, ua)
 		b = append(b, "\r\n"...)
 	}
 	// Servers expect a length on these methods even with no body
@@ -153,7 +153,7 @@ func appendRequestHead(b []byte, req *http.Request) ([]byte, bool) {
 		for _, v := range kv.vals {
 			b = append(b, kv.key...)
 			b = append(b, ": "...)
-			b = appendFieldValue(b, v)
+			b = httpsyntax.AppendFieldValue(b, v)
 			b = append(b, "\r\n"...)
 		}
 	}
@@ -177,31 +177,6 @@ func splitZone(host string) (before, after string) {
 	}
 	return host[:j], host[i:]
 }
-
-// appendFieldValue appends v as Header.Write writes it: trimmed, and with
-// CR and LF turned into spaces so that a value cannot add lines to the
-// head.
-func appendFieldValue(b []byte, v string) []byte {
-	for len(v) > 0 && isASCIISpace(v[0]) {
-		v = v[1:]
-	}
-	for len(v) > 0 && isASCIISpace(v[len(v)-1]) {
-		v = v[:len(v)-1]
-	}
-	if strings.IndexByte(v, '\n') < 0 && strings.IndexByte(v, '\r') < 0 {
-		return append(b, v...)
-	}
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c == '\r' || c == '\n' {
-			c = ' '
-		}
-		b = append(b, c)
-	}
-	return b
-}
-
-func isASCIISpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // hasCTL reports whether s has a byte Request.Write refuses in a target.
 func hasCTL(s string) bool {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/tbsphathuynh/proxy/internal/httpsyntax"
 )
 
 // bufferBeforeChunking is the size of the buffer the body passes through,
@@ -97,6 +99,7 @@ type response struct {
 	pending []byte // the body buffer (bufferBeforeChunking)
 	out     []byte // bytes to write to the connection
 	keys    []string
+	kvs     []headerKV
 	vec     net.Buffers
 	werr    error
 }
@@ -116,6 +119,7 @@ func (w *response) clean() {
 		pending:  w.pending[:0],
 		out:      w.out[:0],
 		keys:     w.keys[:0],
+		kvs:      w.kvs[:0],
 		trailers: w.trailers[:0],
 	}
 }
@@ -175,7 +179,7 @@ func relevantCaller() runtime.Frame {
 // minus the framing headers.
 func (w *response) informational(code int) {
 	b := appendStatusLine(w.out, code)
-	b = w.appendHeader(b, true)
+	b = w.appendHeader(b)
 	b = append(b, "\r\n"...)
 	w.out = b
 	w.flush()
@@ -186,22 +190,40 @@ func (w *response) informational(code int) {
 // changes are not. Its lines are written to head now, noting where the
 // lines are that commit may leave out.
 func (w *response) capture() {
-	h := w.header
-	_, w.hasLength = h["Content-Length"]
-	w.te = first(h["Transfer-Encoding"])
-	w.connection = first(h["Connection"])
-	_, w.hasType = h["Content-Type"]
-	w.hasCE = h.Get("Content-Encoding") != ""
-	_, w.hasDate = h["Date"]
-	w.protoSwap = w.status == http.StatusSwitchingProtocols && h.Get("Upgrade") != "" &&
-		httpguts.HeaderValuesContainsToken(h["Connection"], "Upgrade")
-	for k := range h {
-		if strings.HasPrefix(k, http.TrailerPrefix) {
-			w.hasTrailers = true
-			break
+	// One pass over the map notes the keys decisions depend on (exact
+	// keys, as net/http looks them up) and gathers the lines to write.
+	kvs := w.kvs[:0]
+	var conn, trailer []string
+	upgrade := false
+	for k, vv := range w.header {
+		switch k {
+		case "Content-Length":
+			w.hasLength = true
+		case "Transfer-Encoding":
+			w.te = first(vv)
+		case "Connection":
+			conn = vv
+		case "Content-Type":
+			w.hasType = true
+		case "Content-Encoding":
+			w.hasCE = first(vv) != ""
+		case "Date":
+			w.hasDate = true
+		case "Upgrade":
+			upgrade = first(vv) != ""
+		case "Trailer":
+			trailer = vv
+		default:
+			if strings.HasPrefix(k, http.TrailerPrefix) {
+				w.hasTrailers = true
+			}
 		}
+		kvs = append(kvs, headerKV{k, vv})
 	}
-	for _, v := range h["Trailer"] {
+	w.connection = first(conn)
+	w.protoSwap = w.status == http.StatusSwitchingProtocols && upgrade &&
+		httpguts.HeaderValuesContainsToken(conn, "Upgrade")
+	for _, v := range trailer {
 		w.hasTrailers = true
 		foreachElement(v, func(name string) {
 			name = http.CanonicalHeaderKey(name)
@@ -211,7 +233,9 @@ func (w *response) capture() {
 		})
 	}
 	w.head = appendStatusLine(w.head[:0], w.status)
-	w.head = w.appendHeader(w.head, false)
+	w.head = w.appendLines(w.head, kvs, false)
+	clear(kvs)
+	w.kvs = kvs[:0]
 }
 
 func first(vv []string) string {
@@ -221,51 +245,56 @@ func first(vv []string) string {
 	return vv[0]
 }
 
-// appendHeader appends the handler's header lines in sorted order, as
-// net/http writes them, skipping invalid keys, and the framing keys when
-// informational. Otherwise it notes where the lines of the keys commit
-// may drop are.
-func (w *response) appendHeader(b []byte, informational bool) []byte {
-	keys := w.keys[:0]
-	for k := range w.header {
-		if informational && (k == "Content-Length" || k == "Transfer-Encoding") {
+// headerKV is one key of a header map with its values.
+type headerKV struct {
+	key  string
+	vals []string
+}
+
+// appendHeader appends the lines of the handler's header as an
+// informational answer carries them: without the framing keys.
+func (w *response) appendHeader(b []byte) []byte {
+	kvs := w.kvs[:0]
+	for k, vv := range w.header {
+		if k == "Content-Length" || k == "Transfer-Encoding" {
 			continue
 		}
-		keys = append(keys, k)
+		kvs = append(kvs, headerKV{k, vv})
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if !httpguts.ValidHeaderFieldName(k) {
+	b = w.appendLines(b, kvs, true)
+	clear(kvs)
+	w.kvs = kvs[:0]
+	return b
+}
+
+// appendLines appends the header lines of kvs sorted by key, as net/http
+// writes them, skipping invalid keys. Unless informational, it notes
+// where the lines of the keys commit may drop are.
+func (w *response) appendLines(b []byte, kvs []headerKV, informational bool) []byte {
+	slices.SortFunc(kvs, func(a, b headerKV) int { return strings.Compare(a.key, b.key) })
+	for _, kv := range kvs {
+		if !httpguts.ValidHeaderFieldName(kv.key) {
 			continue
 		}
 		start := len(b)
-		for _, v := range w.header[k] {
-			b = appendField(b, k, v)
+		for _, v := range kv.vals {
+			b = appendField(b, kv.key, v)
 		}
 		if !informational {
-			if i := slices.Index(droppable[:], k); i >= 0 {
+			if i := slices.Index(droppable[:], kv.key); i >= 0 {
 				w.lines[i] = lineSpan{start, len(b)}
 			}
 		}
 	}
-	clear(keys)
-	w.keys = keys[:0]
 	return b
 }
 
 // appendField appends one header line, with the value trimmed and any CR
 // or LF in it turned into a space, as net/http writes it.
 func appendField(b []byte, k, v string) []byte {
-	v = strings.Trim(v, " \t\r\n")
 	b = append(b, k...)
 	b = append(b, ": "...)
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c == '\r' || c == '\n' {
-			c = ' '
-		}
-		b = append(b, c)
-	}
+	b = httpsyntax.AppendFieldValue(b, v)
 	return append(b, "\r\n"...)
 }
 

@@ -1,10 +1,14 @@
 // Package httpsyntax holds the byte-level rules of HTTP/1.1 heads shared
 // by the proxy's own parsers, the client-side one in h1 and the
 // server-side one in forward: the token alphabet, the bytes of a field
-// value, case-insensitive comparison and comma-separated token lists.
+// value, case-insensitive comparison, comma-separated token lists and
+// how a field value is written.
 package httpsyntax
 
-import "bytes"
+import (
+	"bytes"
+	"strings"
+)
 
 // tchar is RFC 9110's token alphabet: methods and field names.
 var tchar = func() (t [256]bool) {
@@ -81,3 +85,28 @@ func HasToken(v []byte, token string) bool {
 	}
 	return false
 }
+
+// AppendFieldValue appends a header field value as net/http writes it
+// (Header.Write): trimmed of ASCII white space, and with CR and LF turned
+// into spaces so that a value cannot add lines to the head.
+func AppendFieldValue(b []byte, v string) []byte {
+	for len(v) > 0 && isASCIISpace(v[0]) {
+		v = v[1:]
+	}
+	for len(v) > 0 && isASCIISpace(v[len(v)-1]) {
+		v = v[:len(v)-1]
+	}
+	if strings.IndexByte(v, '\n') < 0 && strings.IndexByte(v, '\r') < 0 {
+		return append(b, v...)
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == '\r' || c == '\n' {
+			c = ' '
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
+func isASCIISpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

@@ -1,6 +1,8 @@
 package httpsyntax
 
 import (
+	"bytes"
+	"net/http"
 	"net/url"
 	"testing"
 
@@ -51,4 +53,21 @@ func TestPlainPathMatchesNetURL(t *testing.T) {
 			t.Errorf("PlainPath(%q) = %v; EscapedPath unchanged %v, parses back unchanged %v", p, got, escaped, roundTrip)
 		}
 	}
+}
+
+// FuzzAppendFieldValue checks that a value is written as net/http's
+// Header.Write writes it.
+func FuzzAppendFieldValue(f *testing.F) {
+	for _, v := range []string{"", "plain", "  padded\t", "a\r\nInjected: yes", "\r\n", "tab\tinside", " \t\r\n x \n", "ünïcode"} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		var want bytes.Buffer
+		http.Header{"K": {v}}.Write(&want)
+		got := append([]byte("K: "), AppendFieldValue(nil, v)...)
+		got = append(got, "\r\n"...)
+		if string(got) != want.String() {
+			t.Errorf("value %q written as %q, net/http writes %q", v, got, want.String())
+		}
+	})
 }

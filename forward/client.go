@@ -284,12 +284,10 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 			}
 			return fail(errTooMany1xx)
 		}
-		// 1xx: relay through the request's trace (103 Early Hints), then
+		// 1xx: relay it (103 Early Hints), then
 		// read on for the final answer.
-		if trace := clientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
-			if err := trace.Got1xxResponse(res.StatusCode, textproto.MIMEHeader(res.Header)); err != nil {
-				return fail(err)
-			}
+		if err := got1xx(ctx, res.StatusCode, res.Header); err != nil {
+			return fail(err)
 		}
 	}
 	pc.limit = 0
@@ -306,15 +304,18 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 	return res, nil
 }
 
-// clientTrace returns the request's client trace: in its context, or in
-// its record (reqinfo.Info.Trace), where the forwarder leaves it for this
-// client.
-func clientTrace(ctx context.Context) *httptrace.ClientTrace {
+// got1xx relays an informational answer through the request's client
+// trace, or else its record (reqinfo.Info.Informational), where the
+// forwarder leaves its relay for this client.
+func got1xx(ctx context.Context, code int, h http.Header) error {
 	if t := httptrace.ContextClientTrace(ctx); t != nil {
-		return t
+		if t.Got1xxResponse != nil {
+			return t.Got1xxResponse(code, textproto.MIMEHeader(h))
+		}
+		return nil
 	}
-	if info := reqinfo.From(ctx); info != nil {
-		return info.Trace
+	if info := reqinfo.From(ctx); info != nil && info.Informational != nil {
+		return info.Informational.Got1xx(code, textproto.MIMEHeader(h))
 	}
 	return nil
 }

@@ -86,13 +86,12 @@ type outbound struct {
 
 	xff, xfh, rid [1]string
 
-	// The transport calls got1xx from its own goroutine while the handler
+	// The transport calls Got1xx from its own goroutine while the handler
 	// waits in RoundTrip; mu makes sure no 1xx touches the response once
 	// RoundTrip has returned.
-	mu    sync.Mutex
-	done  bool
-	w     http.ResponseWriter
-	trace httptrace.ClientTrace
+	mu   sync.Mutex
+	done bool
+	w    http.ResponseWriter
 }
 
 // ServeHTTP implements http.Handler.
@@ -125,17 +124,18 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// Informational answers (103 Early Hints, 102) reach the proxy only
-	// through a client trace. With a request record, the trace rides in it
-	// and the outgoing request is a shallow copy of the client's inside ob
-	// (see reqinfo.Info.Trace); without, a context carries it.
-	ob.trace.Got1xxResponse = ob.got1xx
+	// through a client trace. With a request record, ob rides in it as the
+	// relay and the outgoing request is a shallow copy of the client's
+	// inside ob (see reqinfo.Info.Informational); without, a context
+	// carries a trace.
 	var out *http.Request
 	if info != nil {
-		info.Trace = &ob.trace
+		info.Informational = ob
 		ob.req = *r
 		out = &ob.req
 	} else {
-		out = r.WithContext(httptrace.WithClientTrace(r.Context(), &ob.trace))
+		trace := &httptrace.ClientTrace{Got1xxResponse: ob.Got1xx}
+		out = r.WithContext(httptrace.WithClientTrace(r.Context(), trace))
 	}
 	out.URL = &ob.url
 	out.Header = ob.outHeader(r, requestID, upType)
@@ -185,10 +185,10 @@ func recycleHeader(info *reqinfo.Info, h http.Header) {
 	outHeaders.Put(h)
 }
 
-// got1xx relays an informational response to the client. The headers it
+// Got1xx relays an informational response to the client. The headers it
 // carries are for it alone, so the response's own headers are restored
 // afterwards.
-func (ob *outbound) got1xx(code int, header textproto.MIMEHeader) error {
+func (ob *outbound) Got1xx(code int, header textproto.MIMEHeader) error {
 	ob.mu.Lock()
 	defer ob.mu.Unlock()
 	if ob.done {

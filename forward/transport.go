@@ -201,8 +201,9 @@ func (u *Upstream) send(req *http.Request) (*http.Response, error) {
 	if info := reqinfo.From(ctx); info != nil {
 		info.Transported = true
 		// http.Transport finds a client trace only in the context.
-		if info.Trace != nil && httptrace.ContextClientTrace(ctx) == nil {
-			req = req.WithContext(httptrace.WithClientTrace(ctx, info.Trace))
+		if info.Informational != nil && httptrace.ContextClientTrace(ctx) == nil {
+			trace := &httptrace.ClientTrace{Got1xxResponse: info.Informational.Got1xx}
+			req = req.WithContext(httptrace.WithClientTrace(ctx, trace))
 		}
 	}
 	return u.Transport.RoundTrip(req)

@@ -5,7 +5,7 @@ package reqinfo
 import (
 	"context"
 	"net/http"
-	"net/http/httptrace"
+	"net/textproto"
 	"sync/atomic"
 	"time"
 )
@@ -27,15 +27,20 @@ type Info struct {
 	// Err is the cause of an answer the proxy made itself, for the log only:
 	// it never reaches the client.
 	Err error
-	// Trace is the forwarder's client trace of the exchange under way,
-	// which relays informational answers (103 Early Hints). The
-	// forwarder's own upstream client finds it here; the outgoing request
-	// carries it in its context only on its way through http.Transport,
-	// which saves two allocations per request on the common path.
-	Trace *httptrace.ClientTrace
+	// Informational relays the informational answers (103 Early Hints)
+	// of the exchange under way to the client. The forwarder's own
+	// upstream client finds it here; on the way through http.Transport it
+	// becomes a client trace in the outgoing request's context. Kept here
+	// rather than as a trace, it costs no allocation per request.
+	Informational Informational
 	// Transported is set once an attempt went through http.Transport,
 	// which may hold on to the outgoing request after it returns.
 	Transported bool
+}
+
+// Informational receives an informational (1xx) answer of a server.
+type Informational interface {
+	Got1xx(code int, header textproto.MIMEHeader) error
 }
 
 type key struct{}

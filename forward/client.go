@@ -269,9 +269,14 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 	br = readers.Get().(*bufio.Reader)
 	br.Reset(pc)
 	pc.limit = c.maxHeaderBytes
+	// The response and its body come in one allocation; an informational
+	// answer before the final one gets its own.
+	x := new(exchangeResponse)
+	fr := &x.fr
 	var res *http.Response
 	for n := 0; ; n++ {
-		res, err = readResponse(br, req)
+		res, err = readResponse(br, req, fr)
+		fr = nil
 		if err != nil {
 			return fail(err)
 		}
@@ -294,7 +299,8 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 	if c.headerTimeout > 0 {
 		pc.setReadDeadline(time.Time{})
 	}
-	b := &body{c: c, pc: pc, br: br, rc: res.Body, stop: stop, ctx: ctx, res: res, req: req, keep: !res.Close}
+	b := &x.body
+	*b = body{c: c, pc: pc, br: br, rc: res.Body, stop: stop, ctx: ctx, res: res, req: req, keep: !res.Close}
 	if res.Body == http.NoBody {
 		// Nothing to read (HEAD, 204, 304): the connection is free now.
 		b.finish(true)
@@ -323,6 +329,13 @@ func got1xx(ctx context.Context, code int, h http.Header) error {
 func putReader(br *bufio.Reader) {
 	br.Reset(nil)
 	readers.Put(br)
+}
+
+// exchangeResponse is the memory of an exchange's answer: the response,
+// when parsed in place, and the body wrapping it.
+type exchangeResponse struct {
+	fr   fastResponse
+	body body
 }
 
 // body is a response body read from a kept-alive connection. The

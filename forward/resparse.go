@@ -22,7 +22,7 @@ const inlineValues = 8
 // parseResponseHead's common case is parsed in place, in a few allocations
 // instead of one per header value; anything else is left to
 // http.ReadResponse, with br untouched.
-func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+func readResponse(br *bufio.Reader, req *http.Request, fr *fastResponse) (*http.Response, error) {
 	if _, err := br.Peek(1); err != nil {
 		// bufio hands a read error out once: http.ReadResponse called now
 		// would read the connection again rather than see it. This is the
@@ -33,7 +33,7 @@ func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	p, _ := br.Peek(br.Buffered())
-	if res, n := parseResponseHead(p, br, req); res != nil {
+	if res, n := parseResponseHead(p, br, req, fr); res != nil {
 		br.Discard(n)
 		return res, nil
 	}
@@ -77,7 +77,7 @@ type field struct {
 // Pragma: no-cache implying Cache-Control, and the body framed by its length
 // or, without one, by the end of the connection. FuzzResponseHead checks
 // it against http.ReadResponse.
-func parseResponseHead(p []byte, br *bufio.Reader, req *http.Request) (*http.Response, int) {
+func parseResponseHead(p []byte, br *bufio.Reader, req *http.Request, fr *fastResponse) (*http.Response, int) {
 	if req != nil && req.Method == http.MethodHead {
 		return nil, 0
 	}
@@ -210,7 +210,9 @@ func parseResponseHead(p []byte, br *bufio.Reader, req *http.Request) (*http.Res
 	sb.Write(p[last:n])
 	s := sb.String()
 
-	fr := new(fastResponse)
+	if fr == nil {
+		fr = new(fastResponse)
+	}
 	vals := fr.vals[:]
 	if nf > len(vals) {
 		vals = make([]string, nf)

@@ -168,6 +168,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rt.relay(w, r, res, info)
 	recycleHeader(info, out.Header)
+	recycleResponseHeader(info, res.Header)
 }
 
 // outHeaders are outgoing header maps, reused once an exchange is over.
@@ -183,6 +184,18 @@ func recycleHeader(info *reqinfo.Info, h http.Header) {
 	}
 	clear(h)
 	outHeaders.Put(h)
+}
+
+// recycleResponseHeader returns the header map of a relayed response to
+// the pool parseResponseHead takes from, when only this package's client
+// saw it: its values went to the client's header, sharing the strings, and
+// nothing reads the map once the response is relayed.
+func recycleResponseHeader(info *reqinfo.Info, h http.Header) {
+	if info == nil || info.Transported || len(h) > pooledHeaderKeys {
+		return
+	}
+	clear(h)
+	responseHeaders.Put(h)
 }
 
 // Got1xx relays an informational response to the client. The headers it

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/tbsphathuynh/proxy/internal/httpsyntax"
 )
@@ -47,6 +48,13 @@ type fastResponse struct {
 	body respBody
 	vals [inlineValues]string
 }
+
+// responseHeaders are header maps for responses parsed in place, reused
+// once relayed (see recycleHeader); a map of up to pooledHeaderKeys keys
+// fits in one group of Go's maps.
+var responseHeaders = sync.Pool{New: func() any { return make(http.Header, pooledHeaderKeys) }}
+
+const pooledHeaderKeys = 8
 
 // field is a header line of the head parseResponseHead parses: the name
 // is [k0, k1), the value trimmed is [v0, v1).
@@ -217,7 +225,12 @@ func parseResponseHead(p []byte, br *bufio.Reader, req *http.Request, fr *fastRe
 	if nf > len(vals) {
 		vals = make([]string, nf)
 	}
-	h := make(http.Header, nf)
+	var h http.Header
+	if nf <= pooledHeaderKeys {
+		h = responseHeaders.Get().(http.Header)
+	} else {
+		h = make(http.Header, nf)
+	}
 	for j, f := range fields[:nf] {
 		k, v := s[f.k0:f.k1], s[f.v0:f.v1]
 		if vv, ok := h[k]; ok {

@@ -13,9 +13,10 @@ import (
 	"github.com/tbsphathuynh/proxy/internal/httpsyntax"
 )
 
-// maxHeadKeys bounds the header keys writeRequestHead sorts in an array on
-// its stack; a request with more is left to Request.Write.
-const maxHeadKeys = 64
+// stackHeadKeys is how many header keys writeRequestHead sorts in an array
+// on its stack, enough for most requests; more take an allocation. The
+// array is zeroed on every call, so it is kept small.
+const stackHeadKeys = 20
 
 // defaultUserAgent is what Request.Write sends when the header has no
 // User-Agent key.
@@ -35,9 +36,8 @@ type headKV struct {
 // fresh writer of the pool unless the head is over 4 KiB).
 //
 // It reports false, having written nothing, when req is outside the plain
-// case: a body or a framing of its own, a host that needs IDNA, a header too
-// big to sort on the stack, or a client trace that wants to see the fields
-// written. The caller then uses req.Write, which also reports the errors
+// case: a body or a framing of its own, a host that needs IDNA, or a client
+// trace that wants to see the fields written. The caller then uses req.Write, which also reports the errors
 // (a control byte in the target) that this declines.
 func writeRequestHead(bw *bufio.Writer, req *http.Request) bool {
 	b, ok := appendRequestHead(bw.AvailableBuffer(), req)
@@ -96,15 +96,15 @@ func appendRequestHead(b []byte, req *http.Request) ([]byte, bool) {
 		return b, false
 	}
 
-	var arr [maxHeadKeys]headKV
+	var arr [stackHeadKeys]headKV
 	kvs := arr[:0]
+	if len(req.Header) > len(arr) {
+		kvs = make([]headKV, 0, len(req.Header))
+	}
 	for k, vv := range req.Header {
 		switch k {
 		case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
 			continue
-		}
-		if len(kvs) == len(arr) {
-			return b, false
 		}
 		kvs = append(kvs, headKV{k, vv})
 	}

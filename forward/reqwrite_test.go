@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
@@ -99,6 +100,11 @@ func TestRequestHeadMatchesRequestWrite(t *testing.T) {
 				"X-Non-ASCII":       {"héllo\x7f"},
 				"Z":                 {"last"},
 				"A":                 {"first"},
+			}
+		}), true},
+		{"more keys than fit on the stack", with(newReq(t, "GET", "http://h/"), func(r *http.Request) {
+			for i := range 3 * stackHeadKeys {
+				r.Header[fmt.Sprintf("X-Key-%03d", 3*stackHeadKeys-i)] = []string{fmt.Sprint(i)}
 			}
 		}), true},
 		{"nil header", with(newReq(t, "GET", "http://h/"), func(r *http.Request) { r.Header = nil }), true},

@@ -477,13 +477,15 @@ var probeIdle = time.Second
 // probeIdle, gets only a connection the server has not closed, or written
 // to, meanwhile.
 func (c *client) conn(ctx context.Context, host string, replayable bool) (pc *pconn, reused bool, err error) {
+	var idle time.Duration
 	c.mu.Lock()
 	list := c.idle[host]
 	for len(list) > 0 {
 		pc = list[len(list)-1]
 		list[len(list)-1] = nil
 		list = list[:len(list)-1]
-		if c.idleTimeout > 0 && time.Since(pc.since) >= c.idleTimeout {
+		idle = time.Since(pc.since)
+		if c.idleTimeout > 0 && idle >= c.idleTimeout {
 			pc.Close()
 			pc = nil
 			continue
@@ -492,7 +494,7 @@ func (c *client) conn(ctx context.Context, host string, replayable bool) (pc *pc
 	}
 	c.idle[host] = list
 	c.mu.Unlock()
-	if pc != nil && (!replayable || time.Since(pc.since) >= probeIdle) && closedByPeer(pc.Conn) {
+	if pc != nil && (!replayable || idle >= probeIdle) && closedByPeer(pc.Conn) {
 		pc.Close()
 		pc = nil
 	}

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // maxDiscard is how much of a body the handler left unread is read and
@@ -141,6 +142,7 @@ func (b *body) settle() (closeConn, tooBig bool) {
 func (b *body) end() (closeConn, early bool) {
 	if !b.mu.TryLock() {
 		b.c.rwc.SetReadDeadline(aLongTimeAgo)
+		b.c.waitDeadline = time.Time{}
 		b.mu.Lock()
 		b.closed = true
 		b.mu.Unlock()

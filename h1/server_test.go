@@ -246,3 +246,43 @@ func TestConnContext(t *testing.T) {
 		t.Errorf("ConnContext ran %d times for one connection", n)
 	}
 }
+
+// A kept-alive connection is closed once idle for IdleTimeout, and not
+// much earlier, even after a burst of requests (whose waits reuse their
+// deadlines rather than set one each): for a timeout the wait moves to a
+// new goroutine at (400 ms) and one it does not (80 ms).
+func TestIdleTimeout(t *testing.T) {
+	for _, idle := range []time.Duration{80 * time.Millisecond, 400 * time.Millisecond} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := New(&http.Server{
+			Handler:     http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
+			IdleTimeout: idle,
+		})
+		go s.Serve(ln)
+		t.Cleanup(func() { s.Close() })
+
+		c, br := dial(t, ln.Addr().String())
+		for i := range 100 {
+			if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+				t.Fatalf("idle %v: request %d: %v", idle, i, err)
+			}
+			res, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("idle %v: request %d: %v", idle, i, err)
+			}
+			io.Copy(io.Discard, res.Body)
+			time.Sleep(time.Millisecond)
+		}
+		last := time.Now()
+		if _, err := br.ReadByte(); err != io.EOF {
+			t.Fatalf("idle %v: read on the idle connection: %v, want EOF", idle, err)
+		}
+		// The wait may end up to an eighth early, at most waitDeadlineSlack.
+		if d, least := time.Since(last), idle-min(idle/8, waitDeadlineSlack); d < least {
+			t.Errorf("closed after %v idle, want at least %v", d, least)
+		}
+	}
+}

@@ -475,3 +475,22 @@ func TestClientLooksAtALongIdleConnection(t *testing.T) {
 		t.Errorf("%d connections, want a new one each time", n)
 	}
 }
+
+// A connection whose last answer came whole with its head keeps the
+// header timeout's deadline while idle; once that has expired the
+// connection must still be reused, by a request it probes first (not
+// replayable) as by one it does not.
+func TestClientReusesAConnectionPastItsHeaderDeadline(t *testing.T) {
+	s := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") })
+	tr := newTestTransport(t, Timeouts{ResponseHeader: 20 * time.Millisecond})
+	for _, method := range []string{"GET", "DELETE", "GET", "DELETE"} {
+		if _, body, err := do(t, tr, method, s.URL, nil); err != nil || body != "hello" {
+			t.Fatalf("%s: %q, %v", method, body, err)
+		}
+		// Idle past the header timeout.
+		time.Sleep(60 * time.Millisecond)
+	}
+	if n := s.opened.Load(); n != 1 {
+		t.Errorf("%d connections for 4 sequential requests, want 1", n)
+	}
+}

@@ -62,6 +62,10 @@ type conn struct {
 	buf  *[]byte
 	r, w int
 
+	// connCtx is what ConnContext made of the connection's context, for
+	// net/http to carry on with if the connection goes to it.
+	connCtx context.Context
+
 	// waitDeadline is the read deadline the wait for a request set last,
 	// while no other has been set since; zero when unknown. Only the
 	// goroutine serving the connection uses it.
@@ -104,14 +108,21 @@ func (s *Server) newConn(rw net.Conn) (*conn, bool) {
 	c.watch = time.AfterFunc(time.Hour, c.startWatch)
 	c.watch.Stop()
 	ctx := context.WithValue(s.base, http.LocalAddrContextKey, rw.LocalAddr())
-	if cc := s.hs.ConnContext; cc != nil {
+	if cc := s.connContext; cc != nil {
 		if ctx = cc(ctx, rw); ctx == nil {
 			panic("ConnContext returned nil") // as net/http does
 		}
 	}
+	c.connCtx = ctx
+	parentDone := ctx.Done()
 	ctx, cancel := context.WithCancel(ctx)
 	c.ctx = donehook.With(ctx, &c.hook)
 	c.cancel = func() { cancel(); c.hook.Fire() }
+	if parentDone != nil {
+		// ConnContext's context can end by itself, without c.cancel: the
+		// hook must fire then too (Fire runs a function once at most).
+		context.AfterFunc(ctx, c.hook.Fire)
+	}
 	c.proto = (&http.Request{}).WithContext(c.ctx)
 	if !s.track(c, true) {
 		c.cancel()
@@ -342,7 +353,7 @@ func (c *conn) handOver() bool {
 	if c.buf != nil {
 		buffered = (*c.buf)[c.r:c.w]
 	}
-	if !c.srv.handOver(c.rwc, buffered) {
+	if !c.srv.handOver(c.rwc, buffered, c.connCtx) {
 		return false
 	}
 	c.releaseBuffer()

@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"context"
 	"io"
 	"net"
 	"sync"
@@ -50,6 +51,9 @@ func (l *handoffListener) push(c net.Conn) bool {
 type prefixConn struct {
 	net.Conn
 	prefix []byte
+	// ctx is what ConnContext returned for the connection on the fast
+	// path; net/http gets it instead of calling ConnContext again.
+	ctx context.Context
 }
 
 func (c *prefixConn) Read(p []byte) (int, error) {

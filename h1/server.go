@@ -43,6 +43,11 @@ type Server struct {
 
 	handoff *handoffListener
 
+	// connContext is hs.ConnContext as given to New; New wraps it so that
+	// net/http does not run it again for a connection the fast path hands
+	// over.
+	connContext func(context.Context, net.Conn) context.Context
+
 	mu         sync.Mutex
 	conns      map[*conn]struct{}
 	listeners  map[net.Listener]struct{}
@@ -54,7 +59,8 @@ type Server struct {
 }
 
 // New returns a server for hs's Handler, ReadHeaderTimeout, IdleTimeout,
-// MaxHeaderBytes, ConnContext and ErrorLog. hs must not be served elsewhere; TLS
+// MaxHeaderBytes, ConnContext and ErrorLog. It wraps hs.ConnContext so that
+// a connection runs it once, whichever of the two serves it. hs must not be served elsewhere; TLS
 // listeners are not for the fast path (serve them with hs directly).
 func New(hs *http.Server) *Server {
 	s := &Server{
@@ -63,6 +69,17 @@ func New(hs *http.Server) *Server {
 		listeners: make(map[net.Listener]struct{}),
 	}
 	s.base = context.WithValue(context.Background(), http.ServerContextKey, hs)
+	if cc := hs.ConnContext; cc != nil {
+		// ConnContext runs once per connection: a connection the fast path
+		// hands to net/http keeps the context it made for it there.
+		s.connContext = cc
+		hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+			if pc, ok := c.(*prefixConn); ok && pc.ctx != nil {
+				return pc.ctx
+			}
+			return cc(ctx, c)
+		}
+	}
 	return s
 }
 
@@ -217,8 +234,8 @@ func (s *Server) logf(format string, args ...any) {
 
 // handOver passes a connection to net/http with the bytes already read
 // from it. It reports false when net/http no longer accepts connections.
-func (s *Server) handOver(rw net.Conn, buffered []byte) bool {
-	pc := &prefixConn{Conn: rw}
+func (s *Server) handOver(rw net.Conn, buffered []byte, ctx context.Context) bool {
+	pc := &prefixConn{Conn: rw, ctx: ctx}
 	if len(buffered) > 0 {
 		pc.prefix = append([]byte(nil), buffered...)
 	}

@@ -3,6 +3,7 @@ package h1
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tbsphathuynh/proxy/internal/donehook"
 )
 
 // serve starts a fast-path server for h on a loopback port.
@@ -284,5 +287,82 @@ func TestIdleTimeout(t *testing.T) {
 		if d, least := time.Since(last), idle-min(idle/8, waitDeadlineSlack); d < least {
 			t.Errorf("closed after %v idle, want at least %v", d, least)
 		}
+	}
+}
+
+// ConnContext runs once for a connection the fast path hands to net/http
+// (here an HTTP/1.0 request), and net/http's requests carry what it made.
+func TestConnContextOnceForAHandedOverConnection(t *testing.T) {
+	type key struct{}
+	var calls atomic.Int32
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			v, _ := r.Context().Value(key{}).(string)
+			io.WriteString(w, v)
+		}),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			calls.Add(1)
+			return context.WithValue(ctx, key{}, fmt.Sprintf("%T", c))
+		},
+	}
+	s := New(hs)
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Close() })
+
+	c, br := dial(t, ln.Addr().String())
+	io.WriteString(c, "GET / HTTP/1.0\r\n\r\n")
+	if _, body := readBody(t, br, "GET"); body != "*net.TCPConn" {
+		t.Errorf("handler saw %q, want what ConnContext made of the client's connection", body)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("ConnContext ran %d times for one connection", n)
+	}
+}
+
+// A connection's context that ConnContext made able to end by itself ends
+// the request's context, and runs what donehook.After registered on it,
+// as context.AfterFunc would.
+func TestHookFiresWhenConnContextEnds(t *testing.T) {
+	parent, endConns := context.WithCancel(context.Background())
+	defer endConns()
+	ran, registered := make(chan struct{}), make(chan struct{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			f := func() { close(ran) }
+			reg := donehook.After(r.Context(), &f)
+			close(registered)
+			<-r.Context().Done()
+			select {
+			case <-ran:
+			case <-time.After(5 * time.Second):
+			}
+			reg.Stop()
+		}),
+		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
+			ctx, cancel := context.WithCancel(ctx)
+			context.AfterFunc(parent, cancel)
+			return ctx
+		},
+	}
+	s := New(hs)
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Close() })
+
+	c, _ := dial(t, ln.Addr().String())
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	<-registered
+	endConns()
+	select {
+	case <-ran:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection's context ended, and what donehook.After registered never ran")
 	}
 }

@@ -173,7 +173,9 @@ func (c *client) roundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	res, err := c.exchange(ctx, pc, req)
-	if err != nil && reused && pc.read == 0 && ctx.Err() == nil && retryOnFresh(req, err) {
+	// ctx.Err() first: a failure after the context ended may have left
+	// pc to a rescue goroutine, which reads it (and pc.read) on its own.
+	if err != nil && reused && ctx.Err() == nil && pc.read == 0 && retryOnFresh(req, err) {
 		// The server closed the kept-alive connection as the request went
 		// out (RFC 9112 §9.6): nothing was processed, try a new one.
 		if pc, err = c.dialConn(ctx, host); err != nil {

@@ -210,6 +210,12 @@ func (ob *outbound) Got1xx(code int, header textproto.MIMEHeader) error {
 	h := ob.w.Header()
 	saved := h.Clone()
 	copyResponseHeader(h, http.Header(header))
+	// HTTP/2 sends an informational answer from the handler's own map
+	// unless the map holds a framing key, and may still be reading it after
+	// WriteHeader returned early for a reset stream, as this function goes
+	// on to change it. With a Content-Length key it sends from a copy.
+	// Every writer leaves that key out of an informational answer.
+	h["Content-Length"] = informationalLength
 	ob.w.WriteHeader(code)
 	clear(h)
 	for k, v := range saved {
@@ -217,6 +223,10 @@ func (ob *outbound) Got1xx(code int, header textproto.MIMEHeader) error {
 	}
 	return nil
 }
+
+// informationalLength is the placeholder Got1xx puts in the header of an
+// informational answer; it is never sent.
+var informationalLength = []string{"0"}
 
 func (rt *Route) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if info := reqinfo.From(r.Context()); info != nil {

@@ -18,11 +18,17 @@ import (
 // serve starts a fast-path server for h on a loopback port.
 func serve(t *testing.T, h http.Handler) (*Server, string) {
 	t.Helper()
+	return serveHTTP(t, &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second})
+}
+
+// serveHTTP starts a fast-path server for hs on a loopback port.
+func serveHTTP(t *testing.T, hs *http.Server) (*Server, string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(&http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second})
+	s := New(hs)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -214,39 +220,73 @@ func TestPanicClosesTheConnection(t *testing.T) {
 	}
 }
 
-// ConnContext runs once per connection, as net/http's does: every request
-// of the connection sees the value it added, and the connection it got is
-// the client's.
+// ConnContext runs once per connection, as net/http's does, whether the
+// fast path serves it or hands it to net/http (an HTTP/1.0 request): every
+// request of the connection sees the value it added, made from the
+// client's own connection.
 func TestConnContext(t *testing.T) {
 	type key struct{}
 	var calls atomic.Int32
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{
+	_, addr := serveHTTP(t, &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			v, _ := r.Context().Value(key{}).(string)
 			io.WriteString(w, v)
 		}),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			calls.Add(1)
-			return context.WithValue(ctx, key{}, "from "+c.LocalAddr().String())
+			return context.WithValue(ctx, key{}, fmt.Sprintf("%T", c))
 		},
-	}
-	s := New(hs)
-	go s.Serve(ln)
-	t.Cleanup(func() { s.Close() })
-
-	c, br := dial(t, ln.Addr().String())
-	for range 2 {
-		io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-		if _, body := readBody(t, br, "GET"); body != "from "+ln.Addr().String() {
-			t.Errorf("handler saw %q", body)
+	})
+	for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
+		calls.Store(0)
+		c, br := dial(t, addr)
+		for range 2 {
+			io.WriteString(c, "GET / "+proto+"\r\nHost: h\r\nConnection: keep-alive\r\n\r\n")
+			if _, body := readBody(t, br, "GET"); body != "*net.TCPConn" {
+				t.Errorf("%s: handler saw %q, want what ConnContext made of the client's connection", proto, body)
+			}
+		}
+		if n := calls.Load(); n != 1 {
+			t.Errorf("%s: ConnContext ran %d times for one connection", proto, n)
 		}
 	}
-	if n := calls.Load(); n != 1 {
-		t.Errorf("ConnContext ran %d times for one connection", n)
+}
+
+// A connection's context that ConnContext made able to end by itself ends
+// the request's context, and runs what donehook.After registered on it,
+// as context.AfterFunc would.
+func TestHookFiresWhenConnContextEnds(t *testing.T) {
+	parent, endConns := context.WithCancel(context.Background())
+	defer endConns()
+	ran, registered := make(chan struct{}), make(chan struct{})
+	hs := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			f := func() { close(ran) }
+			reg := donehook.After(r.Context(), &f)
+			close(registered)
+			<-r.Context().Done()
+			select {
+			case <-ran:
+			case <-time.After(5 * time.Second):
+			}
+			reg.Stop()
+		}),
+		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
+			ctx, cancel := context.WithCancel(ctx)
+			context.AfterFunc(parent, cancel)
+			return ctx
+		},
+	}
+	_, addr := serveHTTP(t, hs)
+
+	c, _ := dial(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	<-registered
+	endConns()
+	select {
+	case <-ran:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection's context ended, and what donehook.After registered never ran")
 	}
 }
 
@@ -256,18 +296,11 @@ func TestConnContext(t *testing.T) {
 // new goroutine at (400 ms) and one it does not (80 ms).
 func TestIdleTimeout(t *testing.T) {
 	for _, idle := range []time.Duration{80 * time.Millisecond, 400 * time.Millisecond} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := New(&http.Server{
+		_, addr := serveHTTP(t, &http.Server{
 			Handler:     http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
 			IdleTimeout: idle,
 		})
-		go s.Serve(ln)
-		t.Cleanup(func() { s.Close() })
-
-		c, br := dial(t, ln.Addr().String())
+		c, br := dial(t, addr)
 		for i := range 100 {
 			if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
 				t.Fatalf("idle %v: request %d: %v", idle, i, err)
@@ -287,82 +320,5 @@ func TestIdleTimeout(t *testing.T) {
 		if d, least := time.Since(last), idle-min(idle/8, waitDeadlineSlack); d < least {
 			t.Errorf("closed after %v idle, want at least %v", d, least)
 		}
-	}
-}
-
-// ConnContext runs once for a connection the fast path hands to net/http
-// (here an HTTP/1.0 request), and net/http's requests carry what it made.
-func TestConnContextOnceForAHandedOverConnection(t *testing.T) {
-	type key struct{}
-	var calls atomic.Int32
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			v, _ := r.Context().Value(key{}).(string)
-			io.WriteString(w, v)
-		}),
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			calls.Add(1)
-			return context.WithValue(ctx, key{}, fmt.Sprintf("%T", c))
-		},
-	}
-	s := New(hs)
-	go s.Serve(ln)
-	t.Cleanup(func() { s.Close() })
-
-	c, br := dial(t, ln.Addr().String())
-	io.WriteString(c, "GET / HTTP/1.0\r\n\r\n")
-	if _, body := readBody(t, br, "GET"); body != "*net.TCPConn" {
-		t.Errorf("handler saw %q, want what ConnContext made of the client's connection", body)
-	}
-	if n := calls.Load(); n != 1 {
-		t.Errorf("ConnContext ran %d times for one connection", n)
-	}
-}
-
-// A connection's context that ConnContext made able to end by itself ends
-// the request's context, and runs what donehook.After registered on it,
-// as context.AfterFunc would.
-func TestHookFiresWhenConnContextEnds(t *testing.T) {
-	parent, endConns := context.WithCancel(context.Background())
-	defer endConns()
-	ran, registered := make(chan struct{}), make(chan struct{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			f := func() { close(ran) }
-			reg := donehook.After(r.Context(), &f)
-			close(registered)
-			<-r.Context().Done()
-			select {
-			case <-ran:
-			case <-time.After(5 * time.Second):
-			}
-			reg.Stop()
-		}),
-		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
-			ctx, cancel := context.WithCancel(ctx)
-			context.AfterFunc(parent, cancel)
-			return ctx
-		},
-	}
-	s := New(hs)
-	go s.Serve(ln)
-	t.Cleanup(func() { s.Close() })
-
-	c, _ := dial(t, ln.Addr().String())
-	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-	<-registered
-	endConns()
-	select {
-	case <-ran:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the connection's context ended, and what donehook.After registered never ran")
 	}
 }

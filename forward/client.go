@@ -291,8 +291,8 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 			}
 			return fail(errTooMany1xx)
 		}
-		// 1xx: relay it (103 Early Hints), then
-		// read on for the final answer.
+		// 1xx: relay it (103 Early Hints), then read on for the final
+		// answer.
 		if err := got1xx(ctx, res.StatusCode, res.Header); err != nil {
 			return fail(err)
 		}

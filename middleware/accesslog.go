@@ -111,8 +111,8 @@ func (a *AccessLog) sampled(status int, info *reqinfo.Info) bool {
 }
 
 func (a *AccessLog) write(r *http.Request, info *reqinfo.Info, status int, bytes int64, d time.Duration) {
-	var buf [13]slog.Attr
-	attrs := buf[:0]
+	buf := attrBuffers.Get().(*[]slog.Attr)
+	attrs := (*buf)[:0]
 	for i := range AccessLogFields {
 		if a.fields&(1<<i) == 0 {
 			continue
@@ -150,8 +150,21 @@ func (a *AccessLog) write(r *http.Request, info *reqinfo.Info, status int, bytes
 			}
 		}
 	}
-	a.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
+	// A record keeps five attributes in place and allocates for more; one
+	// group without a key holds them all instead, and handlers write its
+	// attributes as if they were the record's own. The handlers write the
+	// line before LogAttrs returns, so the buffer is free again after it.
+	a.log.LogAttrs(context.Background(), slog.LevelInfo, "request", slog.Attr{Value: slog.GroupValue(attrs...)})
+	clear(attrs)
+	*buf = attrs[:0]
+	attrBuffers.Put(buf)
 }
+
+// attrBuffers hold an access log line's attributes while it is written.
+var attrBuffers = sync.Pool{New: func() any {
+	b := make([]slog.Attr, 0, len(AccessLogFields))
+	return &b
+}}
 
 // exchange is one request's record and response writer, pooled together
 // so tracking a request costs no allocation of its own.

@@ -87,7 +87,9 @@ var AccessLogFields = []string{
 // NewAccessLog returns an access log writing to log. fields chooses the
 // fields (nil or empty: all); sample is the share of successful requests
 // logged, in (0, 1]: errors (5xx, and answers the proxy made for a failure)
-// are always logged, so sampling never hides a problem.
+// are always logged, so sampling never hides a problem. log's handler must
+// be done with a record's attributes when Handle returns, as slog's own
+// handlers are: the attributes of a line are reused for the next.
 func NewAccessLog(log *slog.Logger, fields []string, sample float64) (*AccessLog, error) {
 	a := &AccessLog{log: log, sample: sample}
 	if len(fields) == 0 {

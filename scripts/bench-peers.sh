@@ -47,18 +47,9 @@ trap 'rm -rf "$tmp"' EXIT
 echo "bench-peers: building the proxy into $tmp" >&2
 (cd "$ROOT" && go build -trimpath -o "$tmp/proxy-server" .)
 
-# The case the harness expects: round robin over its two backends, access
-# log off (the peers log nothing either), admin listener off, health checks
-# at their defaults.
-cat >"$tmp/bench.yaml" <<'EOF'
-listen: 127.0.0.1:18080
-admin: {listen: ""}
-servers:
-  - url: http://127.0.0.1:19001
-  - url: http://127.0.0.1:19002
-load_balancing: {strategy: round_robin}
-logging: {level: error, access_log: "off"}
-EOF
+# The case the harness expects (scripts/bench.yaml), copied so that
+# PROJECT_EXTRA can add to it.
+cp "$ROOT/scripts/bench.yaml" "$tmp/bench.yaml"
 if [[ -n ${PROJECT_EXTRA:-} ]]; then
   # The config loader rejects a key given twice: drop our admin line when
   # the extra lines bring their own.

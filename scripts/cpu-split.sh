@@ -10,7 +10,7 @@
 #
 # Environment (defaults in brackets):
 #   DURATION [5]  measured seconds per repetition, after 1 s of warm-up
-#   CONFIG        config for binaries [the harness's case, written here]
+#   CONFIG        config for binaries [scripts/bench.yaml, the harness's case]
 #   BENCH_STATE   where the harness keeps its backend binary
 #                 [~/.cache/proxy-bench]; run `make bench-peers` once to
 #                 build it
@@ -47,18 +47,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-config=${CONFIG:-$tmp/bench.yaml}
-if [[ -z ${CONFIG:-} ]]; then
-  cat >"$config" <<'EOF'
-listen: 127.0.0.1:18080
-admin: {listen: ""}
-servers:
-  - url: http://127.0.0.1:19001
-  - url: http://127.0.0.1:19002
-load_balancing: {strategy: round_robin}
-logging: {level: error, access_log: "off"}
-EOF
-fi
+config=${CONFIG:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/bench.yaml}
 mkdir -p "$tmp/nginx"
 cat >"$tmp/nginx/nginx.conf" <<EOF
 worker_processes 1;

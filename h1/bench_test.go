@@ -1,7 +1,6 @@
 package h1
 
 import (
-	"bufio"
 	"bytes"
 	"net"
 	"net/http"
@@ -73,20 +72,5 @@ func BenchmarkServe(b *testing.B) {
 	go s.Serve(ln)
 	defer s.Close()
 
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	br := bufio.NewReaderSize(c, 8192)
-	req := []byte(browserHead)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := c.Write(req); err != nil {
-			b.Fatal(err)
-		}
-		if err := rawhttp.SkipResponse(br); err != nil {
-			b.Fatal(err)
-		}
-	}
+	rawhttp.Drive(b, ln.Addr().String(), []byte(browserHead))
 }

@@ -147,36 +147,16 @@ func TestShutdownServesTheFirstRequestOfANewConnection(t *testing.T) {
 // the request: on a kept-alive connection that deadline is shrinkAfter
 // from the start of the wait, already past when the watch starts.
 func TestClientGoneOnAKeptAliveConnection(t *testing.T) {
-	canceled := make(chan error, 1)
-	arrived := make(chan struct{})
-	_, addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/slow" {
-			io.WriteString(w, "ok")
-			return
-		}
-		close(arrived)
-		select {
-		case <-r.Context().Done():
-			canceled <- r.Context().Err()
-		case <-time.After(10 * time.Second):
-			canceled <- nil
-		}
-	}))
+	h := newSlowUntilGone()
+	_, addr := serve(t, h)
 	c, br := dial(t, addr)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
 	readBody(t, br, "GET")
 	// Sent at once, so that it comes within shrinkAfter.
 	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
-	<-arrived
+	<-h.arrived
 	c.Close()
-	select {
-	case err := <-canceled:
-		if err != context.Canceled {
-			t.Fatalf("handler's context ended with %v, want context.Canceled", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the handler never learned that its client had gone")
-	}
+	h.wait(t)
 }
 
 // A request body read after its handler returned (by a transport still

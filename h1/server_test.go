@@ -65,30 +65,52 @@ func readBody(t *testing.T, br *bufio.Reader, method string) (*http.Response, st
 	return res, string(b)
 }
 
-func TestClientGoneCancelsTheRequest(t *testing.T) {
-	canceled := make(chan error, 1)
-	arrived := make(chan struct{})
-	_, addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		close(arrived)
-		select {
-		case <-r.Context().Done():
-			canceled <- r.Context().Err()
-		case <-time.After(10 * time.Second):
-			canceled <- nil
-		}
-	}))
-	c, _ := dial(t, addr)
-	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
-	<-arrived
-	c.Close()
+// slowUntilGone is a handler that answers "ok" at once, except on /slow,
+// where it waits for its client to leave; wait reports whether its context
+// ended for that.
+type slowUntilGone struct {
+	arrived  chan struct{}
+	canceled chan error
+}
+
+func newSlowUntilGone() *slowUntilGone {
+	return &slowUntilGone{arrived: make(chan struct{}), canceled: make(chan error, 1)}
+}
+
+func (h *slowUntilGone) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/slow" {
+		io.WriteString(w, "ok")
+		return
+	}
+	close(h.arrived)
 	select {
-	case err := <-canceled:
+	case <-r.Context().Done():
+		h.canceled <- r.Context().Err()
+	case <-time.After(10 * time.Second):
+		h.canceled <- nil
+	}
+}
+
+func (h *slowUntilGone) wait(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-h.canceled:
 		if err != context.Canceled {
 			t.Fatalf("handler's context ended with %v, want context.Canceled", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the handler never learned that its client had gone")
 	}
+}
+
+func TestClientGoneCancelsTheRequest(t *testing.T) {
+	h := newSlowUntilGone()
+	_, addr := serve(t, h)
+	c, _ := dial(t, addr)
+	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+	<-h.arrived
+	c.Close()
+	h.wait(t)
 }
 
 // A request pipelined behind a slow one is read by the client-gone watch;

@@ -1,10 +1,8 @@
 package server
 
 import (
-	"bufio"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -92,22 +90,7 @@ func BenchmarkMetricsAndAccessLog(b *testing.B) {
 func BenchmarkProxyPath(b *testing.B) {
 	be := rawhttp.Serve(b, rawhttp.Response(1024))
 	p := startProxy(b, "servers: [{url: 'http://"+be+"'}]\n")
-	c, err := net.Dial("tcp", p.Addr())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	req := []byte("GET /static/app.js?v=42 HTTP/1.1\r\nHost: www.example.com\r\n" +
-		"User-Agent: Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0\r\n" +
-		"Accept: */*\r\nAccept-Encoding: gzip, deflate, br\r\nCookie: session=0123456789abcdef\r\n\r\n")
-	br := bufio.NewReaderSize(c, 16<<10)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := c.Write(req); err != nil {
-			b.Fatal(err)
-		}
-		if err := rawhttp.SkipResponse(br); err != nil {
-			b.Fatal(err)
-		}
-	}
+	rawhttp.Drive(b, p.Addr(), []byte("GET /static/app.js?v=42 HTTP/1.1\r\nHost: www.example.com\r\n"+
+		"User-Agent: Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0\r\n"+
+		"Accept: */*\r\nAccept-Encoding: gzip, deflate, br\r\nCookie: session=0123456789abcdef\r\n\r\n"))
 }

@@ -1,6 +1,6 @@
 // Package rawhttp is the bare HTTP/1.1 ends the benchmarks put around the
 // code they measure: a server answering every request with the same bytes
-// and a reader skipping responses, neither allocating per request, so
+// and a client sending one request over and over, skipping the answers, neither allocating per request, so
 // allocs/op and ns/op are the measured code's.
 package rawhttp
 
@@ -48,6 +48,27 @@ func Serve(tb testing.TB, res []byte) string {
 func Response(size int) []byte {
 	return []byte("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: " +
 		strconv.Itoa(size) + "\r\n\r\n" + string(bytes.Repeat([]byte("x"), size)))
+}
+
+// Drive sends req on one keep-alive connection to addr and skips each
+// answer, for as many rounds as b asks, reporting allocations: a client
+// that costs the measured server nothing per request.
+func Drive(b *testing.B, addr string, req []byte) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReaderSize(c, 16<<10)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		if err := SkipResponse(br); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // SkipResponse reads one response with a Content-Length from br.

@@ -159,7 +159,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ob.mu.Unlock()
 	if err != nil {
 		rt.fail(w, r, err)
-		recycleHeader(info, out.Header)
+		recycle(info, out.Header, nil)
 		return
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
@@ -167,35 +167,29 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt.relay(w, r, res, info)
-	recycleHeader(info, out.Header)
-	recycleResponseHeader(info, res.Header)
+	recycle(info, out.Header, res.Header)
 }
 
 // outHeaders are outgoing header maps, reused once an exchange is over.
 var outHeaders = sync.Pool{New: func() any { return make(http.Header, 16) }}
 
-// recycleHeader returns an outgoing header map to the pool when only this
-// package's client saw it: that client is done with a request once its
-// answer is read. http.Transport may still hold one in a goroutine of its
-// own, so a map that went that way is left to the collector.
-func recycleHeader(info *reqinfo.Info, h http.Header) {
+// recycle returns the exchange's header maps to their pools, the outgoing
+// one and the relayed response's (nil when there is none), when only this
+// package's client saw them: that client is done with a request once its
+// answer is read, and the response's values went to the client's header
+// sharing the strings. http.Transport may still hold its maps in a
+// goroutine of its own, so maps that went that way are left to the
+// collector, as are response maps too big for the pool's size.
+func recycle(info *reqinfo.Info, out, res http.Header) {
 	if info == nil || info.Transported {
 		return
 	}
-	clear(h)
-	outHeaders.Put(h)
-}
-
-// recycleResponseHeader returns the header map of a relayed response to
-// the pool parseResponseHead takes from, when only this package's client
-// saw it: its values went to the client's header, sharing the strings, and
-// nothing reads the map once the response is relayed.
-func recycleResponseHeader(info *reqinfo.Info, h http.Header) {
-	if info == nil || info.Transported || len(h) > pooledHeaderKeys {
-		return
+	clear(out)
+	outHeaders.Put(out)
+	if res != nil && len(res) <= pooledHeaderKeys {
+		clear(res)
+		responseHeaders.Put(res)
 	}
-	clear(h)
-	responseHeaders.Put(h)
 }
 
 // Got1xx relays an informational response to the client. The headers it

@@ -50,7 +50,7 @@ type fastResponse struct {
 }
 
 // responseHeaders are header maps for responses parsed in place, reused
-// once relayed (see recycleHeader); a map of up to pooledHeaderKeys keys
+// once relayed (see recycle); a map of up to pooledHeaderKeys keys
 // fits in one group of Go's maps.
 var responseHeaders = sync.Pool{New: func() any { return make(http.Header, pooledHeaderKeys) }}
 

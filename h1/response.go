@@ -51,8 +51,6 @@ const (
 	numLines
 )
 
-var droppable = [numLines]string{"Connection", "Content-Length", "Content-Type", "Transfer-Encoding"}
-
 // lineSpan is where a key's lines are in response.head.
 type lineSpan struct{ off, end int }
 
@@ -196,15 +194,16 @@ func (w *response) capture() {
 	var conn, trailer []string
 	upgrade := false
 	for k, vv := range w.header {
+		line := -1
 		switch k {
 		case "Content-Length":
-			w.hasLength = true
+			w.hasLength, line = true, lineContentLength
 		case "Transfer-Encoding":
-			w.te = first(vv)
+			w.te, line = first(vv), lineTransferEncoding
 		case "Connection":
-			conn = vv
+			conn, line = vv, lineConnection
 		case "Content-Type":
-			w.hasType = true
+			w.hasType, line = true, lineContentType
 		case "Content-Encoding":
 			w.hasCE = first(vv) != ""
 		case "Date":
@@ -218,7 +217,7 @@ func (w *response) capture() {
 				w.hasTrailers = true
 			}
 		}
-		kvs = append(kvs, headerKV{k, vv})
+		kvs = append(kvs, headerKV{k, vv, line})
 	}
 	w.connection = first(conn)
 	w.protoSwap = w.status == http.StatusSwitchingProtocols && upgrade &&
@@ -233,7 +232,7 @@ func (w *response) capture() {
 		})
 	}
 	w.head = appendStatusLine(w.head[:0], w.status)
-	w.head = w.appendLines(w.head, kvs, false)
+	w.head = w.appendLines(w.head, kvs)
 	clear(kvs)
 	w.kvs = kvs[:0]
 }
@@ -245,10 +244,12 @@ func first(vv []string) string {
 	return vv[0]
 }
 
-// headerKV is one key of a header map with its values.
+// headerKV is one key of a header map with its values, and which of the
+// lines commit may leave out they are (-1: none).
 type headerKV struct {
 	key  string
 	vals []string
+	line int
 }
 
 // appendHeader appends the lines of the handler's header as an
@@ -259,18 +260,18 @@ func (w *response) appendHeader(b []byte) []byte {
 		if k == "Content-Length" || k == "Transfer-Encoding" {
 			continue
 		}
-		kvs = append(kvs, headerKV{k, vv})
+		kvs = append(kvs, headerKV{k, vv, -1})
 	}
-	b = w.appendLines(b, kvs, true)
+	b = w.appendLines(b, kvs)
 	clear(kvs)
 	w.kvs = kvs[:0]
 	return b
 }
 
 // appendLines appends the header lines of kvs sorted by key, as net/http
-// writes them, skipping invalid keys. Unless informational, it notes
-// where the lines of the keys commit may drop are.
-func (w *response) appendLines(b []byte, kvs []headerKV, informational bool) []byte {
+// writes them, skipping invalid keys, and notes where the lines commit may
+// leave out are.
+func (w *response) appendLines(b []byte, kvs []headerKV) []byte {
 	slices.SortFunc(kvs, func(a, b headerKV) int { return strings.Compare(a.key, b.key) })
 	for _, kv := range kvs {
 		if !httpguts.ValidHeaderFieldName(kv.key) {
@@ -280,10 +281,8 @@ func (w *response) appendLines(b []byte, kvs []headerKV, informational bool) []b
 		for _, v := range kv.vals {
 			b = appendField(b, kv.key, v)
 		}
-		if !informational {
-			if i := slices.Index(droppable[:], kv.key); i >= 0 {
-				w.lines[i] = lineSpan{start, len(b)}
-			}
+		if kv.line >= 0 {
+			w.lines[kv.line] = lineSpan{start, len(b)}
 		}
 	}
 	return b

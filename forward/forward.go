@@ -171,7 +171,8 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // outHeaders are outgoing header maps, reused once an exchange is over.
-var outHeaders = sync.Pool{New: func() any { return make(http.Header, 16) }}
+// They start at one group of Go's maps, as h1's do (see its states).
+var outHeaders = sync.Pool{New: func() any { return make(http.Header, 8) }}
 
 // recycle returns the exchange's header maps to their pools, the outgoing
 // one and the relayed response's (nil when there is none), when only this

@@ -366,6 +366,11 @@ func (c *conn) handOver() bool {
 // for the connection to go to net/http instead, before anything was
 // served.
 func (c *conn) serveRequest(st *reqState, n int) bool {
+	if d := c.srv.Direct; d != nil && st.head.contentLength == 0 {
+		if served, keep := c.serveDirect(d, st, n); served {
+			return keep
+		}
+	}
 	if !st.build((*c.buf)[c.r:c.r+n], c.proto) {
 		st.handOff = true
 		return false
@@ -392,7 +397,7 @@ func (c *conn) serveRequest(st *reqState, n int) bool {
 	}
 
 	w := &st.resp
-	w.reset(c, r, st)
+	w.reset(c, r.Method == http.MethodHead, st)
 	if !c.runHandler(w, r) {
 		c.stopWatch()
 		w.abort()

@@ -21,6 +21,7 @@ type reqState struct {
 	vals    [maxFields + 1]string
 	body    *body // nil without a body
 	resp    response
+	direct  Exchange
 	handOff bool
 }
 

@@ -63,7 +63,6 @@ type lineSpan struct{ off, end int }
 // for HEAD, 1xx, 204 and 304.
 type response struct {
 	c      *conn
-	req    *http.Request
 	st     *reqState
 	header http.Header
 
@@ -102,10 +101,10 @@ type response struct {
 	werr    error
 }
 
-func (w *response) reset(c *conn, r *http.Request, st *reqState) {
-	w.c, w.req, w.st = c, r, st
+func (w *response) reset(c *conn, isHEAD bool, st *reqState) {
+	w.c, w.st = c, st
 	w.contentLength = -1
-	w.isHEAD = r.Method == "HEAD"
+	w.isHEAD = isHEAD
 	w.wantsClose = st.head.close || st.head.wantsClose
 }
 

@@ -35,6 +35,10 @@ import (
 // Server serves HTTP/1.1 on a listener with the settings and handler of an
 // http.Server, which also serves the connections the fast path hands over.
 type Server struct {
+	// Direct, when set before Serve, is offered every body-less request on
+	// the fast path before Handler (see Direct).
+	Direct Direct
+
 	hs *http.Server
 
 	// base is the context of every request: it carries

@@ -24,11 +24,16 @@ func serve(t *testing.T, h http.Handler) (*Server, string) {
 // serveHTTP starts a fast-path server for hs on a loopback port.
 func serveHTTP(t *testing.T, hs *http.Server) (*Server, string) {
 	t.Helper()
+	return start(t, New(hs))
+}
+
+// start serves s on a loopback listener until the test ends.
+func start(t *testing.T, s *Server) (*Server, string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(hs)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -8,6 +8,13 @@
 // its HTTP layer rather than of Go's runtime and system calls (see
 // docs/performance.md).
 //
+// With -h1 it serves through package h1's connection loop and its Direct
+// lane instead: heads are forwarded as they came, plus X-Forwarded-For and
+// X-Forwarded-Proto, over a shared pool of upstream connections, and
+// answers are relayed whole. That is the floor of a head-to-head path
+// built on h1, which the proxy's own direct path will add its routing,
+// balancing, metrics and failure handling to.
+//
 //	go build -o byteproxy ./internal/byteproxy
 //	scripts/cpu-split.sh 3 nginx ./byteproxy ./proxy-server
 package main
@@ -26,11 +33,15 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:18080", "address to listen on")
 	backends := flag.String("backends", "127.0.0.1:19001,127.0.0.1:19002", "comma-separated backend addresses")
+	viaH1 := flag.Bool("h1", false, "serve through package h1's Direct lane, with a shared upstream pool")
 	flag.String("config", "", "ignored, so that scripts/cpu-split.sh can start it as it starts the proxy")
 	flag.Parse()
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if *viaH1 {
+		log.Fatal(serveH1(ln, strings.Split(*backends, ",")))
 	}
 	log.Fatal(serveAll(ln, strings.Split(*backends, ",")))
 }

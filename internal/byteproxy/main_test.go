@@ -10,8 +10,14 @@ import (
 )
 
 // The measuring stick must do the benchmark's work, or its figures mean
-// nothing: kept-alive GETs come back whole from the backends in turn.
+// nothing: kept-alive GETs come back whole from the backends in turn, in
+// both of its modes.
 func TestRelaysKeptAliveRequests(t *testing.T) {
+	t.Run("bytes", func(t *testing.T) { testRelays(t, serveAll) })
+	t.Run("h1", func(t *testing.T) { testRelays(t, serveH1) })
+}
+
+func testRelays(t *testing.T, serve func(net.Listener, []string) error) {
 	var backends []string
 	for _, name := range []string{"a", "b"} {
 		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -25,7 +31,7 @@ func TestRelaysKeptAliveRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go serveAll(ln, backends)
+	go serve(ln, backends)
 
 	tr := &http.Transport{MaxIdleConnsPerHost: 1}
 	t.Cleanup(tr.CloseIdleConnections)

@@ -14,6 +14,9 @@ import (
 // response with more goes to http.ReadResponse.
 const maxRespFields = 64
 
+// stackRespFields is how many fields parseResponseHead keeps on its stack.
+const stackRespFields = 16
+
 // inlineValues is how many header values a fastResponse holds in place;
 // a response with more gets an array of its own for them.
 const inlineValues = 8
@@ -110,7 +113,10 @@ func parseResponseHead(p []byte, br *bufio.Reader, req *http.Request, fr *fastRe
 	}
 	i += 2
 
-	var fields [maxRespFields]field
+	// Most heads fit the array on the stack, which is zeroed on every
+	// call, so it is kept small; a longer head moves to the heap.
+	var arr [stackRespFields]field
+	fields := arr[:0]
 	nf := 0
 	clField := -1
 	var cl int64
@@ -188,7 +194,7 @@ func parseResponseHead(p []byte, br *bufio.Reader, req *http.Request, fr *fastRe
 		case httpsyntax.EqualFold(name, "Cache-Control"):
 			hasCacheControl = true
 		}
-		fields[nf] = f
+		fields = append(fields, f)
 		nf++
 	}
 	n := i

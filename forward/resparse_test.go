@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"testing"
 )
@@ -119,6 +120,8 @@ var takenHeads = []string{
 	"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nto the end",
 	"HTTP/1.1 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 3\r\n\r\nabc",
 	"HTTP/1.1 200 OK\r\nPragma: no-cache\r\nContent-Length: 0\r\n\r\n",
+	// More fields than parseResponseHead keeps on its stack.
+	"HTTP/1.1 200 OK\r\n" + strings.Repeat("X-A: 1\r\nX-B: 2\r\nX-C: 3\r\n", 10) + "Content-Length: 2\r\n\r\nok",
 }
 
 func TestResponseHeadSeeds(t *testing.T) {

@@ -214,7 +214,10 @@ func replayable(req *http.Request) bool {
 	return req.Header["Idempotency-Key"] != nil || req.Header["X-Idempotency-Key"] != nil
 }
 
-var errWrite = errors.New("writing the request")
+var (
+	errWrite  = errors.New("writing the request")
+	errNoHead = errors.New("forward: a request without a header and no head in its record")
+)
 
 // exchange writes req on pc and reads the answer's header. On success the
 // response body owns pc; on failure pc is closed.
@@ -249,7 +252,14 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 	bw := writers.Get().(*bufio.Writer)
 	bw.Reset(pc)
 	var err error
-	if !writeRequestHead(bw, req) {
+	if req.Header == nil {
+		// The direct lane's request: its head is ready, in the record.
+		if info := reqinfo.From(ctx); info != nil && info.Head != nil {
+			_, err = bw.Write(info.Head)
+		} else {
+			err = errNoHead
+		}
+	} else if !writeRequestHead(bw, req) {
 		err = req.Write(bw)
 	}
 	if err == nil {

@@ -153,6 +153,12 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer ob.body.closed.Store(true) // no read after the handler returns (golang/go#46866)
 	}
 
+	rt.exchange(w, r, out, ob, info, upType)
+}
+
+// exchange sends out, the request r as the server gets it, and relays the
+// answer, or answers for the server when it cannot.
+func (rt *Route) exchange(w http.ResponseWriter, r, out *http.Request, ob *outbound, info *reqinfo.Info, upType string) {
 	res, err := rt.up.roundTrip(out, info, &ob.tb)
 	ob.mu.Lock()
 	ob.done = true
@@ -185,8 +191,10 @@ func recycle(info *reqinfo.Info, out, res http.Header) {
 	if info == nil || info.Transported {
 		return
 	}
-	clear(out)
-	outHeaders.Put(out)
+	if out != nil {
+		clear(out)
+		outHeaders.Put(out)
+	}
 	if res != nil && len(res) <= pooledHeaderKeys {
 		clear(res)
 		responseHeaders.Put(res)

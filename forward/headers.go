@@ -175,21 +175,31 @@ func copyResponseHeader(dst, src http.Header) {
 // (golang/go#25192): a parameter smuggled past the proxy's view must not
 // reach the server. The query is rewritten only when it holds one.
 func cleanQuery(q string) string {
-	if strings.Count(q, "&") >= maxQueryParams {
+	if !queryClean(q) {
 		return reencode(q)
 	}
+	return q
+}
+
+// queryClean reports whether cleanQuery leaves q as it is.
+func queryClean[T string | []byte](q T) bool {
+	params := 0
 	for i := 0; i < len(q); i++ {
 		switch q[i] {
 		case ';':
-			return reencode(q)
+			return false
+		case '&':
+			if params++; params >= maxQueryParams {
+				return false
+			}
 		case '%':
 			if i+2 >= len(q) || !isHex(q[i+1]) || !isHex(q[i+2]) {
-				return reencode(q)
+				return false
 			}
 			i += 2
 		}
 	}
-	return q
+	return true
 }
 
 // maxQueryParams is net/url's limit on parameters in one query.

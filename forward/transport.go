@@ -197,6 +197,11 @@ func (u *Upstream) send(req *http.Request) (*http.Response, error) {
 			return c.roundTrip(req)
 		}
 	}
+	if req.Header == nil {
+		// The direct lane's request has its head in its record, which only
+		// our client writes; DirectCapable keeps such requests from here.
+		return nil, errNoHead
+	}
 	ctx := req.Context()
 	if info := reqinfo.From(ctx); info != nil {
 		info.Transported = true

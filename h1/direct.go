@@ -3,6 +3,7 @@ package h1
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"runtime"
 )
 
@@ -61,6 +62,46 @@ func (x *Exchange) RemoteAddr() string { return x.c.remoteAddr }
 // away while the request is served (after a short delay, as for a
 // request served through the Handler) or when the connection closes.
 func (x *Exchange) Context() context.Context { return x.c.ctx }
+
+// Request is the request as far as the direct lane needs one, without
+// parsing more of the head: the connection's context, the method, the
+// client's address and the protocol, with an empty URL and header and no
+// body. It is the connection's until ServeDirect returns.
+func (x *Exchange) Request() *http.Request {
+	st := x.st
+	r := &st.req
+	*r = *x.c.proto
+	r.Method = methodString(x.Method())
+	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
+	r.RemoteAddr = x.c.remoteAddr
+	st.url = url.URL{}
+	r.URL = &st.url
+	r.Body = http.NoBody
+	r.Close = x.h.close
+	return r
+}
+
+// methodString is m as a string, without an allocation for the common
+// methods.
+func methodString(m []byte) string {
+	switch string(m) {
+	case http.MethodGet:
+		return http.MethodGet
+	case http.MethodHead:
+		return http.MethodHead
+	case http.MethodPost:
+		return http.MethodPost
+	case http.MethodPut:
+		return http.MethodPut
+	case http.MethodDelete:
+		return http.MethodDelete
+	case http.MethodOptions:
+		return http.MethodOptions
+	case http.MethodPatch:
+		return http.MethodPatch
+	}
+	return string(m)
+}
 
 // ResponseWriter is the writer of the answer, as a Handler gets it: it
 // frames the answer, adds Date and keeps the connection alive or closes

@@ -51,22 +51,73 @@ func Track(log *AccessLog, observe Observe) Middleware {
 // finish logs and observes the exchange, then returns it to the pool.
 func (ex *exchange) finish(r *http.Request, log *AccessLog, observe Observe) {
 	d := time.Since(ex.info.Start)
-	status := ex.rw.status
-	if status == 0 {
-		status = http.StatusOK
-		if ex.info.Err != nil {
-			status = 499
-		}
-	}
+	status := ex.status()
 	if log != nil && log.sampled(status, &ex.info) {
 		log.write(r, &ex.info, status, ex.rw.bytes, d)
 	}
-	if observe != nil {
-		observe(&ex.info, r.Method, status, ex.rw.bytes, d)
+	ex.end(r.Context(), r.Method, status, d, observe)
+}
+
+// status is the exchange's status for logs and metrics: 499 when the
+// client left before any answer.
+func (ex *exchange) status() int {
+	if ex.rw.status != 0 {
+		return ex.rw.status
 	}
-	reqinfo.Release(r.Context(), &ex.info)
+	if ex.info.Err != nil {
+		return 499
+	}
+	return http.StatusOK
+}
+
+// end observes the exchange and returns it to the pool.
+func (ex *exchange) end(ctx context.Context, method string, status int, d time.Duration, observe Observe) {
+	if observe != nil {
+		observe(&ex.info, method, status, ex.rw.bytes, d)
+	}
+	reqinfo.Release(ctx, &ex.info)
 	*ex = exchange{}
 	exchanges.Put(ex)
+}
+
+// Tracked is a request of the direct lane (see h1.Direct), which has no
+// http.Request, tracked as Track tracks one: a record with a new ID, and a
+// writer that sends the ID back and notes the answer's status and size.
+// It writes no access log line: the direct lane serves only when the
+// access log is off.
+type Tracked struct{ ex *exchange }
+
+// Begin starts tracking a direct request: its record, with a new ID,
+// before anything is answered. Then either Answer, and End once served,
+// or Drop, when the request goes the usual way after all.
+func Begin() Tracked {
+	ex := exchanges.Get().(*exchange)
+	ex.info = reqinfo.Info{Start: time.Now()}
+	ex.id = newIDValue()
+	ex.info.RequestID = ex.id[0]
+	return Tracked{ex}
+}
+
+// Info is the request's record.
+func (t Tracked) Info() *reqinfo.Info { return &t.ex.info }
+
+// Answer returns the writer to answer through, over w.
+func (t Tracked) Answer(w http.ResponseWriter) http.ResponseWriter {
+	t.ex.rw = responseWriter{ResponseWriter: w}
+	w.Header()[RequestIDHeader] = t.ex.id
+	return &t.ex.rw
+}
+
+// End observes the request, served by method, once answered, and releases
+// its record from ctx, where it was put.
+func (t Tracked) End(ctx context.Context, method string, observe Observe) {
+	t.ex.end(ctx, method, t.ex.status(), time.Since(t.ex.info.Start), observe)
+}
+
+// Drop forgets a request that was not answered.
+func (t Tracked) Drop() {
+	*t.ex = exchange{}
+	exchanges.Put(t.ex)
 }
 
 // AccessLog writes one line per request: the chosen fields, for a sample
@@ -173,6 +224,7 @@ var attrBuffers = sync.Pool{New: func() any {
 type exchange struct {
 	info reqinfo.Info
 	rw   responseWriter
+	id   []string // the direct lane's request ID, as a header value
 }
 
 var exchanges = sync.Pool{New: func() any { return new(exchange) }}

@@ -27,19 +27,25 @@ func Recover(log *slog.Logger) Middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			defer func() {
-				v := recover()
-				if v == nil {
-					return
+				if v := recover(); v != nil {
+					Recovered(log, v, w, r.Method, r.URL.Path)
 				}
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				log.Error("panic serving request", "panic", v, "method", r.Method, "path", r.URL.Path, "stack", string(debug.Stack()))
-				http.Error(w, "500 Internal Server Error\n", http.StatusInternalServerError)
 			}()
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// Recovered is what Recover does with a panic v recovered while serving a
+// request for method and path, for a caller with no http.Request (the
+// direct lane). It must be called from the deferred function that
+// recovered v, for the stack to show where v came from.
+func Recovered(log *slog.Logger, v any, w http.ResponseWriter, method, path string) {
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	log.Error("panic serving request", "panic", v, "method", method, "path", path, "stack", string(debug.Stack()))
+	http.Error(w, "500 Internal Server Error\n", http.StatusInternalServerError)
 }
 
 // CloseChunked closes the client connection after any HTTP/1.x request

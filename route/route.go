@@ -52,9 +52,12 @@ func New(rules []Rule) *Table {
 }
 
 // Match returns the index of the first rule matching r, or -1.
-func (t *Table) Match(r *http.Request) int {
-	host := hostOnly(r.Host)
-	path := r.URL.Path
+func (t *Table) Match(r *http.Request) int { return t.MatchHostPath(r.Host, r.URL.Path) }
+
+// MatchHostPath is Match for a request to host (a Host header value, port
+// and all) and path, as the direct lane, which builds no request, has them.
+func (t *Table) MatchHostPath(host, path string) int {
+	host = hostOnly(host)
 	for i := range t.rules {
 		c := &t.rules[i]
 		if c.exact != "" && !strings.EqualFold(host, c.exact) {

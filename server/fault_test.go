@@ -51,9 +51,11 @@ func loop(t *testing.T, url string, stop <-chan struct{}) (total, failed *atomic
 	return total, failed, wg.Wait
 }
 
-func TestRetriesHideADyingServer(t *testing.T) {
+func TestRetriesHideADyingServer(t *testing.T) { bothPaths(t, testRetriesHideADyingServer) }
+
+func testRetriesHideADyingServer(t *testing.T, extra string) {
 	a, b, c := backend(t, "a", nil), backend(t, "b", nil), backend(t, "c", nil)
-	p := startProxy(t, `retries: {attempts: 2}
+	p := startProxy(t, extra+`retries: {attempts: 2}
 health_checks: {enabled: false, passive: {consecutive_failures: 3}}
 servers:
 `+servers(a, b, c))

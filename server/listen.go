@@ -92,7 +92,9 @@ func (s *Server) openMain(cfg *config.Config, sock *handoff) (*listener, error) 
 	if !cfg.Client.FastPath {
 		return &listener{key: mainKey(cfg), hs: hs, srv: hs, ln: ln, sock: sock}, nil
 	}
-	return &listener{key: mainKey(cfg), hs: hs, srv: h1.New(hs), ln: ln, sock: sock}, nil
+	fast := h1.New(hs)
+	fast.Direct = s
+	return &listener{key: mainKey(cfg), hs: hs, srv: fast, ln: ln, sock: sock}, nil
 }
 
 // openAdmin opens the admin listener, or returns nil when it is off.

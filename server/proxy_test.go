@@ -148,29 +148,31 @@ func TestProxyAnswers(t *testing.T) {
 		{"slow server is 504", "health_checks: {enabled: false}\ntimeouts: {response_header: 100ms}\nservers:\n" + servers(slow), 504, "504 Gateway Timeout", false},
 		{"server failing its health check is 503", "health_checks: {interval: 1h}\nservers:\n" + servers(closed), 503, "503 Service Unavailable", true},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			p := startProxy(t, tc.yaml)
-			if tc.want == 503 {
-				waitFor(t, "the first health check", func() bool { return !p.ready() })
-			}
-			status, body, h := get(t, http.DefaultClient, "http://"+p.Addr()+"/")
-			if status != tc.want || !strings.HasPrefix(body, tc.wantBody) {
-				t.Errorf("got %d %q, want %d %q…", status, body, tc.want, tc.wantBody)
-			}
-			for _, leak := range []string{"dial", "tcp", "127.0.0.1", "net/http", "timeout awaiting"} {
-				if strings.Contains(body, leak) {
-					t.Errorf("body %q leaks error detail %q", body, leak)
+	bothPaths(t, func(t *testing.T, extra string) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				p := startProxy(t, extra+tc.yaml)
+				if tc.want == 503 {
+					waitFor(t, "the first health check", func() bool { return !p.ready() })
 				}
-			}
-			if tc.retryAfter && h.Get("Retry-After") == "" {
-				t.Error("503 without Retry-After")
-			}
-			if h.Get("X-Request-Id") == "" {
-				t.Error("proxy's own answer has no X-Request-Id")
-			}
-		})
-	}
+				status, body, h := get(t, http.DefaultClient, "http://"+p.Addr()+"/")
+				if status != tc.want || !strings.HasPrefix(body, tc.wantBody) {
+					t.Errorf("got %d %q, want %d %q…", status, body, tc.want, tc.wantBody)
+				}
+				for _, leak := range []string{"dial", "tcp", "127.0.0.1", "net/http", "timeout awaiting"} {
+					if strings.Contains(body, leak) {
+						t.Errorf("body %q leaks error detail %q", body, leak)
+					}
+				}
+				if tc.retryAfter && h.Get("Retry-After") == "" {
+					t.Error("503 without Retry-After")
+				}
+				if h.Get("X-Request-Id") == "" {
+					t.Error("proxy's own answer has no X-Request-Id")
+				}
+			})
+		}
+	})
 }
 
 func TestNoServerAvailableIs503WithRetryAfter(t *testing.T) {

@@ -31,6 +31,14 @@ type runtime struct {
 	upstreams map[string]*compiledUpstream
 	// order lists upstream names as the config has them, default first.
 	order []string
+
+	// The direct lane (see direct.go): on when nothing on the chain needs
+	// an http.Request (no access log, no tracing); directs[i] is route i's
+	// forwarder when it can serve the lane, directAll the default
+	// upstream's.
+	direct    bool
+	directs   []*forward.Route
+	directAll *forward.Route
 }
 
 type compiledUpstream struct {
@@ -58,6 +66,7 @@ func (s *Server) compile(cfg *config.Config) (*runtime, error) {
 
 	rules := make([]route.Rule, len(cfg.Routes))
 	rt.routes = make([]http.Handler, len(cfg.Routes))
+	rt.directs = make([]*forward.Route, len(cfg.Routes))
 	for i, rc := range cfg.Routes {
 		rules[i] = route.Rule{Host: rc.Match.Host, PathPrefix: rc.Match.PathPrefix}
 		cu := rt.upstreams[rc.Upstream]
@@ -73,19 +82,19 @@ func (s *Server) compile(cfg *config.Config) (*runtime, error) {
 		if f := rc.Fallback; f != nil {
 			fb = fallbackHandler(rt, f, s.log)
 		}
-		h, err := s.routeHandler(name, cu, strip, rc.RateLimit, fb)
+		h, direct, err := s.routeHandler(name, cu, strip, rc.RateLimit, fb)
 		if err != nil {
 			return nil, err
 		}
-		rt.routes[i] = h
+		rt.routes[i], rt.directs[i] = h, direct
 	}
 	rt.table = route.New(rules)
 	if cu := rt.upstreams[config.DefaultUpstream]; cu != nil {
-		h, err := s.routeHandler(config.DefaultUpstream, cu, "", nil, nil)
+		h, direct, err := s.routeHandler(config.DefaultUpstream, cu, "", nil, nil)
 		if err != nil {
 			return nil, err
 		}
-		rt.catchAll = h
+		rt.catchAll, rt.directAll = h, direct
 	}
 
 	accessLog, err := s.accessLogger(cfg.Logging)
@@ -96,6 +105,7 @@ func (s *Server) compile(cfg *config.Config) (*runtime, error) {
 	if err != nil {
 		return nil, err
 	}
+	rt.direct = accessLog == nil && !tracer.Enabled()
 	rt.handler = middleware.Chain(http.HandlerFunc(rt.dispatch),
 		middleware.Recover(s.log),
 		middleware.CloseChunked,
@@ -106,24 +116,29 @@ func (s *Server) compile(cfg *config.Config) (*runtime, error) {
 }
 
 // routeHandler is the forwarder of a route behind its rate limit: the
-// route's own, else its upstream's.
-func (s *Server) routeHandler(name string, cu *compiledUpstream, strip string, rl *config.RateLimit, fallback http.Handler) (http.Handler, error) {
+// route's own, else its upstream's. direct is the forwarder again when the
+// route can serve the direct lane: no rate limit, and a forwarder and
+// balancer that need no more of a request than the lane has.
+func (s *Server) routeHandler(name string, cu *compiledUpstream, strip string, rl *config.RateLimit, fallback http.Handler) (h http.Handler, direct *forward.Route, err error) {
 	fr := forward.NewRoute(name, cu.fwd, strip, s.log)
 	if fallback != nil {
 		fr.SetFallback(fallback)
 	}
-	var h http.Handler = fr
+	h = fr
 	if rl == nil {
 		rl = cu.cfg.RateLimit
 	}
 	if rl == nil {
-		return h, nil
+		if directBalancing(cu.cfg.LoadBalancing) && fr.DirectCapable() {
+			direct = fr
+		}
+		return h, direct, nil
 	}
 	l, err := s.limiter(name, rl)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return middleware.RateLimit(l.limiter, l.key, func() { s.metrics.RateLimited(name) })(h), nil
+	return middleware.RateLimit(l.limiter, l.key, func() { s.metrics.RateLimited(name) })(h), nil, nil
 }
 
 // observe records a served request in the metrics.

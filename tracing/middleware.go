@@ -25,6 +25,10 @@ import (
 // outside this one) and is read only after next returns.
 //
 // On an off Tracer, Middleware returns next itself.
+// Enabled reports whether t traces requests; its Middleware is then more
+// than the handler it wraps.
+func (t *Tracer) Enabled() bool { return t != nil && t.provider != nil }
+
 func (t *Tracer) Middleware(next http.Handler) http.Handler {
 	if t == nil || t.provider == nil {
 		return next

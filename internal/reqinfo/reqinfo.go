@@ -36,6 +36,10 @@ type Info struct {
 	// Transported is set once an attempt went through http.Transport,
 	// which may hold on to the outgoing request after it returns.
 	Transported bool
+	// Head is the outgoing request's head, written to servers as it is
+	// rather than from the outgoing request, whose header is then nil: the
+	// direct lane's (see forward.Route.ServeDirect).
+	Head []byte
 }
 
 // Informational receives an informational (1xx) answer of a server.

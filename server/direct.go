@@ -1,0 +1,94 @@
+package server
+
+import (
+	"net"
+	"unsafe"
+
+	"github.com/tbsphathuynh/proxy/config"
+	"github.com/tbsphathuynh/proxy/forward"
+	"github.com/tbsphathuynh/proxy/h1"
+	"github.com/tbsphathuynh/proxy/internal/reqinfo"
+	"github.com/tbsphathuynh/proxy/middleware"
+)
+
+// The direct lane: h1 offers each body-less request's raw head to
+// ServeDirect before it builds an http.Request. A request the lane can
+// forward head to head (forward.DirectHead), on a route that can serve
+// it, goes straight to the route's forwarder with a record tracked as
+// Track does; anything else goes through the handler chain as usual. The
+// lane is off while the access log or tracing is on, which read the
+// request as the chain has it. docs/performance.md has what it saves.
+
+// ServeDirect implements h1.Direct.
+func (s *Server) ServeDirect(x *h1.Exchange) bool {
+	return s.rt.Load().serveDirect(s, x)
+}
+
+func (rt *runtime) serveDirect(s *Server, x *h1.Exchange) bool {
+	if !rt.direct {
+		return false
+	}
+	t := middleware.Begin()
+	info := t.Info()
+	buf := forward.DirectBuffer()
+	head, host, path, ok := forward.DirectHead((*buf)[:0], x, clientIP(x.RemoteAddr()), info.RequestID)
+	var fr *forward.Route
+	if ok {
+		// Neither string outlives the call: the views save copying them.
+		if i := rt.table.MatchHostPath(stringView(host), stringView(path)); i >= 0 {
+			fr = rt.directs[i]
+		} else {
+			fr = rt.directAll
+		}
+	}
+	if fr == nil {
+		*buf = head[:0]
+		forward.PutDirectBuffer(buf, info)
+		t.Drop()
+		return false
+	}
+	*buf = head
+	info.Head = head
+
+	w := t.Answer(x.ResponseWriter())
+	r := x.Request()
+	ctx := reqinfo.With(r.Context(), info)
+	if ctx != r.Context() {
+		r = r.WithContext(ctx)
+	}
+	defer t.End(ctx, r.Method, s.observe)
+	defer forward.PutDirectBuffer(buf, info)
+	defer func() {
+		if v := recover(); v != nil {
+			middleware.Recovered(s.log, v, w, r.Method, string(path))
+		}
+	}()
+	fr.ServeDirect(w, r, info)
+	return true
+}
+
+// stringView is b as a string for a call that keeps nothing of it.
+func stringView(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// clientIP is the address of a RemoteAddr without its port.
+func clientIP(remoteAddr string) string {
+	if ip, _, err := net.SplitHostPort(remoteAddr); err == nil {
+		return ip
+	}
+	return remoteAddr
+}
+
+// directBalancing reports whether a balancer picks without the request's
+// URL or header, which the direct lane's request lacks: every built-in
+// strategy but consistent_hash on a header, a cookie or the URI. A
+// strategy registered by a program using the server may read anything.
+func directBalancing(lb config.LoadBalancing) bool {
+	switch lb.Strategy {
+	case "", "round_robin", "weighted_round_robin", "least_connections", "ip_hash",
+		"random", "power_of_two", "least_latency":
+		return true
+	case "consistent_hash":
+		return lb.HashKey == "" || lb.HashKey == "ip"
+	}
+	return false
+}

@@ -1,0 +1,254 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// headBackend is a raw HTTP/1.1 server that sends every request head it
+// reads, byte for byte, to heads, and answers each with res.
+func headBackend(t *testing.T, res string) (addr string, heads chan string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	heads = make(chan string, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					var head strings.Builder
+					for {
+						line, err := br.ReadString('\n')
+						if err != nil {
+							return
+						}
+						head.WriteString(line)
+						if line == "\r\n" {
+							break
+						}
+					}
+					heads <- head.String()
+					if _, err := io.WriteString(c, res); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), heads
+}
+
+func nextHead(t *testing.T, heads chan string) string {
+	t.Helper()
+	select {
+	case h := <-heads:
+		return h
+	case <-time.After(5 * time.Second):
+		t.Fatal("no request reached the backend")
+		return ""
+	}
+}
+
+// rawExchange sends req on c and reads the answer.
+func rawExchange(t *testing.T, c net.Conn, br *bufio.Reader, req string) (*http.Response, string) {
+	t.Helper()
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, string(body)
+}
+
+const directAnswer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nKeep-Alive: timeout=5\r\n" +
+	"Connection: keep-alive, X-Hop\r\nX-Hop: 1\r\nX-End: 1\r\n\r\nok"
+
+var requestIDLine = regexp.MustCompile(`X-Request-Id: ([0-9a-f]{32})\r\n`)
+
+// A plain GET goes to the server head to head: the client's lines as it
+// wrote them, then the proxy's forwarding headers and request ID, which
+// also comes back to the client; the answer loses its hop-by-hop headers
+// as on the usual path. A request the lane leaves (here for its
+// Connection header) goes the usual way on the same connection, its
+// header rebuilt in net/http's canonical form.
+func TestDirectLaneForwardsTheHeadAsItCame(t *testing.T) {
+	addr, heads := headBackend(t, directAnswer)
+	p := startProxy(t, "servers: [{url: 'http://"+addr+"'}]\n")
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+
+	res, body := rawExchange(t, c, br, "GET /p/a.js?q=1&r=2 HTTP/1.1\r\nHost: example.com\r\nx-custom: a\r\nUser-Agent: t\r\nAccept: */*\r\n\r\n")
+	head := nextHead(t, heads)
+	m := requestIDLine.FindStringSubmatch(head)
+	if m == nil {
+		t.Fatalf("no request ID sent on:\n%s", head)
+	}
+	want := "GET /p/a.js?q=1&r=2 HTTP/1.1\r\nHost: example.com\r\nx-custom: a\r\nUser-Agent: t\r\nAccept: */*\r\n" +
+		"X-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Host: example.com\r\nX-Forwarded-Proto: http\r\n" +
+		"X-Request-Id: " + m[1] + "\r\n\r\n"
+	if head != want {
+		t.Errorf("server got:\n%q\nwant:\n%q", head, want)
+	}
+	if body != "ok" || res.Header.Get("X-End") != "1" || res.Header.Get("X-Request-Id") != m[1] || res.Header.Get("Date") == "" {
+		t.Errorf("client got %q with %v", body, res.Header)
+	}
+	for _, hop := range []string{"X-Hop", "Keep-Alive", "Connection"} {
+		if v, ok := res.Header[hop]; ok {
+			t.Errorf("hop-by-hop %s: %q relayed", hop, v)
+		}
+	}
+
+	_, body = rawExchange(t, c, br, "GET /p HTTP/1.1\r\nHost: example.com\r\nx-custom: b\r\nConnection: keep-alive\r\n\r\n")
+	head = nextHead(t, heads)
+	if body != "ok" || !strings.Contains(head, "\r\nX-Custom: b\r\n") || strings.Contains(head, "Connection") {
+		t.Errorf("the usual path sent:\n%s", head)
+	}
+}
+
+// The lane keeps out of the way of whatever needs the request as the
+// handler chain has it: an access log, a rate limit, a balancer hashing a
+// header, a stripped prefix, a fallback. Those requests reach the server
+// with their header rebuilt (X-Custom, canonical), not as the client
+// spelled it.
+func TestDirectLaneOnlyWhereNothingNeedsTheRequest(t *testing.T) {
+	addr, heads := headBackend(t, directAnswer)
+	srv := "servers: [{url: 'http://" + addr + "'}]\n"
+	logFile := filepath.Join(t.TempDir(), "access.log")
+	cases := map[string]string{
+		"access log":       srv + "logging: {access_log: '" + logFile + "'}\n",
+		"rate limit":       srv + "rate_limit: {requests_per_second: 1000, burst: 1000}\n",
+		"hash on a header": srv + "load_balancing: {strategy: consistent_hash, hash_key: 'header:X-User'}\n",
+		"strip prefix": fmt.Sprintf(`upstreams: {api: {servers: [{url: 'http://%s'}], health_checks: {enabled: false}}}
+routes: [{match: {path_prefix: /p}, upstream: api, strip_prefix: true}]
+`, addr),
+		"fallback": fmt.Sprintf(`upstreams: {api: {servers: [{url: 'http://%s'}], health_checks: {enabled: false}}}
+routes: [{match: {path_prefix: /p}, upstream: api, fallback: {status: 503, body: down}}]
+`, addr),
+	}
+	get := func(t *testing.T, p *Server) string {
+		t.Helper()
+		c, err := net.Dial("tcp", p.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, body := rawExchange(t, c, bufio.NewReader(c), "GET /p/x HTTP/1.1\r\nHost: h\r\nx-custom: a\r\n\r\n"); body != "ok" {
+			t.Errorf("answer %q", body)
+		}
+		return nextHead(t, heads)
+	}
+	for name, yaml := range cases {
+		t.Run(name, func(t *testing.T) {
+			if head := get(t, startProxy(t, yaml)); !strings.Contains(head, "\r\nX-Custom: a\r\n") {
+				t.Errorf("not the usual path:\n%s", head)
+			}
+		})
+	}
+	t.Run("lane", func(t *testing.T) {
+		if head := get(t, startProxy(t, srv)); !strings.Contains(head, "\r\nx-custom: a\r\n") {
+			t.Errorf("not the lane:\n%s", head)
+		}
+	})
+}
+
+// bothPaths runs f on the direct lane and on the usual path, which an
+// access log keeps a request on; extra is the config f adds for it.
+func bothPaths(t *testing.T, f func(t *testing.T, extra string)) {
+	t.Run("lane", func(t *testing.T) { f(t, "") })
+	t.Run("usual path", func(t *testing.T) {
+		f(t, "logging: {access_log: '"+filepath.Join(t.TempDir(), "access.log")+"'}\n")
+	})
+}
+
+// Early hints, HEAD, bodies of unknown length and answers without a body
+// reach the client the same way on the lane as on the usual path.
+func TestDirectLaneRelaysAsTheUsualPath(t *testing.T) {
+	be := backend(t, "a", func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/hints":
+			w.Header().Set("Link", "</a.css>; rel=preload")
+			w.WriteHeader(http.StatusEarlyHints)
+			w.Header().Del("Link")
+			io.WriteString(w, "final")
+		case "/stream":
+			for i := range 3 {
+				fmt.Fprintf(w, "part%d.", i)
+				w.(http.Flusher).Flush()
+			}
+		case "/empty":
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			w.Header().Set("Content-Length", "6")
+			io.WriteString(w, "abcdef")
+		}
+	})
+	bothPaths(t, func(t *testing.T, extra string) {
+		p := startProxy(t, extra+"servers:\n"+servers(be))
+		base := "http://" + p.Addr()
+
+		var hints []string
+		trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			hints = append(hints, fmt.Sprint(code, " ", h.Get("Link")))
+			return nil
+		}}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", base+"/hints", nil)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if string(body) != "final" || len(hints) != 1 || hints[0] != "103 </a.css>; rel=preload" || res.Header.Get("Link") != "" {
+			t.Errorf("hints: body %q, 1xx %q, final Link %q", body, hints, res.Header.Get("Link"))
+		}
+
+		res, err = http.Head(base + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 || res.ContentLength != 6 {
+			t.Errorf("HEAD: %d, length %d", res.StatusCode, res.ContentLength)
+		}
+
+		status, body2, h := get(t, http.DefaultClient, base+"/stream")
+		if status != 200 || body2 != "part0.part1.part2." || h.Get("X-Request-Id") == "" {
+			t.Errorf("stream: %d %q %v", status, body2, h)
+		}
+		if status, body2, _ = get(t, http.DefaultClient, base+"/empty"); status != 204 || body2 != "" {
+			t.Errorf("empty: %d %q", status, body2)
+		}
+	})
+}

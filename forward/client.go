@@ -319,6 +319,9 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 	}
 	b := &x.body
 	*b = body{c: c, pc: pc, br: br, rc: res.Body, stop: stop, ctx: ctx, res: res, req: req, keep: !res.Close}
+	if res == &x.fr.res && x.fr.hasRaw {
+		b.raw = &x.fr
+	}
 	if res.Body == http.NoBody {
 		// Nothing to read (HEAD, 204, 304): the connection is free now.
 		b.finish(true)
@@ -368,6 +371,9 @@ type body struct {
 	ctx  context.Context
 	res  *http.Response
 	req  *http.Request
+	// raw is the parsed head of res, for the direct lane's relay, or nil
+	// when res came from http.ReadResponse.
+	raw  *fastResponse
 	eof  bool
 	keep bool // the server did not ask to close
 	done bool

@@ -20,21 +20,29 @@ var (
 // headers, the body as it arrives, then trailers.
 func (rt *Route) relay(w http.ResponseWriter, r *http.Request, res *http.Response, info *reqinfo.Info) {
 	h := w.Header()
-	copyResponseHeader(h, res.Header)
-
-	// net/http sends the trailers named in a Trailer header after the
-	// body; the transport removed the server's Trailer header and keeps the
-	// names in res.Trailer.
 	announced := len(res.Trailer)
-	if announced > 0 {
-		names := make([]string, 0, announced)
-		for k := range res.Trailer {
-			names = append(names, k)
+	var lines *[]byte
+	if info != nil && info.Head != nil && announced == 0 {
+		lines = setRawHeader(w, res)
+	}
+	if lines == nil {
+		copyResponseHeader(h, res.Header)
+		// net/http sends the trailers named in a Trailer header after the
+		// body; the transport removed the server's Trailer header and
+		// keeps the names in res.Trailer.
+		if announced > 0 {
+			names := make([]string, 0, announced)
+			for k := range res.Trailer {
+				names = append(names, k)
+			}
+			h.Add("Trailer", strings.Join(names, ", "))
 		}
-		h.Add("Trailer", strings.Join(names, ", "))
 	}
 
 	w.WriteHeader(res.StatusCode)
+	if lines != nil {
+		putLines(lines)
+	}
 
 	flush := flushEach(res)
 	werr, rerr := copyBody(w, res.Body, flush)
@@ -151,4 +159,103 @@ func flushWriter(w http.ResponseWriter) error {
 		return nil
 	}
 	return http.NewResponseController(w).Flush()
+}
+
+// rawHeaderSetter is a writer that takes a relayed head's lines as they
+// are (h1's; see its SetRawHeader).
+type rawHeaderSetter interface {
+	SetRawHeader(code int, lines []byte, length int64, typ, encoding, date bool) bool
+}
+
+// setRawHeader hands the end-to-end lines of a response this package's
+// client parsed to the writer under w that takes them as they are, for its
+// next WriteHeader: the direct lane's relay, which so skips copying the
+// response's header map into the writer's and the writer's walking and
+// sorting it again. It returns the buffer holding the lines, for putLines
+// once WriteHeader is done, or nil, having set nothing, for a response or
+// a writer outside that case.
+func setRawHeader(w http.ResponseWriter, res *http.Response) *[]byte {
+	tb, ok := res.Body.(*trackedBody)
+	if !ok {
+		return nil
+	}
+	b, ok := tb.ReadCloser.(*body)
+	if !ok || b.raw == nil {
+		return nil
+	}
+	rs := findRawSetter(w)
+	if rs == nil {
+		return nil
+	}
+	buf := directHeads.Get().(*[]byte)
+	lines, typ, encoding, date, ok := appendRawLines((*buf)[:0], b.raw)
+	*buf = lines
+	if ok && rs.SetRawHeader(res.StatusCode, lines, res.ContentLength, typ, encoding, date) {
+		return buf
+	}
+	putLines(buf)
+	return nil
+}
+
+func putLines(buf *[]byte) {
+	*buf = (*buf)[:0]
+	directHeads.Put(buf)
+}
+
+func findRawSetter(w http.ResponseWriter) rawHeaderSetter {
+	for range 8 {
+		if rs, ok := w.(rawHeaderSetter); ok {
+			return rs
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return nil
+		}
+		w = u.Unwrap()
+	}
+	return nil
+}
+
+// appendRawLines appends the end-to-end lines of fr's head to b, as
+// copyResponseHeader would have them relayed: without hop-by-hop lines or
+// those Connection names, with the Cache-Control a Pragma: no-cache
+// implies. It also reports whether they hold a Content-Type, a first
+// Content-Encoding that is not empty, and a Date. ok is false when the
+// head names more connection options than it follows.
+func appendRawLines(b []byte, fr *fastResponse) (lines []byte, typ, encoding, date, ok bool) {
+	var connArr [4]string
+	conn := connArr[:0]
+	for _, f := range fr.fields[:fr.nfields] {
+		if fr.head[f.k0:f.k1] == "Connection" {
+			if len(conn) == len(connArr) {
+				return b, false, false, false, false
+			}
+			conn = append(conn, fr.head[f.v0:f.v1])
+		}
+	}
+	sawEncoding := false
+	for _, f := range fr.fields[:fr.nfields] {
+		k, v := fr.head[f.k0:f.k1], fr.head[f.v0:f.v1]
+		if isHop(k) || len(conn) > 0 && listed(conn, k) {
+			continue
+		}
+		switch k {
+		case "Content-Type":
+			typ = true
+		case "Content-Encoding":
+			if !sawEncoding {
+				sawEncoding, encoding = true, v != ""
+			}
+		case "Date":
+			date = true
+		}
+		b = append(b, k...)
+		b = append(b, ": "...)
+		b = append(b, v...)
+		b = append(b, "\r\n"...)
+	}
+	if fr.noCache {
+		b = append(b, "Cache-Control: no-cache\r\n"...)
+	}
+	return b, typ, encoding, date, true
 }

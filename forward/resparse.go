@@ -50,6 +50,14 @@ type fastResponse struct {
 	res  http.Response
 	body respBody
 	vals [inlineValues]string
+
+	// The head with its names canonical and its fields, as the direct
+	// lane relays them (see rawLines), when hasRaw: they fit.
+	hasRaw  bool
+	head    string
+	fields  [stackRespFields]field
+	nfields int
+	noCache bool // the Cache-Control: no-cache that Pragma: no-cache implies
 }
 
 // responseHeaders are header maps for responses parsed in place, reused
@@ -248,6 +256,10 @@ func parseResponseHead(p []byte, br *bufio.Reader, req *http.Request, fr *fastRe
 	}
 	if noCache && !hasCacheControl {
 		h["Cache-Control"] = []string{"no-cache"}
+	}
+	if nf <= stackRespFields {
+		fr.hasRaw, fr.head, fr.nfields, fr.noCache = true, s, nf, noCache && !hasCacheControl
+		copy(fr.fields[:], fields)
 	}
 	if hasClose {
 		delete(h, "Connection")

@@ -185,3 +185,63 @@ func TestDirectResponseWriter(t *testing.T) {
 		t.Errorf("connection still open after Connection: close (%v)", err)
 	}
 }
+
+// A relay's raw lines go out after the handler's header as they are, with
+// what they say about length, type and date taken into account; where
+// they could need rewriting, SetRawHeader declines them.
+func TestSetRawHeader(t *testing.T) {
+	type rawSetter interface {
+		SetRawHeader(code int, lines []byte, length int64, typ, encoding, date bool) bool
+	}
+	addr := serveDirect(t, directFunc(func(x *Exchange) bool {
+		w := x.ResponseWriter()
+		rs := w.(rawSetter)
+		switch string(x.Target()) {
+		case "/declined":
+			w.Header().Set("Content-Length", "2")
+			if rs.SetRawHeader(200, []byte("X-Raw: 1\r\n"), -1, false, false, false) ||
+				rs.SetRawHeader(204, nil, -1, false, false, false) {
+				panic("raw lines taken where they could need rewriting")
+			}
+			w.WriteHeader(200)
+			if rs.SetRawHeader(200, nil, -1, false, false, false) {
+				panic("raw lines taken after WriteHeader")
+			}
+			io.WriteString(w, "ok")
+		default:
+			w.Header().Set("X-Map", "m")
+			lines := []byte("Content-Length: 6\r\nX-Raw: r\r\nDate: Mon, 02 Jan 2006 15:04:05 GMT\r\n")
+			if !rs.SetRawHeader(201, lines, 6, false, false, true) {
+				panic("raw lines declined")
+			}
+			w.WriteHeader(201)
+			io.WriteString(w, "<html>")
+		}
+		return true
+	}), nil)
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET /raw HTTP/1.1\r\nHost: t\r\n\r\nGET /declined HTTP/1.1\r\nHost: t\r\n\r\n")
+	head, err := br.ReadString('\n')
+	for err == nil {
+		var line string
+		line, err = br.ReadString('\n')
+		head += line
+		if line == "\r\n" {
+			break
+		}
+	}
+	// The length is the raw line's, so the body goes as it is; the type is
+	// sniffed, the Date is the relayed one.
+	want := "HTTP/1.1 201 Created\r\nX-Map: m\r\nContent-Length: 6\r\nX-Raw: r\r\nDate: Mon, 02 Jan 2006 15:04:05 GMT\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+	if head != want {
+		t.Errorf("head\n%q\nwant\n%q", head, want)
+	}
+	body := make([]byte, 6)
+	if _, err := io.ReadFull(br, body); err != nil || string(body) != "<html>" {
+		t.Fatalf("body %q, %v", body, err)
+	}
+	res, got := readBody(t, br, "GET")
+	if got != "ok" || res.Header.Get("X-Raw") != "" {
+		t.Errorf("declined: body %q, header %v", got, res.Header)
+	}
+}

@@ -91,6 +91,14 @@ type response struct {
 	hasTrailers, protoSwap bool
 	trailers               []string
 
+	// raw are header lines a relay set for the next WriteHeader of
+	// status rawCode, with what commit needs to know of them (see
+	// SetRawHeader).
+	raw                     []byte
+	rawCode                 int
+	rawLen                  int64
+	rawType, rawCE, rawDate bool
+
 	head    []byte // status line and captured header lines
 	lines   [numLines]lineSpan
 	pending []byte // the body buffer (bufferBeforeChunking)
@@ -234,6 +242,45 @@ func (w *response) capture() {
 	w.head = w.appendLines(w.head, kvs)
 	clear(kvs)
 	w.kvs = kvs[:0]
+	if w.raw != nil {
+		if w.rawCode == w.status {
+			w.head = append(w.head, w.raw...)
+			w.hasType = w.hasType || w.rawType
+			w.hasCE = w.hasCE || w.rawCE
+			w.hasDate = w.hasDate || w.rawDate
+			if w.rawLen >= 0 {
+				w.hasLength, w.contentLength = true, w.rawLen
+			}
+		}
+		w.raw = nil
+	}
+}
+
+// SetRawHeader is for a proxy relaying a response: lines, header lines
+// each ending in CRLF, are written as they are after the lines of the
+// handler's header by the next WriteHeader, when its code is code; they
+// are not in Header. length is the value of their Content-Length line, or
+// -1 when they have none; typ, encoding and date say whether they have a
+// Content-Type, a non-empty Content-Encoding and a Date line. They must
+// hold no hop-by-hop line (Connection, Transfer-Encoding, Trailer and
+// the like). lines must not change until WriteHeader returns.
+//
+// It reports false, and sets nothing, where the lines could need changes
+// that only a header map allows: for a code whose answer has no body
+// (1xx, 204, 304), after WriteHeader, or when Header already holds
+// Content-Length, Transfer-Encoding, Connection or Trailer.
+func (w *response) SetRawHeader(code int, lines []byte, length int64, typ, encoding, date bool) bool {
+	if w.wroteHeader || code < 200 || code > 999 || code == http.StatusNoContent || code == http.StatusNotModified {
+		return false
+	}
+	for _, k := range []string{"Content-Length", "Transfer-Encoding", "Connection", "Trailer"} {
+		if _, ok := w.header[k]; ok {
+			return false
+		}
+	}
+	w.raw, w.rawCode, w.rawLen = lines, code, length
+	w.rawType, w.rawCE, w.rawDate = typ, encoding, date
+	return true
 }
 
 func first(vv []string) string {

@@ -10,6 +10,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -17,7 +18,8 @@ import (
 )
 
 // headBackend is a raw HTTP/1.1 server that sends every request head it
-// reads, byte for byte, to heads, and answers each with res.
+// reads, byte for byte, to heads, and answers each with res, closing the
+// connection after it when res says Connection: close.
 func headBackend(t *testing.T, res string) (addr string, heads chan string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -48,7 +50,7 @@ func headBackend(t *testing.T, res string) (addr string, heads chan string) {
 						}
 					}
 					heads <- head.String()
-					if _, err := io.WriteString(c, res); err != nil {
+					if _, err := io.WriteString(c, res); err != nil || strings.Contains(res, "Connection: close") {
 						return
 					}
 				}
@@ -251,4 +253,74 @@ func TestDirectLaneRelaysAsTheUsualPath(t *testing.T) {
 			t.Errorf("empty: %d %q", status, body2)
 		}
 	})
+}
+
+// The lane relays a server's answer as it came, lines and all, where the
+// usual path copies it through header maps: the client must not tell the
+// difference in what it reads, for any answer.
+func TestDirectLaneRelaysAnswersAsTheUsualPath(t *testing.T) {
+	answers := []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/x\r\nX-A: 1\r\nx-a: 2\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n<html></html>",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nPragma: no-cache\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Encoding: gzip\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nDate: Mon, 02 Jan 2006 15:04:05 GMT\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: x-opt, keep-alive\r\nX-Opt: 1\r\nKeep-Alive: timeout=1\r\nProxy-Authenticate: x\r\nX-Kept: 1\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nto the end",
+		"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\nX-Request-Id: from-server\r\n\r\nnope",
+		"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 5\r\n\r\n",
+		"HTTP/1.1 299 Odd\r\nContent-Length: 1\r\nContent-Type:text/plain  \r\nX-Empty:\r\n\r\nx",
+	}
+	type seen struct {
+		status      int
+		header      http.Header
+		length      int64
+		te          []string
+		close       bool
+		body        string
+		generatedID bool
+	}
+	read := func(t *testing.T, extra, answer string) seen {
+		t.Helper()
+		addr, heads := headBackend(t, answer)
+		p := startProxy(t, extra+"servers: [{url: 'http://"+addr+"'}]\n")
+		c, err := net.Dial("tcp", p.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		res, body := rawExchange(t, c, bufio.NewReader(c), "GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+		head := nextHead(t, heads)
+		h := res.Header.Clone()
+		// The request ID is new each time, and so is the Date the proxy
+		// adds for a server that sent none.
+		var ids []string
+		for _, id := range h.Values("X-Request-Id") {
+			if !strings.Contains(head, "X-Request-Id: "+id+"\r\n") {
+				ids = append(ids, id)
+			}
+		}
+		generated := len(ids) < len(h.Values("X-Request-Id"))
+		h["X-Request-Id"] = ids
+		if len(ids) == 0 {
+			delete(h, "X-Request-Id")
+		}
+		if !strings.Contains(answer, "Date:") {
+			h.Del("Date")
+		}
+		return seen{res.StatusCode, h, res.ContentLength, res.TransferEncoding, res.Close, body, generated}
+	}
+	for i, answer := range answers {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			lane := read(t, "", answer)
+			usual := read(t, "logging: {access_log: '"+filepath.Join(t.TempDir(), "access.log")+"'}\n", answer)
+			if !reflect.DeepEqual(lane, usual) {
+				t.Errorf("for %q\nthe lane gave  %+v\nthe usual path %+v", answer, lane, usual)
+			}
+			if !lane.generatedID {
+				t.Errorf("no request ID of the proxy's: %v", lane.header)
+			}
+		})
+	}
 }

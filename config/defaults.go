@@ -58,6 +58,9 @@ func applyDefaults(c *Config, pos *positions) {
 	if d.unset(!c.Client.FastPath, "client.fast_path") {
 		c.Client.FastPath = true
 	}
+	if d.unset(!c.Client.DirectLane, "client.direct_lane") {
+		c.Client.DirectLane = true
+	}
 
 	// The top-level upstream sections mean nothing without top-level
 	// servers, so they stay zero then rather than look configured.

@@ -89,6 +89,7 @@ func TestParseSeedAppliesDocumentedDefaults(t *testing.T) {
 			IdleTimeout:       Duration(120 * time.Second),
 			MaxHeaderBytes:    64 << 10,
 			FastPath:          true,
+			DirectLane:        true,
 		},
 		Upstream: defaultUpstream(
 			Server{URL: "http://backend1.example.com", Name: "backend1.example.com:80", Weight: 1},

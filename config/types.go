@@ -64,6 +64,11 @@ type Client struct {
 	// Turning it off is a way back to net/http for every request if the
 	// fast path is ever suspected of a fault.
 	FastPath bool `yaml:"fast_path"`
+	// DirectLane forwards the plain requests the fast path reads head to
+	// head, without building a net/http request for them; on by default.
+	// Turning it off sends them through the handler chain like any other
+	// (see docs/performance.md).
+	DirectLane bool `yaml:"direct_lane"`
 }
 
 // Upstream is a named group of servers with the policies that pick among

@@ -81,10 +81,9 @@ func (ex *exchange) end(ctx context.Context, method string, status int, d time.D
 }
 
 // Tracked is a request of the direct lane (see h1.Direct), which has no
-// http.Request, tracked as Track tracks one: a record with a new ID, and a
-// writer that sends the ID back and notes the answer's status and size.
-// It writes no access log line: the direct lane serves only when the
-// access log is off.
+// http.Request, tracked as Track tracks one: a record with a new ID, a
+// writer that sends the ID back and notes the answer's status and size,
+// and at the end the access log line and the metrics.
 type Tracked struct{ ex *exchange }
 
 // Begin starts tracking a direct request: its record, with a new ID,
@@ -108,10 +107,23 @@ func (t Tracked) Answer(w http.ResponseWriter) http.ResponseWriter {
 	return &t.ex.rw
 }
 
-// End observes the request, served by method, once answered, and releases
-// its record from ctx, where it was put.
-func (t Tracked) End(ctx context.Context, method string, observe Observe) {
-	t.ex.end(ctx, method, t.ex.status(), time.Since(t.ex.info.Start), observe)
+// End writes the access log line of the request once answered (unless
+// log is nil), observes it and releases its record from r's context, where
+// it was put. r is the lane's request, without a Host or URL path: the
+// line takes them from host and path, made strings only for a line that
+// is written.
+func (t Tracked) End(r *http.Request, host, path []byte, log *AccessLog, observe Observe) {
+	ex := t.ex
+	d := time.Since(ex.info.Start)
+	status := ex.status()
+	if log != nil && log.sampled(status, &ex.info) {
+		r.Host = string(host)
+		if r.URL != nil {
+			r.URL.Path = string(path)
+		}
+		log.write(r, &ex.info, status, ex.rw.bytes, d)
+	}
+	ex.end(r.Context(), r.Method, status, d, observe)
 }
 
 // Drop forgets a request that was not answered.

@@ -14,10 +14,10 @@ import (
 // The direct lane: h1 offers each body-less request's raw head to
 // ServeDirect before it builds an http.Request. A request the lane can
 // forward head to head (forward.DirectHead), on a route that can serve
-// it, goes straight to the route's forwarder with a record tracked as
-// Track does; anything else goes through the handler chain as usual. The
-// lane is off while the access log or tracing is on, which read the
-// request as the chain has it. docs/performance.md has what it saves.
+// it, goes straight to the route's forwarder with a record tracked, and
+// logged, as Track does; anything else goes through the handler chain as
+// usual. The lane is off while tracing is on, which reads and rewrites
+// the request's header. docs/performance.md has what it saves.
 
 // ServeDirect implements h1.Direct.
 func (s *Server) ServeDirect(x *h1.Exchange) bool {
@@ -56,7 +56,7 @@ func (rt *runtime) serveDirect(s *Server, x *h1.Exchange) bool {
 	if ctx != r.Context() {
 		r = r.WithContext(ctx)
 	}
-	defer t.End(ctx, r.Method, s.observe)
+	defer t.End(r, host, path, rt.accessLog, s.observe)
 	defer forward.PutDirectBuffer(buf, info)
 	defer func() {
 		if v := recover(); v != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -139,16 +140,15 @@ func TestDirectLaneForwardsTheHeadAsItCame(t *testing.T) {
 }
 
 // The lane keeps out of the way of whatever needs the request as the
-// handler chain has it: an access log, a rate limit, a balancer hashing a
-// header, a stripped prefix, a fallback. Those requests reach the server
+// handler chain has it (a rate limit, a balancer hashing a header, a
+// stripped prefix, a fallback) and when turned off. Those requests reach the server
 // with their header rebuilt (X-Custom, canonical), not as the client
 // spelled it.
 func TestDirectLaneOnlyWhereNothingNeedsTheRequest(t *testing.T) {
 	addr, heads := headBackend(t, directAnswer)
 	srv := "servers: [{url: 'http://" + addr + "'}]\n"
-	logFile := filepath.Join(t.TempDir(), "access.log")
 	cases := map[string]string{
-		"access log":       srv + "logging: {access_log: '" + logFile + "'}\n",
+		"turned off":       srv + "client: {direct_lane: false}\n",
 		"rate limit":       srv + "rate_limit: {requests_per_second: 1000, burst: 1000}\n",
 		"hash on a header": srv + "load_balancing: {strategy: consistent_hash, hash_key: 'header:X-User'}\n",
 		"strip prefix": fmt.Sprintf(`upstreams: {api: {servers: [{url: 'http://%s'}], health_checks: {enabled: false}}}
@@ -185,13 +185,11 @@ routes: [{match: {path_prefix: /p}, upstream: api, fallback: {status: 503, body:
 	})
 }
 
-// bothPaths runs f on the direct lane and on the usual path, which an
-// access log keeps a request on; extra is the config f adds for it.
+// bothPaths runs f on the direct lane and on the usual path; extra is the
+// config f adds for it.
 func bothPaths(t *testing.T, f func(t *testing.T, extra string)) {
 	t.Run("lane", func(t *testing.T) { f(t, "") })
-	t.Run("usual path", func(t *testing.T) {
-		f(t, "logging: {access_log: '"+filepath.Join(t.TempDir(), "access.log")+"'}\n")
-	})
+	t.Run("usual path", func(t *testing.T) { f(t, "client: {direct_lane: false}\n") })
 }
 
 // Early hints, HEAD, bodies of unknown length and answers without a body
@@ -314,7 +312,7 @@ func TestDirectLaneRelaysAnswersAsTheUsualPath(t *testing.T) {
 	for i, answer := range answers {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			lane := read(t, "", answer)
-			usual := read(t, "logging: {access_log: '"+filepath.Join(t.TempDir(), "access.log")+"'}\n", answer)
+			usual := read(t, "client: {direct_lane: false}\n", answer)
 			if !reflect.DeepEqual(lane, usual) {
 				t.Errorf("for %q\nthe lane gave  %+v\nthe usual path %+v", answer, lane, usual)
 			}
@@ -322,5 +320,36 @@ func TestDirectLaneRelaysAnswersAsTheUsualPath(t *testing.T) {
 				t.Errorf("no request ID of the proxy's: %v", lane.header)
 			}
 		})
+	}
+}
+
+// A request of the lane is logged as any other: the same fields, its
+// request ID the one the client got back.
+func TestDirectLaneLogs(t *testing.T) {
+	addr, heads := headBackend(t, directAnswer)
+	logFile := filepath.Join(t.TempDir(), "access.log")
+	p := startProxy(t, "servers: [{url: 'http://"+addr+"', name: be}]\nlogging: {access_log: '"+logFile+"', format: json}\n")
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	res, _ := rawExchange(t, c, bufio.NewReader(c), "GET /logged/x?q=1 HTTP/1.1\r\nHost: example.com\r\nx-custom: a\r\n\r\n")
+	if head := nextHead(t, heads); !strings.Contains(head, "\r\nx-custom: a\r\n") {
+		t.Fatalf("not the lane:\n%s", head)
+	}
+	id := res.Header.Get("X-Request-Id")
+	var line string
+	waitFor(t, "the access log line", func() bool {
+		b, _ := os.ReadFile(logFile)
+		line = string(b)
+		return strings.Contains(line, id)
+	})
+	for _, want := range []string{`"method":"GET"`, `"host":"example.com"`, `"path":"/logged/x"`, `"status":200`,
+		`"bytes":2`, `"route":"default"`, `"upstream":"default"`, `"server":"be"`, `"request_id":"` + id + `"`, `"remote":"127.0.0.1:`} {
+		if !strings.Contains(line, want) {
+			t.Errorf("log line lacks %s:\n%s", want, line)
+		}
 	}
 }

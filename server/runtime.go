@@ -32,11 +32,12 @@ type runtime struct {
 	// order lists upstream names as the config has them, default first.
 	order []string
 
-	// The direct lane (see direct.go): on when nothing on the chain needs
-	// an http.Request (no access log, no tracing); directs[i] is route i's
+	// The direct lane (see direct.go): on unless turned off or tracing,
+	// which reads and rewrites the request's header, is on; directs[i] is route i's
 	// forwarder when it can serve the lane, directAll the default
-	// upstream's.
+	// upstream's; accessLog is the chain's, nil when off.
 	direct    bool
+	accessLog *middleware.AccessLog
 	directs   []*forward.Route
 	directAll *forward.Route
 }
@@ -105,7 +106,7 @@ func (s *Server) compile(cfg *config.Config) (*runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt.direct = accessLog == nil && !tracer.Enabled()
+	rt.direct, rt.accessLog = cfg.Client.DirectLane && !tracer.Enabled(), accessLog
 	rt.handler = middleware.Chain(http.HandlerFunc(rt.dispatch),
 		middleware.Recover(s.log),
 		middleware.CloseChunked,

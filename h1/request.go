@@ -23,6 +23,9 @@ type reqState struct {
 	resp    response
 	direct  Exchange
 	handOff bool
+	// built: build filled header and vals, which a request served by the
+	// Direct lane leaves empty.
+	built bool
 }
 
 // The header maps start small: a map of at most 8 keys is one group of
@@ -36,9 +39,12 @@ var states = sync.Pool{New: func() any {
 func getState() *reqState { return states.Get().(*reqState) }
 
 func putState(st *reqState) {
-	clear(st.header)
+	if st.built {
+		clear(st.header)
+		clear(st.vals[:])
+		st.built = false
+	}
 	clear(st.resp.header)
-	clear(st.vals[:])
 	st.req = http.Request{}
 	st.url = url.URL{}
 	st.body = nil
@@ -72,6 +78,7 @@ func (st *reqState) build(buf []byte, proto *http.Request) bool {
 	}
 	s := string(buf) // every string of the request shares this one copy
 
+	st.built = true
 	r := &st.req
 	*r = *proto
 	r.Method = s[h.method.off:h.method.end]

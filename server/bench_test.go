@@ -87,10 +87,17 @@ func BenchmarkMetricsAndAccessLog(b *testing.B) {
 // pooled connection to a raw server answering 1 KiB, and the client reads
 // the answer with reused buffers. Its allocs/op are the proxy's own per
 // request.
+//
+// It runs on the direct lane, which serves such a request, and on the
+// usual path (client.direct_lane: false), through the handler chain.
 func BenchmarkProxyPath(b *testing.B) {
 	be := rawhttp.Serve(b, rawhttp.Response(1024))
-	p := startProxy(b, "servers: [{url: 'http://"+be+"'}]\n")
-	rawhttp.Drive(b, p.Addr(), []byte("GET /static/app.js?v=42 HTTP/1.1\r\nHost: www.example.com\r\n"+
-		"User-Agent: Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0\r\n"+
-		"Accept: */*\r\nAccept-Encoding: gzip, deflate, br\r\nCookie: session=0123456789abcdef\r\n\r\n"))
+	for _, c := range []struct{ name, yaml string }{{"lane", ""}, {"usual", "client: {direct_lane: false}\n"}} {
+		b.Run(c.name, func(b *testing.B) {
+			p := startProxy(b, c.yaml+"servers: [{url: 'http://"+be+"'}]\n")
+			rawhttp.Drive(b, p.Addr(), []byte("GET /static/app.js?v=42 HTTP/1.1\r\nHost: www.example.com\r\n"+
+				"User-Agent: Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0\r\n"+
+				"Accept: */*\r\nAccept-Encoding: gzip, deflate, br\r\nCookie: session=0123456789abcdef\r\n\r\n"))
+		})
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -75,7 +76,46 @@ type pconn struct {
 	// killFn is kill as a func value, made once per connection rather than
 	// once per request.
 	killFn func()
+	// headerUntil is the read deadline armHeaderTimeout set last, in Unix
+	// nanoseconds, while no other deadline has been set since; 0 when
+	// unknown.
+	headerUntil atomic.Int64
 }
+
+// SetDeadline implements net.Conn, forgetting the header deadline.
+func (pc *pconn) SetDeadline(t time.Time) error {
+	pc.headerUntil.Store(0)
+	return pc.Conn.SetDeadline(t)
+}
+
+// SetReadDeadline implements net.Conn, forgetting the header deadline.
+func (pc *pconn) SetReadDeadline(t time.Time) error {
+	pc.headerUntil.Store(0)
+	return pc.Conn.SetReadDeadline(t)
+}
+
+// armHeaderTimeout has the wait for an answer's head end d after now, or
+// up to headerSlack later: a deadline set by an earlier exchange that ends
+// in that window stays. Under load a kept-alive connection carries an
+// exchange every few milliseconds, and moving the runtime's timer for
+// each showed in profiles; the timeout so fires at most headerSlack late,
+// never early.
+func (pc *pconn) armHeaderTimeout(now time.Time, d time.Duration) {
+	want := now.Add(d).UnixNano()
+	slack := min(int64(d/8), int64(headerSlack))
+	if h := pc.headerUntil.Load(); h >= want && h-want <= slack {
+		return
+	}
+	pc.mu.Lock()
+	if !pc.killed {
+		pc.Conn.SetReadDeadline(time.Unix(0, want+slack))
+		pc.headerUntil.Store(want + slack)
+	}
+	pc.mu.Unlock()
+}
+
+// headerSlack bounds how late armHeaderTimeout lets a header timeout fire.
+const headerSlack = 10 * time.Millisecond
 
 // setReadDeadline sets the read deadline unless kill has run: a deadline
 // set after it would undo it, and leave a request whose client is gone
@@ -276,7 +316,7 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 	// finding nothing and parking (see the same yield in package h1).
 	runtime.Gosched()
 	if c.headerTimeout > 0 {
-		pc.setReadDeadline(time.Now().Add(c.headerTimeout))
+		pc.armHeaderTimeout(time.Now(), c.headerTimeout)
 	}
 	br = readers.Get().(*bufio.Reader)
 	br.Reset(pc)

@@ -494,3 +494,40 @@ func TestClientReusesAConnectionPastItsHeaderDeadline(t *testing.T) {
 		t.Errorf("%d connections for 4 sequential requests, want 1", n)
 	}
 }
+
+// After a burst of quick exchanges on one connection, whose header
+// deadlines are reused rather than set each time, the header timeout still
+// ends a slow answer, and not before its time.
+func TestClientHeaderTimeoutAfterABurst(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	s := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			select {
+			case <-time.After(5 * time.Second):
+			case <-r.Context().Done():
+			}
+		}
+		io.WriteString(w, "hello")
+	})
+	tr := newTestTransport(t, Timeouts{ResponseHeader: timeout})
+	// The burst outlasts the timeout: a deadline kept from its start
+	// would end one of its later requests.
+	for i := range 50 {
+		if _, body, err := do(t, tr, "GET", s.URL+"/quick", nil); err != nil || body != "hello" {
+			t.Fatalf("request %d: %q, %v", i, body, err)
+		}
+		time.Sleep(timeout / 40)
+	}
+	start := time.Now()
+	_, _, err := do(t, tr, "GET", s.URL+"/slow", nil)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("slow answer: %v, want a timeout", err)
+	}
+	if d := time.Since(start); d < timeout {
+		t.Errorf("timed out after %v, before the %v header timeout", d, timeout)
+	}
+	if n := s.opened.Load(); n != 1 {
+		t.Errorf("%d connections, want the burst and the slow request on one", n)
+	}
+}

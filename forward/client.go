@@ -325,6 +325,8 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 	// answer before the final one gets its own.
 	x := new(exchangeResponse)
 	fr := &x.fr
+	// The direct lane's relay reads the answer's fields, not its map.
+	fr.lazy = req.Header == nil
 	var res *http.Response
 	for n := 0; ; n++ {
 		res, err = readResponse(br, req, fr)

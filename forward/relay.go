@@ -22,10 +22,16 @@ func (rt *Route) relay(w http.ResponseWriter, r *http.Request, res *http.Respons
 	h := w.Header()
 	announced := len(res.Trailer)
 	var lines *[]byte
+	contentType := ""
 	if info != nil && info.Head != nil && announced == 0 {
-		lines = setRawHeader(w, res)
+		lines, contentType = setRawHeader(w, res)
 	}
 	if lines == nil {
+		if res.Header == nil {
+			// Parsed for the direct lane's relay, which could not take it.
+			res.Header = rawOf(res).header()
+		}
+		contentType = firstValue(res.Header["Content-Type"])
 		copyResponseHeader(h, res.Header)
 		// net/http sends the trailers named in a Trailer header after the
 		// body; the transport removed the server's Trailer header and
@@ -44,7 +50,7 @@ func (rt *Route) relay(w http.ResponseWriter, r *http.Request, res *http.Respons
 		putLines(lines)
 	}
 
-	flush := flushEach(res)
+	flush := flushEach(res.ContentLength, contentType)
 	werr, rerr := copyBody(w, res.Body, flush)
 	if rerr != nil {
 		res.Body.Close()
@@ -91,15 +97,14 @@ func (rt *Route) relay(w http.ResponseWriter, r *http.Request, res *http.Respons
 // flushEach reports whether each chunk of a response goes to the client as
 // soon as it arrives: server-sent events, and anything of unknown length,
 // which may be a stream (long polling, chunked progress output).
-func flushEach(res *http.Response) bool {
-	if res.ContentLength == -1 {
+func flushEach(contentLength int64, contentType string) bool {
+	if contentLength == -1 {
 		return true
 	}
-	ct := res.Header["Content-Type"]
-	if len(ct) == 0 {
+	if contentType == "" {
 		return false
 	}
-	mt, _, _ := strings.Cut(ct[0], ";")
+	mt, _, _ := strings.Cut(contentType, ";")
 	// The MIME type is defined in https://html.spec.whatwg.org/#text/event-stream.
 	return strings.EqualFold(strings.TrimSpace(mt), "text/event-stream")
 }
@@ -174,27 +179,37 @@ type rawHeaderSetter interface {
 // sorting it again. It returns the buffer holding the lines, for putLines
 // once WriteHeader is done, or nil, having set nothing, for a response or
 // a writer outside that case.
-func setRawHeader(w http.ResponseWriter, res *http.Response) *[]byte {
+func setRawHeader(w http.ResponseWriter, res *http.Response) (buf *[]byte, contentType string) {
+	fr := rawOf(res)
+	if fr == nil {
+		return nil, ""
+	}
+	rs := findRawSetter(w)
+	if rs == nil {
+		return nil, ""
+	}
+	buf = directHeads.Get().(*[]byte)
+	lines, typ, hasType, encoding, date, ok := appendRawLines((*buf)[:0], fr)
+	*buf = lines
+	if ok && rs.SetRawHeader(res.StatusCode, lines, res.ContentLength, hasType, encoding, date) {
+		return buf, typ
+	}
+	putLines(buf)
+	return nil, ""
+}
+
+// rawOf is the parsed head of a response from this package's client, or
+// nil for one http.ReadResponse read or without a body.
+func rawOf(res *http.Response) *fastResponse {
 	tb, ok := res.Body.(*trackedBody)
 	if !ok {
 		return nil
 	}
 	b, ok := tb.ReadCloser.(*body)
-	if !ok || b.raw == nil {
+	if !ok {
 		return nil
 	}
-	rs := findRawSetter(w)
-	if rs == nil {
-		return nil
-	}
-	buf := directHeads.Get().(*[]byte)
-	lines, typ, encoding, date, ok := appendRawLines((*buf)[:0], b.raw)
-	*buf = lines
-	if ok && rs.SetRawHeader(res.StatusCode, lines, res.ContentLength, typ, encoding, date) {
-		return buf
-	}
-	putLines(buf)
-	return nil
+	return b.raw
 }
 
 func putLines(buf *[]byte) {
@@ -219,16 +234,16 @@ func findRawSetter(w http.ResponseWriter) rawHeaderSetter {
 // appendRawLines appends the end-to-end lines of fr's head to b, as
 // copyResponseHeader would have them relayed: without hop-by-hop lines or
 // those Connection names, with the Cache-Control a Pragma: no-cache
-// implies. It also reports whether they hold a Content-Type, a first
-// Content-Encoding that is not empty, and a Date. ok is false when the
-// head names more connection options than it follows.
-func appendRawLines(b []byte, fr *fastResponse) (lines []byte, typ, encoding, date, ok bool) {
+// implies. It also returns their first Content-Type, and reports whether
+// they have one, a first Content-Encoding that is not empty and a Date. ok
+// is false when the head has more Connection lines than it follows.
+func appendRawLines(b []byte, fr *fastResponse) (lines []byte, typ string, hasType, encoding, date, ok bool) {
 	var connArr [4]string
 	conn := connArr[:0]
 	for _, f := range fr.fields[:fr.nfields] {
 		if fr.head[f.k0:f.k1] == "Connection" {
 			if len(conn) == len(connArr) {
-				return b, false, false, false, false
+				return b, "", false, false, false, false
 			}
 			conn = append(conn, fr.head[f.v0:f.v1])
 		}
@@ -241,7 +256,9 @@ func appendRawLines(b []byte, fr *fastResponse) (lines []byte, typ, encoding, da
 		}
 		switch k {
 		case "Content-Type":
-			typ = true
+			if !hasType {
+				hasType, typ = true, v
+			}
 		case "Content-Encoding":
 			if !sawEncoding {
 				sawEncoding, encoding = true, v != ""
@@ -257,5 +274,12 @@ func appendRawLines(b []byte, fr *fastResponse) (lines []byte, typ, encoding, da
 	if fr.noCache {
 		b = append(b, "Cache-Control: no-cache\r\n"...)
 	}
-	return b, typ, encoding, date, true
+	return b, typ, hasType, encoding, date, true
+}
+
+func firstValue(vv []string) string {
+	if len(vv) == 0 {
+		return ""
+	}
+	return vv[0]
 }

@@ -52,12 +52,59 @@ type fastResponse struct {
 	vals [inlineValues]string
 
 	// The head with its names canonical and its fields, as the direct
-	// lane relays them (see rawLines), when hasRaw: they fit.
-	hasRaw  bool
-	head    string
-	fields  [stackRespFields]field
-	nfields int
-	noCache bool // the Cache-Control: no-cache that Pragma: no-cache implies
+	// lane relays them (see appendRawLines), when hasRaw: they fit.
+	hasRaw   bool
+	head     string
+	fields   [stackRespFields]field
+	nfields  int
+	noCache  bool // the Cache-Control: no-cache that Pragma: no-cache implies
+	hasClose bool // a Connection: close, which the header map leaves out
+	// lazy: the caller reads the header only through header, so a head
+	// that fits the fields and comes with a body gets no map until then
+	// (the direct lane's relay reads the fields instead).
+	lazy bool
+}
+
+// header is the response's header map, made from the fields if parsing
+// left it for later (see lazy).
+func (fr *fastResponse) header() http.Header {
+	if fr.res.Header == nil {
+		fr.res.Header = buildHeader(fr.head, fr.fields[:fr.nfields], fr.vals[:], fr.noCache, fr.hasClose)
+	}
+	return fr.res.Header
+}
+
+// buildHeader makes the header map of a head s with fields, as
+// http.ReadResponse has it: values in vals where they fit, the
+// Cache-Control Pragma: no-cache implies (noCache), no Connection when it
+// said close.
+func buildHeader(s string, fields []field, vals []string, noCache, hasClose bool) http.Header {
+	nf := len(fields)
+	if nf > len(vals) {
+		vals = make([]string, nf)
+	}
+	var h http.Header
+	if nf <= pooledHeaderKeys {
+		h = responseHeaders.Get().(http.Header)
+	} else {
+		h = make(http.Header, nf)
+	}
+	for j, f := range fields {
+		k, v := s[f.k0:f.k1], s[f.v0:f.v1]
+		if vv, ok := h[k]; ok {
+			h[k] = append(vv, v)
+			continue
+		}
+		vals[j] = v
+		h[k] = vals[j : j+1 : j+1]
+	}
+	if noCache {
+		h["Cache-Control"] = []string{"no-cache"}
+	}
+	if hasClose {
+		delete(h, "Connection")
+	}
+	return h
 }
 
 // responseHeaders are header maps for responses parsed in place, reused
@@ -235,34 +282,15 @@ func parseResponseHead(p []byte, br *bufio.Reader, req *http.Request, fr *fastRe
 	if fr == nil {
 		fr = new(fastResponse)
 	}
-	vals := fr.vals[:]
-	if nf > len(vals) {
-		vals = make([]string, nf)
-	}
+	noCache = noCache && !hasCacheControl
+	hasBody := code != http.StatusNoContent && code != http.StatusNotModified && (clField < 0 || cl > 0)
 	var h http.Header
-	if nf <= pooledHeaderKeys {
-		h = responseHeaders.Get().(http.Header)
-	} else {
-		h = make(http.Header, nf)
-	}
-	for j, f := range fields[:nf] {
-		k, v := s[f.k0:f.k1], s[f.v0:f.v1]
-		if vv, ok := h[k]; ok {
-			h[k] = append(vv, v)
-			continue
-		}
-		vals[j] = v
-		h[k] = vals[j : j+1 : j+1]
-	}
-	if noCache && !hasCacheControl {
-		h["Cache-Control"] = []string{"no-cache"}
-	}
 	if nf <= stackRespFields {
-		fr.hasRaw, fr.head, fr.nfields, fr.noCache = true, s, nf, noCache && !hasCacheControl
+		fr.hasRaw, fr.head, fr.nfields, fr.noCache, fr.hasClose = true, s, nf, noCache, hasClose
 		copy(fr.fields[:], fields)
 	}
-	if hasClose {
-		delete(h, "Connection")
+	if !fr.lazy || !fr.hasRaw || !hasBody {
+		h = buildHeader(s, fields[:nf], fr.vals[:], noCache, hasClose)
 	}
 
 	res := &fr.res

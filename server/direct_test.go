@@ -268,6 +268,14 @@ func TestDirectLaneRelaysAnswersAsTheUsualPath(t *testing.T) {
 		"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\nX-Request-Id: from-server\r\n\r\nnope",
 		"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 5\r\n\r\n",
 		"HTTP/1.1 299 Odd\r\nContent-Length: 1\r\nContent-Type:text/plain  \r\nX-Empty:\r\n\r\nx",
+		// An empty type is a type: nothing is sniffed.
+		"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nContent-Type:\r\n\r\n<html>",
+		// More Connection lines than the lane's relay follows: it hands
+		// the answer to the usual relay, which needs the header map.
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: a\r\nConnection: b\r\nConnection: c\r\nConnection: d\r\nConnection: e\r\nA: 1\r\nE: 5\r\nF: 6\r\n\r\nok",
+		"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n",
+		"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Type: text/plain\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-A: 1\r\n\r\n",
 	}
 	type seen struct {
 		status      int

@@ -196,6 +196,15 @@ func checkResponseHead(t *testing.T, data []byte, m, chunk, closeAfter uint8) bo
 	if (got.Body == http.NoBody) != (want.Body == http.NoBody) {
 		t.Fatalf("%q: body %T, want %T", data, got.Body, want.Body)
 	}
+	// Parsed for the direct lane, the header map may be made only when
+	// asked for: the same map.
+	lbr := newReader()
+	lbr.Peek(1)
+	lp, _ := lbr.Peek(lbr.Buffered())
+	lfr := &fastResponse{lazy: true}
+	if lres, _ := parseResponseHead(lp, lbr, req, lfr); lres == nil || !reflect.DeepEqual(lfr.header(), want.Header) {
+		t.Fatalf("%q: parsed for the lane, header %v, want %v", data, lfr.res.Header, want.Header)
+	}
 
 	buf, wbuf := make([]byte, max(int(chunk), 1)), make([]byte, max(int(chunk), 1))
 	for reads := 1; ; reads++ {

@@ -212,7 +212,12 @@ func rawOf(res *http.Response) *fastResponse {
 	return b.raw
 }
 
+// putLines returns a buffer of response lines to its pool, unless a huge
+// head grew it.
 func putLines(buf *[]byte) {
+	if cap(*buf) > 64<<10 {
+		return
+	}
 	*buf = (*buf)[:0]
 	directHeads.Put(buf)
 }
@@ -247,6 +252,12 @@ func appendRawLines(b []byte, fr *fastResponse) (lines []byte, typ string, hasTy
 			}
 			conn = append(conn, fr.head[f.v0:f.v1])
 		}
+	}
+	if listed(conn, "close") {
+		// The usual path's response has no Connection then (net/http
+		// drops it for a close, and parseResponseHead as it does), so
+		// copyResponseHeader drops none of the headers it names.
+		conn = conn[:0]
 	}
 	sawEncoding := false
 	for _, f := range fr.fields[:fr.nfields] {

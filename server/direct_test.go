@@ -268,6 +268,10 @@ func TestDirectLaneRelaysAnswersAsTheUsualPath(t *testing.T) {
 		"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\nX-Request-Id: from-server\r\n\r\nnope",
 		"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 5\r\n\r\n",
 		"HTTP/1.1 299 Odd\r\nContent-Length: 1\r\nContent-Type:text/plain  \r\nX-Empty:\r\n\r\nx",
+		// A close drops the server's Connection before the usual path's
+		// relay looks at it, and with it what it names.
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close, X-Opt\r\nX-Opt: 1\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: X-Opt\r\nConnection: close\r\nX-Opt: 1\r\n\r\nok",
 		// An empty type is a type: nothing is sniffed.
 		"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nContent-Type:\r\n\r\n<html>",
 		// More Connection lines than the lane's relay follows: it hands

@@ -84,23 +84,17 @@ func (x *Exchange) Request() *http.Request {
 // methodString is m as a string, without an allocation for the common
 // methods.
 func methodString(m []byte) string {
-	switch string(m) {
-	case http.MethodGet:
-		return http.MethodGet
-	case http.MethodHead:
-		return http.MethodHead
-	case http.MethodPost:
-		return http.MethodPost
-	case http.MethodPut:
-		return http.MethodPut
-	case http.MethodDelete:
-		return http.MethodDelete
-	case http.MethodOptions:
-		return http.MethodOptions
-	case http.MethodPatch:
-		return http.MethodPatch
+	for _, s := range commonMethods {
+		if string(m) == s {
+			return s
+		}
 	}
 	return string(m)
+}
+
+var commonMethods = []string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodDelete, http.MethodOptions, http.MethodPatch,
 }
 
 // ResponseWriter is the writer of the answer, as a Handler gets it: it

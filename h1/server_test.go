@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tbsphathuynh/proxy/internal/donehook"
+	"github.com/tbsphathuynh/proxy/internal/rawhttp"
 )
 
 // serve starts a fast-path server for h on a loopback port.
@@ -59,15 +60,7 @@ func dial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 
 func readBody(t *testing.T, br *bufio.Reader, method string) (*http.Response, string) {
 	t.Helper()
-	res, err := http.ReadResponse(br, &http.Request{Method: method})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res, string(b)
+	return rawhttp.ReadAnswer(t, br, method)
 }
 
 // slowUntilGone is a handler that answers "ok" at once, except on /slow,

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tbsphathuynh/proxy/internal/rawhttp"
 )
 
 // headBackend is a raw HTTP/1.1 server that sends every request head it
@@ -78,15 +80,8 @@ func rawExchange(t *testing.T, c net.Conn, br *bufio.Reader, req string) (*http.
 	if _, err := io.WriteString(c, req); err != nil {
 		t.Fatal(err)
 	}
-	res, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res, string(body)
+	method, _, _ := strings.Cut(req, " ")
+	return rawhttp.ReadAnswer(t, br, method)
 }
 
 const directAnswer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nKeep-Alive: timeout=5\r\n" +

@@ -8,7 +8,9 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"syscall"
 	"testing"
@@ -92,6 +94,21 @@ func cpuTimes() (user, sys time.Duration) {
 		return 0, 0
 	}
 	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
+}
+
+// ReadAnswer reads one whole answer to a request of method from br, for a
+// test: its response and body.
+func ReadAnswer(tb testing.TB, br *bufio.Reader, method string) (*http.Response, string) {
+	tb.Helper()
+	res, err := http.ReadResponse(br, &http.Request{Method: method})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return res, string(b)
 }
 
 // SkipResponse reads one response with a Content-Length from br.

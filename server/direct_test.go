@@ -21,49 +21,12 @@ import (
 )
 
 // headBackend is a raw HTTP/1.1 server that sends every request head it
-// reads, byte for byte, to heads, and answers each with res, closing the
-// connection after it when res says Connection: close.
-func headBackend(t *testing.T, res string) (addr string, heads chan string) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	heads = make(chan string, 16)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					var head strings.Builder
-					for {
-						line, err := br.ReadString('\n')
-						if err != nil {
-							return
-						}
-						head.WriteString(line)
-						if line == "\r\n" {
-							break
-						}
-					}
-					heads <- head.String()
-					if _, err := io.WriteString(c, res); err != nil || strings.Contains(res, "Connection: close") {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String(), heads
+// reads, byte for byte, to heads, and answers each with res.
+func headBackend(t *testing.T, res string) (addr string, heads <-chan string) {
+	return rawhttp.Record(t, res)
 }
 
-func nextHead(t *testing.T, heads chan string) string {
+func nextHead(t *testing.T, heads <-chan string) string {
 	t.Helper()
 	select {
 	case h := <-heads:

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +21,40 @@ import (
 // Serve answers every body-less request on every connection with res, on
 // a loopback listener closed when tb ends, and returns its address.
 func Serve(tb testing.TB, res []byte) string {
+	return serve(tb, res, func(br *bufio.Reader) error { return skipHead(br) })
+}
+
+// Record is Serve for a test that looks at what reached the server: each
+// request head, byte for byte, goes to heads. A connection closes after
+// an answer that says Connection: close.
+func Record(tb testing.TB, res string) (addr string, heads <-chan string) {
+	ch := make(chan string, 16)
+	addr = serve(tb, []byte(res), func(br *bufio.Reader) error {
+		var head strings.Builder
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return err
+			}
+			head.WriteString(line)
+			if line == "\r\n" {
+				ch <- head.String()
+				if strings.Contains(res, "Connection: close") {
+					return errClose
+				}
+				return nil
+			}
+		}
+	})
+	return addr, ch
+}
+
+var errClose = errors.New("rawhttp: the answer closes the connection")
+
+// serve answers res on every connection each time readHead has read a
+// request's head; an error from it ends the connection, after the answer
+// for errClose.
+func serve(tb testing.TB, res []byte, readHead func(*bufio.Reader) error) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -35,10 +70,11 @@ func Serve(tb testing.TB, res []byte) string {
 				defer c.Close()
 				br := bufio.NewReaderSize(c, 16<<10)
 				for {
-					if err := skipHead(br); err != nil {
+					err := readHead(br)
+					if err != nil && err != errClose {
 						return
 					}
-					if _, err := c.Write(res); err != nil {
+					if _, werr := c.Write(res); werr != nil || err != nil {
 						return
 					}
 				}

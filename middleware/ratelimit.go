@@ -15,20 +15,29 @@ import (
 func RateLimit(limiter ratelimit.Limiter, key ratelimit.KeyFunc, onLimited func()) Middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			d := limiter.Allow(r.Context(), key(r), time.Now())
-			d.SetHeaders(w.Header())
-			if !d.Allowed {
-				if onLimited != nil {
-					onLimited()
-				}
-				h := w.Header()
-				h.Set("Content-Type", "text/plain; charset=utf-8")
-				h.Set("X-Content-Type-Options", "nosniff")
-				w.WriteHeader(http.StatusTooManyRequests)
-				_, _ = w.Write([]byte("429 Too Many Requests: rate limit exceeded, retry later\n"))
-				return
+			if Limit(w, r, limiter, key, onLimited) {
+				next.ServeHTTP(w, r)
 			}
-			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// Limit is RateLimit's decision for one request, for a caller without a
+// handler to wrap (the direct lane): it sets the RateLimit headers on w
+// and reports whether r may go on, having answered 429 when not.
+func Limit(w http.ResponseWriter, r *http.Request, limiter ratelimit.Limiter, key ratelimit.KeyFunc, onLimited func()) bool {
+	d := limiter.Allow(r.Context(), key(r), time.Now())
+	d.SetHeaders(w.Header())
+	if d.Allowed {
+		return true
+	}
+	if onLimited != nil {
+		onLimited()
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusTooManyRequests)
+	_, _ = w.Write([]byte("429 Too Many Requests: rate limit exceeded, retry later\n"))
+	return false
 }

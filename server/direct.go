@@ -2,6 +2,7 @@ package server
 
 import (
 	"net"
+	"net/http"
 	"unsafe"
 
 	"github.com/tbsphathuynh/proxy/config"
@@ -32,7 +33,7 @@ func (rt *runtime) serveDirect(s *Server, x *h1.Exchange) bool {
 	info := t.Info()
 	buf := forward.DirectBuffer()
 	head, host, path, ok := forward.DirectHead((*buf)[:0], x, clientIP(x.RemoteAddr()), info.RequestID)
-	var fr *forward.Route
+	var fr *laneRoute
 	if ok {
 		// Neither string outlives the call: the views save copying them.
 		if i := rt.table.MatchHostPath(stringView(host), stringView(path)); i >= 0 {
@@ -63,8 +64,23 @@ func (rt *runtime) serveDirect(s *Server, x *h1.Exchange) bool {
 			middleware.Recovered(s.log, v, w, r.Method, string(path))
 		}
 	}()
-	fr.ServeDirect(w, r, info)
+	fr.serve(w, r, info)
 	return true
+}
+
+// laneRoute is a route as the direct lane serves it: its forwarder, behind
+// its rate limit when it has one.
+type laneRoute struct {
+	fr        *forward.Route
+	limit     *limiterEntry
+	onLimited func()
+}
+
+func (lr *laneRoute) serve(w http.ResponseWriter, r *http.Request, info *reqinfo.Info) {
+	if l := lr.limit; l != nil && !middleware.Limit(w, r, l.limiter, l.key, lr.onLimited) {
+		return
+	}
+	lr.fr.ServeDirect(w, r, info)
 }
 
 // stringView is b as a string for a call that keeps nothing of it.

@@ -98,17 +98,17 @@ func TestDirectLaneForwardsTheHeadAsItCame(t *testing.T) {
 }
 
 // The lane keeps out of the way of whatever needs the request as the
-// handler chain has it (a rate limit, a balancer hashing a header, a
-// stripped prefix, a fallback) and when turned off. Those requests reach the server
+// handler chain has it (a rate limit keyed by a header, a balancer hashing
+// a header, a stripped prefix, a fallback) and when turned off. Those requests reach the server
 // with their header rebuilt (X-Custom, canonical), not as the client
 // spelled it.
 func TestDirectLaneOnlyWhereNothingNeedsTheRequest(t *testing.T) {
 	addr, heads := headBackend(t, directAnswer)
 	srv := "servers: [{url: 'http://" + addr + "'}]\n"
 	cases := map[string]string{
-		"turned off":       srv + "client: {direct_lane: false}\n",
-		"rate limit":       srv + "rate_limit: {requests_per_second: 1000, burst: 1000}\n",
-		"hash on a header": srv + "load_balancing: {strategy: consistent_hash, hash_key: 'header:X-User'}\n",
+		"turned off":           srv + "client: {direct_lane: false}\n",
+		"rate limit by header": srv + "rate_limit: {requests_per_second: 1000, burst: 1000, key: 'header:X-Api-Key'}\n",
+		"hash on a header":     srv + "load_balancing: {strategy: consistent_hash, hash_key: 'header:X-User'}\n",
 		"strip prefix": fmt.Sprintf(`upstreams: {api: {servers: [{url: 'http://%s'}], health_checks: {enabled: false}}}
 routes: [{match: {path_prefix: /p}, upstream: api, strip_prefix: true}]
 `, addr),
@@ -322,4 +322,37 @@ func TestDirectLaneLogs(t *testing.T) {
 			t.Errorf("log line lacks %s:\n%s", want, line)
 		}
 	}
+}
+
+// A rate limit keyed by the client's address holds on the lane as on the
+// usual path: the same statuses, RateLimit headers and 429.
+func TestDirectLaneRateLimits(t *testing.T) {
+	bothPaths(t, func(t *testing.T, extra string) {
+		addr, heads := headBackend(t, directAnswer)
+		p := startProxy(t, extra+"servers: [{url: 'http://"+addr+"'}]\nrate_limit: {requests_per_second: 0.01, burst: 2}\n")
+		c, err := net.Dial("tcp", p.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		var got []string
+		for range 3 {
+			res, body := rawExchange(t, c, br, "GET /x HTTP/1.1\r\nHost: h\r\nx-custom: a\r\n\r\n")
+			got = append(got, fmt.Sprint(res.StatusCode, " limit=", res.Header.Get("RateLimit-Limit"),
+				" remaining=", res.Header.Get("RateLimit-Remaining"), " retry=", res.Header.Get("Retry-After") != "", " ", strings.TrimSpace(body)))
+		}
+		want := []string{"200 limit=2 remaining=1 retry=false ok", "200 limit=2 remaining=0 retry=false ok",
+			"429 limit=2 remaining=0 retry=true 429 Too Many Requests: rate limit exceeded, retry later"}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("answers\n%q\nwant\n%q", got, want)
+		}
+		for range 2 {
+			head := nextHead(t, heads)
+			if lane := strings.Contains(head, "\r\nx-custom: a\r\n"); lane != (extra == "") {
+				t.Errorf("served by the lane: %v, want %v:\n%s", lane, extra == "", head)
+			}
+		}
+	})
 }

@@ -38,8 +38,8 @@ type runtime struct {
 	// upstream's; accessLog is the chain's, nil when off.
 	direct    bool
 	accessLog *middleware.AccessLog
-	directs   []*forward.Route
-	directAll *forward.Route
+	directs   []*laneRoute
+	directAll *laneRoute
 }
 
 type compiledUpstream struct {
@@ -67,7 +67,7 @@ func (s *Server) compile(cfg *config.Config) (*runtime, error) {
 
 	rules := make([]route.Rule, len(cfg.Routes))
 	rt.routes = make([]http.Handler, len(cfg.Routes))
-	rt.directs = make([]*forward.Route, len(cfg.Routes))
+	rt.directs = make([]*laneRoute, len(cfg.Routes))
 	for i, rc := range cfg.Routes {
 		rules[i] = route.Rule{Host: rc.Match.Host, PathPrefix: rc.Match.PathPrefix}
 		cu := rt.upstreams[rc.Upstream]
@@ -117,29 +117,38 @@ func (s *Server) compile(cfg *config.Config) (*runtime, error) {
 }
 
 // routeHandler is the forwarder of a route behind its rate limit: the
-// route's own, else its upstream's. direct is the forwarder again when the
-// route can serve the direct lane: no rate limit, and a forwarder and
-// balancer that need no more of a request than the lane has.
-func (s *Server) routeHandler(name string, cu *compiledUpstream, strip string, rl *config.RateLimit, fallback http.Handler) (h http.Handler, direct *forward.Route, err error) {
+// route's own, else its upstream's. direct is the route as the direct lane
+// serves it, nil when it cannot: its forwarder and balancer must need no
+// more of a request than the lane has, and so must a rate limit's key
+// (the client's address, not a header).
+func (s *Server) routeHandler(name string, cu *compiledUpstream, strip string, rl *config.RateLimit, fallback http.Handler) (h http.Handler, direct *laneRoute, err error) {
 	fr := forward.NewRoute(name, cu.fwd, strip, s.log)
 	if fallback != nil {
 		fr.SetFallback(fallback)
 	}
 	h = fr
+	if directBalancing(cu.cfg.LoadBalancing) && fr.DirectCapable() {
+		direct = &laneRoute{fr: fr}
+	}
 	if rl == nil {
 		rl = cu.cfg.RateLimit
 	}
 	if rl == nil {
-		if directBalancing(cu.cfg.LoadBalancing) && fr.DirectCapable() {
-			direct = fr
-		}
 		return h, direct, nil
 	}
 	l, err := s.limiter(name, rl)
 	if err != nil {
 		return nil, nil, err
 	}
-	return middleware.RateLimit(l.limiter, l.key, func() { s.metrics.RateLimited(name) })(h), nil, nil
+	onLimited := func() { s.metrics.RateLimited(name) }
+	if direct != nil {
+		if rl.Key == "ip" {
+			direct.limit, direct.onLimited = &l, onLimited
+		} else {
+			direct = nil
+		}
+	}
+	return middleware.RateLimit(l.limiter, l.key, onLimited)(h), direct, nil
 }
 
 // observe records a served request in the metrics.

@@ -141,12 +141,12 @@ func directHost(v []byte) bool {
 }
 
 // DirectCapable reports whether the route can serve the direct lane: no
-// path to strip, no fallback upstream (which needs the client's request
-// as it came), and every server of its upstream reached over plain HTTP
-// at its root by this package's own client. Whether the upstream's
-// balancer needs the request's header is for the caller to know.
+// fallback upstream (which needs the client's request as it came), and
+// every server of its upstream reached over plain HTTP at its root by
+// this package's own client. Whether the upstream's balancer needs the
+// request's header is for the caller to know.
 func (rt *Route) DirectCapable() bool {
-	if rt.stripPrefix != "" || rt.fallback != nil || rt.up.client() == nil {
+	if rt.fallback != nil || rt.up.client() == nil {
 		return false
 	}
 	for _, s := range rt.up.Pool.Servers {
@@ -155,6 +155,29 @@ func (rt *Route) DirectCapable() bool {
 		}
 	}
 	return true
+}
+
+// StripDirect removes the route's prefix, if it strips one, from the path
+// of a head DirectHead made, in place, as the usual path removes it from
+// the URL's: path is the request's path as DirectHead returned it, which
+// must not share head's memory. It returns the head.
+func (rt *Route) StripDirect(head, path []byte) []byte {
+	if rt.stripPrefix == "" {
+		return head
+	}
+	start := 0
+	for start < len(head) && head[start] != ' ' {
+		start++
+	}
+	start++ // the target follows the method and a space
+	stripped := strip(string(path), rt.stripPrefix)
+	if stripped == string(path) {
+		return head
+	}
+	// A stripped path is never longer: the head shrinks, in place.
+	n := copy(head[start:], stripped)
+	rest := copy(head[start+n:], head[start+len(path):])
+	return head[:start+n+rest]
 }
 
 // ServeDirect forwards a request of the direct lane: r is the client's

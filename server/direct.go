@@ -48,6 +48,7 @@ func (rt *runtime) serveDirect(s *Server, x *h1.Exchange) bool {
 		t.Drop()
 		return false
 	}
+	head = fr.fr.StripDirect(head, path)
 	*buf = head
 	info.Head = head
 

@@ -99,7 +99,7 @@ func TestDirectLaneForwardsTheHeadAsItCame(t *testing.T) {
 
 // The lane keeps out of the way of whatever needs the request as the
 // handler chain has it (a rate limit keyed by a header, a balancer hashing
-// a header, a stripped prefix, a fallback) and when turned off. Those requests reach the server
+// a header, a fallback) and when turned off. Those requests reach the server
 // with their header rebuilt (X-Custom, canonical), not as the client
 // spelled it.
 func TestDirectLaneOnlyWhereNothingNeedsTheRequest(t *testing.T) {
@@ -109,9 +109,6 @@ func TestDirectLaneOnlyWhereNothingNeedsTheRequest(t *testing.T) {
 		"turned off":           srv + "client: {direct_lane: false}\n",
 		"rate limit by header": srv + "rate_limit: {requests_per_second: 1000, burst: 1000, key: 'header:X-Api-Key'}\n",
 		"hash on a header":     srv + "load_balancing: {strategy: consistent_hash, hash_key: 'header:X-User'}\n",
-		"strip prefix": fmt.Sprintf(`upstreams: {api: {servers: [{url: 'http://%s'}], health_checks: {enabled: false}}}
-routes: [{match: {path_prefix: /p}, upstream: api, strip_prefix: true}]
-`, addr),
 		"fallback": fmt.Sprintf(`upstreams: {api: {servers: [{url: 'http://%s'}], health_checks: {enabled: false}}}
 routes: [{match: {path_prefix: /p}, upstream: api, fallback: {status: 503, body: down}}]
 `, addr),
@@ -355,4 +352,38 @@ func TestDirectLaneRateLimits(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A route's stripped prefix leaves the lane's head as it leaves the usual
+// path's request line.
+func TestDirectLaneStripsPrefixes(t *testing.T) {
+	targets := []string{"/p", "/p/", "/p/x", "/p/x/y.js?q=1&r=2", "/p?", "/p?q", "/p/?q=1"}
+	lines := map[string][]string{}
+	bothPaths(t, func(t *testing.T, extra string) {
+		addr, heads := headBackend(t, directAnswer)
+		p := startProxy(t, extra+fmt.Sprintf(`upstreams: {api: {servers: [{url: 'http://%s'}], health_checks: {enabled: false}}}
+routes: [{match: {path_prefix: /p}, upstream: api, strip_prefix: true}]
+`, addr))
+		c, err := net.Dial("tcp", p.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		for _, target := range targets {
+			if _, body := rawExchange(t, c, br, "GET "+target+" HTTP/1.1\r\nHost: h\r\nx-custom: a\r\n\r\n"); body != "ok" {
+				t.Fatalf("%s: answer %q", target, body)
+			}
+			head := nextHead(t, heads)
+			if lane := strings.Contains(head, "\r\nx-custom: a\r\n"); lane != (extra == "") {
+				t.Errorf("%s served by the lane: %v, want %v", target, lane, extra == "")
+			}
+			line, _, _ := strings.Cut(head, "\r\n")
+			lines[extra] = append(lines[extra], line)
+		}
+	})
+	if lane, usual := lines[""], lines["client: {direct_lane: false}\n"]; !reflect.DeepEqual(lane, usual) || len(lane) != len(targets) {
+		t.Errorf("request lines on the lane\n%q\non the usual path\n%q", lane, usual)
+	}
 }

@@ -14,8 +14,9 @@ import (
 // spelling, followed by the proxy's own, and no http.Request header map
 // is built, filled, copied, sorted and written out again. It serves only
 // requests whose forwarding needs nothing more: a GET or HEAD without a
-// body that carries none of the headers the proxy removes, rewrites or
-// acts on (hop-by-hop ones, forwarding headers, X-Request-Id, Pragma),
+// body that carries none of the headers the proxy removes or acts on
+// (hop-by-hop ones, X-Request-Id, Pragma; forwarding headers it handles
+// as the usual path does),
 // with a path and query the proxy sends as they are. Everything after the
 // head (choosing a server, retries, the relay, the answers the proxy
 // makes itself) is the same code as for any other request; see
@@ -58,9 +59,23 @@ func DirectHead(b []byte, x RawRequest, clientIP, requestID string) (head, host,
 	b = append(b, target...)
 	b = append(b, " HTTP/1.1\r\n"...)
 	agent := false
+	// A chain from proxies before us is kept and appended to, as the
+	// usual path does (joinChain), in one line after the client's.
+	var chainArr [4][]byte
+	chain := chainArr[:0]
 	for i := range x.Fields() {
 		name, value := x.Field(i)
 		switch {
+		case httpsyntax.EqualFold(name, "X-Forwarded-For"):
+			if len(chain) == len(chainArr) {
+				return b[:start], nil, nil, false
+			}
+			chain = append(chain, value)
+			continue
+		case httpsyntax.EqualFold(name, "X-Forwarded-Host"), httpsyntax.EqualFold(name, "X-Forwarded-Proto"),
+			httpsyntax.EqualFold(name, "Forwarded"):
+			// Set by the proxy, never trusted from the client.
+			continue
 		case httpsyntax.EqualFold(name, "Host"):
 			if !directHost(value) {
 				return b[:start], nil, nil, false
@@ -87,6 +102,10 @@ func DirectHead(b []byte, x RawRequest, clientIP, requestID string) (head, host,
 		return b[:start], nil, nil, false
 	}
 	b = append(b, "X-Forwarded-For: "...)
+	for _, v := range chain {
+		b = append(b, v...)
+		b = append(b, ", "...)
+	}
 	b = append(b, clientIP...)
 	b = append(b, "\r\nX-Forwarded-Host: "...)
 	b = append(b, host...)
@@ -97,13 +116,12 @@ func DirectHead(b []byte, x RawRequest, clientIP, requestID string) (head, host,
 }
 
 // notDirectNames are the request headers that keep a request from the
-// direct lane: hop-by-hop ones, those the proxy sets or appends to itself,
-// and those net/http's server reads (Pragma: no-cache adds a
+// direct lane: hop-by-hop ones, the request ID the proxy may keep or
+// replace, and those net/http's server reads (Pragma: no-cache adds a
 // Cache-Control; a Content-Length: 0 is not sent on).
 var notDirectNames = []string{
 	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-	"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
 	"X-Request-Id", "Pragma", "Expect", "Content-Length",
 }
 

@@ -99,6 +99,9 @@ func FuzzDirectHead(f *testing.F) {
 		"POST /x HTTP/1.1\r\nHost: h\r\n\r\n",
 		"GET /x HTTP/1.1\r\nHost: h\r\nX: caf\xc3\xa9\r\n\r\n",
 		"GET /x?y HTTP/1.1\r\nHost: h\r\nX-Request-Id: abc\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\nx-forwarded-for: 10.0.0.2, 10.0.0.3\r\nX-Forwarded-For:\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost: h\r\nForwarded: for=1.2.3.4\r\nX-Forwarded-Host: evil\r\nx-forwarded-proto: https\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: a\r\nX-Forwarded-For: b\r\nX-Forwarded-For: c\r\nX-Forwarded-For: d\r\nX-Forwarded-For: e\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}

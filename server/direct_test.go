@@ -106,9 +106,10 @@ func TestDirectLaneOnlyWhereNothingNeedsTheRequest(t *testing.T) {
 	addr, heads := headBackend(t, directAnswer)
 	srv := "servers: [{url: 'http://" + addr + "'}]\n"
 	cases := map[string]string{
-		"turned off":           srv + "client: {direct_lane: false}\n",
-		"rate limit by header": srv + "rate_limit: {requests_per_second: 1000, burst: 1000, key: 'header:X-Api-Key'}\n",
-		"hash on a header":     srv + "load_balancing: {strategy: consistent_hash, hash_key: 'header:X-User'}\n",
+		"turned off":                srv + "client: {direct_lane: false}\n",
+		"rate limit by header":      srv + "rate_limit: {requests_per_second: 1000, burst: 1000, key: 'header:X-Api-Key'}\n",
+		"rate limit behind proxies": srv + "rate_limit: {requests_per_second: 1000, burst: 1000, trusted_proxies: [10.0.0.0/8]}\n",
+		"hash on a header":          srv + "load_balancing: {strategy: consistent_hash, hash_key: 'header:X-User'}\n",
 		"fallback": fmt.Sprintf(`upstreams: {api: {servers: [{url: 'http://%s'}], health_checks: {enabled: false}}}
 routes: [{match: {path_prefix: /p}, upstream: api, fallback: {status: 503, body: down}}]
 `, addr),
@@ -385,5 +386,43 @@ routes: [{match: {path_prefix: /p}, upstream: api, strip_prefix: true}]
 	})
 	if lane, usual := lines[""], lines["client: {direct_lane: false}\n"]; !reflect.DeepEqual(lane, usual) || len(lane) != len(targets) {
 		t.Errorf("request lines on the lane\n%q\non the usual path\n%q", lane, usual)
+	}
+}
+
+// Forwarding headers from proxies in front: the chain is appended to and
+// the rest replaced, on the lane as on the usual path.
+func TestDirectLaneForwardingHeaders(t *testing.T) {
+	got := map[string]http.Header{}
+	bothPaths(t, func(t *testing.T, extra string) {
+		addr, heads := headBackend(t, directAnswer)
+		p := startProxy(t, extra+"servers: [{url: 'http://"+addr+"'}]\n")
+		c, err := net.Dial("tcp", p.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		rawExchange(t, c, bufio.NewReader(c), "GET /x HTTP/1.1\r\nHost: h\r\nx-custom: a\r\nX-Forwarded-For: 10.0.0.1\r\n"+
+			"x-forwarded-for: 10.0.0.2, 10.0.0.3\r\nX-Forwarded-Proto: https\r\nForwarded: for=1.2.3.4\r\nX-Forwarded-Host: evil\r\n\r\n")
+		head := nextHead(t, heads)
+		if lane := strings.Contains(head, "\r\nx-custom: a\r\n"); lane != (extra == "") {
+			t.Errorf("served by the lane: %v, want %v", lane, extra == "")
+		}
+		r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Header.Del("X-Request-Id")
+		got[extra] = r.Header
+	})
+	lane, usual := got[""], got["client: {direct_lane: false}\n"]
+	if !reflect.DeepEqual(lane, usual) {
+		t.Errorf("on the lane\n%v\non the usual path\n%v", lane, usual)
+	}
+	if v := lane.Values("X-Forwarded-For"); len(v) != 1 || v[0] != "10.0.0.1, 10.0.0.2, 10.0.0.3, 127.0.0.1" {
+		t.Errorf("X-Forwarded-For %q", v)
+	}
+	if lane.Get("X-Forwarded-Proto") != "http" || lane.Get("X-Forwarded-Host") != "h" || lane.Get("Forwarded") != "" {
+		t.Errorf("forwarding headers %v", lane)
 	}
 }

@@ -120,7 +120,7 @@ func (s *Server) compile(cfg *config.Config) (*runtime, error) {
 // route's own, else its upstream's. direct is the route as the direct lane
 // serves it, nil when it cannot: its forwarder and balancer must need no
 // more of a request than the lane has, and so must a rate limit's key
-// (the client's address, not a header).
+// (the client's address, with no proxies trusted to forward it).
 func (s *Server) routeHandler(name string, cu *compiledUpstream, strip string, rl *config.RateLimit, fallback http.Handler) (h http.Handler, direct *laneRoute, err error) {
 	fr := forward.NewRoute(name, cu.fwd, strip, s.log)
 	if fallback != nil {
@@ -142,7 +142,9 @@ func (s *Server) routeHandler(name string, cu *compiledUpstream, strip string, r
 	}
 	onLimited := func() { s.metrics.RateLimited(name) }
 	if direct != nil {
-		if rl.Key == "ip" {
+		// Behind trusted proxies the key is read from X-Forwarded-For,
+		// which the lane's request does not carry.
+		if rl.Key == "ip" && len(rl.TrustedProxies) == 0 {
 			direct.limit, direct.onLimited = &l, onLimited
 		} else {
 			direct = nil

@@ -15,8 +15,8 @@ import (
 // is built, filled, copied, sorted and written out again. It serves only
 // requests whose forwarding needs nothing more: a GET or HEAD without a
 // body that carries none of the headers the proxy removes or acts on
-// (hop-by-hop ones, X-Request-Id, Pragma; forwarding headers it handles
-// as the usual path does),
+// (hop-by-hop ones, Pragma; forwarding headers and X-Request-Id it
+// handles as the usual path does),
 // with a path and query the proxy sends as they are. Everything after the
 // head (choosing a server, retries, the relay, the answers the proxy
 // makes itself) is the same code as for any other request; see
@@ -34,14 +34,15 @@ type RawRequest interface {
 var _ RawRequest = (*h1.Exchange)(nil)
 
 // DirectHead appends to b the head a server gets for the request of x, and
-// returns it with the request's Host value and path. ok is false, and b
-// unchanged, for a request outside the direct lane, which then goes the
-// usual way.
-func DirectHead(b []byte, x RawRequest, clientIP, requestID string) (head, host, path []byte, ok bool) {
+// returns it with the request's Host value and path. The request ID sent
+// is the client's when it sent exactly one that is valid, returned as
+// clientID, else requestID. ok is false, and b unchanged, for a request
+// outside the direct lane, which then goes the usual way.
+func DirectHead(b []byte, x RawRequest, clientIP, requestID string) (head, host, path, clientID []byte, ok bool) {
 	start := len(b)
 	method := x.Method()
 	if string(method) != http.MethodGet && string(method) != http.MethodHead {
-		return b, nil, nil, false
+		return b, nil, nil, nil, false
 	}
 	target := x.Target()
 	path, query := target, []byte(nil)
@@ -52,13 +53,13 @@ func DirectHead(b []byte, x RawRequest, clientIP, requestID string) (head, host,
 		}
 	}
 	if len(path) == 0 || path[0] != '/' || !httpsyntax.PlainPath(path) || !queryClean(query) {
-		return b, nil, nil, false
+		return b, nil, nil, nil, false
 	}
 	b = append(b, method...)
 	b = append(b, ' ')
 	b = append(b, target...)
 	b = append(b, " HTTP/1.1\r\n"...)
-	agent := false
+	agent, ids := false, 0
 	// A chain from proxies before us is kept and appended to, as the
 	// usual path does (joinChain), in one line after the client's.
 	var chainArr [4][]byte
@@ -68,7 +69,7 @@ func DirectHead(b []byte, x RawRequest, clientIP, requestID string) (head, host,
 		switch {
 		case httpsyntax.EqualFold(name, "X-Forwarded-For"):
 			if len(chain) == len(chainArr) {
-				return b[:start], nil, nil, false
+				return b[:start], nil, nil, nil, false
 			}
 			chain = append(chain, value)
 			continue
@@ -76,22 +77,28 @@ func DirectHead(b []byte, x RawRequest, clientIP, requestID string) (head, host,
 			httpsyntax.EqualFold(name, "Forwarded"):
 			// Set by the proxy, never trusted from the client.
 			continue
+		case httpsyntax.EqualFold(name, "X-Request-Id"):
+			// Kept when it is the only one and valid, as Track keeps it;
+			// written with the proxy's own header below.
+			ids++
+			clientID = value
+			continue
 		case httpsyntax.EqualFold(name, "Host"):
 			if !directHost(value) {
-				return b[:start], nil, nil, false
+				return b[:start], nil, nil, nil, false
 			}
 			host = value
 		case httpsyntax.EqualFold(name, "User-Agent"):
 			// The usual path sends the first one only, and none when it
 			// is empty.
 			if agent || len(value) == 0 {
-				return b[:start], nil, nil, false
+				return b[:start], nil, nil, nil, false
 			}
 			agent = true
 		case notDirect(name) || !token(name):
 			// A name net/http would not send on is for the usual path to
 			// drop; h1 takes none.
-			return b[:start], nil, nil, false
+			return b[:start], nil, nil, nil, false
 		}
 		b = append(b, name...)
 		b = append(b, ": "...)
@@ -99,7 +106,7 @@ func DirectHead(b []byte, x RawRequest, clientIP, requestID string) (head, host,
 		b = append(b, "\r\n"...)
 	}
 	if host == nil {
-		return b[:start], nil, nil, false
+		return b[:start], nil, nil, nil, false
 	}
 	b = append(b, "X-Forwarded-For: "...)
 	for _, v := range chain {
@@ -110,19 +117,23 @@ func DirectHead(b []byte, x RawRequest, clientIP, requestID string) (head, host,
 	b = append(b, "\r\nX-Forwarded-Host: "...)
 	b = append(b, host...)
 	b = append(b, "\r\nX-Forwarded-Proto: http\r\nX-Request-Id: "...)
-	b = append(b, requestID...)
+	if ids != 1 || !httpsyntax.RequestID(clientID) {
+		clientID = nil
+		b = append(b, requestID...)
+	} else {
+		b = append(b, clientID...)
+	}
 	b = append(b, "\r\n\r\n"...)
-	return b, host, path, true
+	return b, host, path, clientID, true
 }
 
 // notDirectNames are the request headers that keep a request from the
-// direct lane: hop-by-hop ones, the request ID the proxy may keep or
-// replace, and those net/http's server reads (Pragma: no-cache adds a
+// direct lane: hop-by-hop ones, and those net/http's server reads (Pragma: no-cache adds a
 // Cache-Control; a Content-Length: 0 is not sent on).
 var notDirectNames = []string{
 	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-	"X-Request-Id", "Pragma", "Expect", "Content-Length",
+	"Pragma", "Expect", "Content-Length",
 }
 
 func notDirect(name []byte) bool {

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"reflect"
 	"testing"
+
+	"github.com/tbsphathuynh/proxy/internal/httpsyntax"
 )
 
 // rawHead is a RawRequest over a head as it was written.
@@ -99,6 +101,9 @@ func FuzzDirectHead(f *testing.F) {
 		"POST /x HTTP/1.1\r\nHost: h\r\n\r\n",
 		"GET /x HTTP/1.1\r\nHost: h\r\nX: caf\xc3\xa9\r\n\r\n",
 		"GET /x?y HTTP/1.1\r\nHost: h\r\nX-Request-Id: abc\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost: h\r\nX-Request-Id: a\r\nx-request-id: b\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost: h\r\nX-Request-Id: has space\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost: h\r\nX-Request-Id:\r\n\r\n",
 		"GET /x HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\nx-forwarded-for: 10.0.0.2, 10.0.0.3\r\nX-Forwarded-For:\r\n\r\n",
 		"GET /x HTTP/1.1\r\nHost: h\r\nForwarded: for=1.2.3.4\r\nX-Forwarded-Host: evil\r\nx-forwarded-proto: https\r\n\r\n",
 		"GET /x HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: a\r\nX-Forwarded-For: b\r\nX-Forwarded-For: c\r\nX-Forwarded-For: d\r\nX-Forwarded-For: e\r\n\r\n",
@@ -115,7 +120,7 @@ func FuzzDirectHead(f *testing.F) {
 			return
 		}
 		const ip, id = "192.0.2.1", "0123456789abcdef0123456789abcdef"
-		got, host, path, ok := DirectHead([]byte("kept"), raw, ip, id)
+		got, host, path, clientID, ok := DirectHead([]byte("kept"), raw, ip, id)
 		if !ok {
 			if string(got) != "kept" {
 				t.Fatalf("declined, but left %q in the buffer", got)
@@ -125,8 +130,16 @@ func FuzzDirectHead(f *testing.F) {
 		if string(host) != req.Host || string(path) != req.URL.Path {
 			t.Errorf("host %q and path %q, the request has %q and %q", host, path, req.Host, req.URL.Path)
 		}
+		// Track keeps a client's only request ID when it is valid.
+		wantID := id
+		if v := req.Header["X-Request-Id"]; len(v) == 1 && httpsyntax.RequestID(v[0]) {
+			wantID = v[0]
+		}
+		if gotID := string(clientID); clientID == nil && wantID != id || clientID != nil && gotID != wantID {
+			t.Errorf("client's request ID %q, Track keeps %q", clientID, wantID)
+		}
 		lane := readHead(t, bytes.TrimPrefix(got, []byte("kept")))
-		usual := readHead(t, usualHead(t, req, ip, id))
+		usual := readHead(t, usualHead(t, req, ip, wantID))
 		if lane.Method != usual.Method || lane.RequestURI != usual.RequestURI || lane.Host != usual.Host {
 			t.Errorf("lane sends %s %s to %s, the usual path %s %s to %s",
 				lane.Method, lane.RequestURI, lane.Host, usual.Method, usual.RequestURI, usual.Host)

@@ -100,6 +100,13 @@ func Begin() Tracked {
 // Info is the request's record.
 func (t Tracked) Info() *reqinfo.Info { return &t.ex.info }
 
+// KeepID makes id, the client's own, the request's ID instead of the new
+// one, as Track keeps a client's valid X-Request-Id. Call it before Answer.
+func (t Tracked) KeepID(id string) {
+	t.ex.id = []string{id}
+	t.ex.info.RequestID = id
+}
+
 // Answer returns the writer to answer through, over w.
 func (t Tracked) Answer(w http.ResponseWriter) http.ResponseWriter {
 	t.ex.rw = responseWriter{ResponseWriter: w}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync"
 	"unsafe"
+
+	"github.com/tbsphathuynh/proxy/internal/httpsyntax"
 )
 
 // RequestIDHeader carries the request ID to servers and back to the client.
@@ -25,17 +27,7 @@ func requestID(r *http.Request) []string {
 	return newIDValue()
 }
 
-func validID(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] > '~' {
-			return false
-		}
-	}
-	return true
-}
+func validID(s string) bool { return httpsyntax.RequestID(s) }
 
 // NewID returns a random 128-bit ID in hex. math/rand/v2's generator is
 // seeded from the OS and unpredictable enough for correlation IDs, at a

@@ -32,7 +32,7 @@ func (rt *runtime) serveDirect(s *Server, x *h1.Exchange) bool {
 	t := middleware.Begin()
 	info := t.Info()
 	buf := forward.DirectBuffer()
-	head, host, path, ok := forward.DirectHead((*buf)[:0], x, clientIP(x.RemoteAddr()), info.RequestID)
+	head, host, path, clientID, ok := forward.DirectHead((*buf)[:0], x, clientIP(x.RemoteAddr()), info.RequestID)
 	var fr *laneRoute
 	if ok {
 		// Neither string outlives the call: the views save copying them.
@@ -51,6 +51,9 @@ func (rt *runtime) serveDirect(s *Server, x *h1.Exchange) bool {
 	head = fr.fr.StripDirect(head, path)
 	*buf = head
 	info.Head = head
+	if clientID != nil {
+		t.KeepID(string(clientID))
+	}
 
 	w := t.Answer(x.ResponseWriter())
 	r := x.Request()

@@ -426,3 +426,38 @@ func TestDirectLaneForwardingHeaders(t *testing.T) {
 		t.Errorf("forwarding headers %v", lane)
 	}
 }
+
+// A client's own valid request ID is kept, on the lane as on the usual
+// path: the server gets it and the client gets it back; two IDs, or an
+// odd one, are replaced.
+func TestDirectLaneKeepsTheClientsRequestID(t *testing.T) {
+	bothPaths(t, func(t *testing.T, extra string) {
+		addr, heads := headBackend(t, directAnswer)
+		p := startProxy(t, extra+"servers: [{url: 'http://"+addr+"'}]\n")
+		c, err := net.Dial("tcp", p.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		for _, tc := range []struct{ ids, want string }{
+			{"X-Request-Id: client-1\r\n", "client-1"},
+			{"x-request-id: a\r\nX-Request-Id: b\r\n", ""},
+			{"X-Request-Id: has space\r\n", ""},
+		} {
+			res, _ := rawExchange(t, c, br, "GET /x HTTP/1.1\r\nHost: h\r\nx-custom: a\r\n"+tc.ids+"\r\n")
+			head := nextHead(t, heads)
+			if lane := strings.Contains(head, "\r\nx-custom: a\r\n"); lane != (extra == "") {
+				t.Errorf("%q: served by the lane: %v, want %v", tc.ids, lane, extra == "")
+			}
+			id := res.Header.Get("X-Request-Id")
+			if tc.want != "" && id != tc.want || tc.want == "" && (len(id) != 32 || strings.Contains(tc.ids, id)) {
+				t.Errorf("%q: the client got back ID %q", tc.ids, id)
+			}
+			if strings.Count(head, "X-Request-Id: ") != 1 || !strings.Contains(head, "\r\nX-Request-Id: "+id+"\r\n") {
+				t.Errorf("%q: the server got\n%s\nwant the one ID %q", tc.ids, head, id)
+			}
+		}
+	})
+}

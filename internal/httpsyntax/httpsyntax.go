@@ -110,3 +110,18 @@ func AppendFieldValue(b []byte, v string) []byte {
 }
 
 func isASCIISpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// RequestID reports whether s is a request ID the proxy keeps from a
+// client: 1 to 128 visible ASCII characters, which a log line can carry
+// as they are.
+func RequestID[T string | []byte](s T) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}

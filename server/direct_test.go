@@ -61,13 +61,7 @@ var requestIDLine = regexp.MustCompile(`X-Request-Id: ([0-9a-f]{32})\r\n`)
 func TestDirectLaneForwardsTheHeadAsItCame(t *testing.T) {
 	addr, heads := headBackend(t, directAnswer)
 	p := startProxy(t, "servers: [{url: 'http://"+addr+"'}]\n")
-	c, err := net.Dial("tcp", p.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(c)
+	c, br := dialProxy(t, p)
 
 	res, body := rawExchange(t, c, br, "GET /p/a.js?q=1&r=2 HTTP/1.1\r\nHost: example.com\r\nx-custom: a\r\nUser-Agent: t\r\nAccept: */*\r\n\r\n")
 	head := nextHead(t, heads)
@@ -116,13 +110,8 @@ routes: [{match: {path_prefix: /p}, upstream: api, fallback: {status: 503, body:
 	}
 	get := func(t *testing.T, p *Server) string {
 		t.Helper()
-		c, err := net.Dial("tcp", p.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, body := rawExchange(t, c, bufio.NewReader(c), "GET /p/x HTTP/1.1\r\nHost: h\r\nx-custom: a\r\n\r\n"); body != "ok" {
+		c, br := dialProxy(t, p)
+		if _, body := rawExchange(t, c, br, "GET /p/x HTTP/1.1\r\nHost: h\r\nx-custom: a\r\n\r\n"); body != "ok" {
 			t.Errorf("answer %q", body)
 		}
 		return nextHead(t, heads)
@@ -250,13 +239,8 @@ func TestDirectLaneRelaysAnswersAsTheUsualPath(t *testing.T) {
 		t.Helper()
 		addr, heads := headBackend(t, answer)
 		p := startProxy(t, extra+"servers: [{url: 'http://"+addr+"'}]\n")
-		c, err := net.Dial("tcp", p.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		res, body := rawExchange(t, c, bufio.NewReader(c), "GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+		c, br := dialProxy(t, p)
+		res, body := rawExchange(t, c, br, "GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
 		head := nextHead(t, heads)
 		h := res.Header.Clone()
 		// The request ID is new each time, and so is the Date the proxy
@@ -297,13 +281,8 @@ func TestDirectLaneLogs(t *testing.T) {
 	addr, heads := headBackend(t, directAnswer)
 	logFile := filepath.Join(t.TempDir(), "access.log")
 	p := startProxy(t, "servers: [{url: 'http://"+addr+"', name: be}]\nlogging: {access_log: '"+logFile+"', format: json}\n")
-	c, err := net.Dial("tcp", p.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	res, _ := rawExchange(t, c, bufio.NewReader(c), "GET /logged/x?q=1 HTTP/1.1\r\nHost: example.com\r\nx-custom: a\r\n\r\n")
+	c, br := dialProxy(t, p)
+	res, _ := rawExchange(t, c, br, "GET /logged/x?q=1 HTTP/1.1\r\nHost: example.com\r\nx-custom: a\r\n\r\n")
 	if head := nextHead(t, heads); !strings.Contains(head, "\r\nx-custom: a\r\n") {
 		t.Fatalf("not the lane:\n%s", head)
 	}
@@ -328,13 +307,7 @@ func TestDirectLaneRateLimits(t *testing.T) {
 	bothPaths(t, func(t *testing.T, extra string) {
 		addr, heads := headBackend(t, directAnswer)
 		p := startProxy(t, extra+"servers: [{url: 'http://"+addr+"'}]\nrate_limit: {requests_per_second: 0.01, burst: 2}\n")
-		c, err := net.Dial("tcp", p.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		br := bufio.NewReader(c)
+		c, br := dialProxy(t, p)
 		var got []string
 		for range 3 {
 			res, body := rawExchange(t, c, br, "GET /x HTTP/1.1\r\nHost: h\r\nx-custom: a\r\n\r\n")
@@ -348,9 +321,7 @@ func TestDirectLaneRateLimits(t *testing.T) {
 		}
 		for range 2 {
 			head := nextHead(t, heads)
-			if lane := strings.Contains(head, "\r\nx-custom: a\r\n"); lane != (extra == "") {
-				t.Errorf("served by the lane: %v, want %v:\n%s", lane, extra == "", head)
-			}
+			checkLane(t, head, extra == "")
 		}
 	})
 }
@@ -365,21 +336,13 @@ func TestDirectLaneStripsPrefixes(t *testing.T) {
 		p := startProxy(t, extra+fmt.Sprintf(`upstreams: {api: {servers: [{url: 'http://%s'}], health_checks: {enabled: false}}}
 routes: [{match: {path_prefix: /p}, upstream: api, strip_prefix: true}]
 `, addr))
-		c, err := net.Dial("tcp", p.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		br := bufio.NewReader(c)
+		c, br := dialProxy(t, p)
 		for _, target := range targets {
 			if _, body := rawExchange(t, c, br, "GET "+target+" HTTP/1.1\r\nHost: h\r\nx-custom: a\r\n\r\n"); body != "ok" {
 				t.Fatalf("%s: answer %q", target, body)
 			}
 			head := nextHead(t, heads)
-			if lane := strings.Contains(head, "\r\nx-custom: a\r\n"); lane != (extra == "") {
-				t.Errorf("%s served by the lane: %v, want %v", target, lane, extra == "")
-			}
+			checkLane(t, head, extra == "")
 			line, _, _ := strings.Cut(head, "\r\n")
 			lines[extra] = append(lines[extra], line)
 		}
@@ -396,18 +359,11 @@ func TestDirectLaneForwardingHeaders(t *testing.T) {
 	bothPaths(t, func(t *testing.T, extra string) {
 		addr, heads := headBackend(t, directAnswer)
 		p := startProxy(t, extra+"servers: [{url: 'http://"+addr+"'}]\n")
-		c, err := net.Dial("tcp", p.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		rawExchange(t, c, bufio.NewReader(c), "GET /x HTTP/1.1\r\nHost: h\r\nx-custom: a\r\nX-Forwarded-For: 10.0.0.1\r\n"+
+		c, br := dialProxy(t, p)
+		rawExchange(t, c, br, "GET /x HTTP/1.1\r\nHost: h\r\nx-custom: a\r\nX-Forwarded-For: 10.0.0.1\r\n"+
 			"x-forwarded-for: 10.0.0.2, 10.0.0.3\r\nX-Forwarded-Proto: https\r\nForwarded: for=1.2.3.4\r\nX-Forwarded-Host: evil\r\n\r\n")
 		head := nextHead(t, heads)
-		if lane := strings.Contains(head, "\r\nx-custom: a\r\n"); lane != (extra == "") {
-			t.Errorf("served by the lane: %v, want %v", lane, extra == "")
-		}
+		checkLane(t, head, extra == "")
 		r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head)))
 		if err != nil {
 			t.Fatal(err)
@@ -434,13 +390,7 @@ func TestDirectLaneKeepsTheClientsRequestID(t *testing.T) {
 	bothPaths(t, func(t *testing.T, extra string) {
 		addr, heads := headBackend(t, directAnswer)
 		p := startProxy(t, extra+"servers: [{url: 'http://"+addr+"'}]\n")
-		c, err := net.Dial("tcp", p.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		br := bufio.NewReader(c)
+		c, br := dialProxy(t, p)
 		for _, tc := range []struct{ ids, want string }{
 			{"X-Request-Id: client-1\r\n", "client-1"},
 			{"x-request-id: a\r\nX-Request-Id: b\r\n", ""},
@@ -448,9 +398,7 @@ func TestDirectLaneKeepsTheClientsRequestID(t *testing.T) {
 		} {
 			res, _ := rawExchange(t, c, br, "GET /x HTTP/1.1\r\nHost: h\r\nx-custom: a\r\n"+tc.ids+"\r\n")
 			head := nextHead(t, heads)
-			if lane := strings.Contains(head, "\r\nx-custom: a\r\n"); lane != (extra == "") {
-				t.Errorf("%q: served by the lane: %v, want %v", tc.ids, lane, extra == "")
-			}
+			checkLane(t, head, extra == "")
 			id := res.Header.Get("X-Request-Id")
 			if tc.want != "" && id != tc.want || tc.want == "" && (len(id) != 32 || strings.Contains(tc.ids, id)) {
 				t.Errorf("%q: the client got back ID %q", tc.ids, id)
@@ -460,4 +408,26 @@ func TestDirectLaneKeepsTheClientsRequestID(t *testing.T) {
 			}
 		}
 	})
+}
+
+// dialProxy opens a raw client connection to p, closed when the test ends.
+func dialProxy(t *testing.T, p *Server) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c, bufio.NewReader(c)
+}
+
+// checkLane reports whether a request head a server got came by the lane,
+// as want says it should: the lane keeps the client's lower-case
+// x-custom, the usual path canonicalizes it.
+func checkLane(t *testing.T, head string, want bool) {
+	t.Helper()
+	if lane := strings.Contains(head, "\r\nx-custom: a\r\n"); lane != want {
+		t.Errorf("served by the lane: %v, want %v:\n%s", lane, want, head)
+	}
 }

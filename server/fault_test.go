@@ -355,6 +355,8 @@ func TestMaxConnectionsHoldsUnderConcurrency(t *testing.T) {
 		}()
 	}
 	waitFor(t, "8 requests refused as full", func() bool { return full.Load() == 8 })
+	// The 2 let through may still be on their way to the server.
+	waitFor(t, "2 requests at the server", func() bool { return cur.Load() == 2 })
 	close(release)
 	wg.Wait()
 	if peak.Load() != 2 {

@@ -17,8 +17,9 @@ import (
 // forward head to head (forward.DirectHead), on a route that can serve
 // it, goes straight to the route's forwarder with a record tracked, and
 // logged, as Track does; anything else goes through the handler chain as
-// usual. The lane is off while tracing is on, which reads and rewrites
-// the request's header. docs/performance.md has what it saves.
+// usual. The lane is off when client.direct_lane says so, and while
+// tracing is on, which reads and rewrites the request's header.
+// docs/performance.md has what it saves.
 
 // ServeDirect implements h1.Direct.
 func (s *Server) ServeDirect(x *h1.Exchange) bool {
@@ -33,22 +34,22 @@ func (rt *runtime) serveDirect(s *Server, x *h1.Exchange) bool {
 	info := t.Info()
 	buf := forward.DirectBuffer()
 	head, host, path, clientID, ok := forward.DirectHead((*buf)[:0], x, clientIP(x.RemoteAddr()), info.RequestID)
-	var fr *laneRoute
+	var lr *laneRoute
 	if ok {
 		// Neither string outlives the call: the views save copying them.
 		if i := rt.table.MatchHostPath(stringView(host), stringView(path)); i >= 0 {
-			fr = rt.directs[i]
+			lr = rt.directs[i]
 		} else {
-			fr = rt.directAll
+			lr = rt.directAll
 		}
 	}
-	if fr == nil {
+	if lr == nil {
 		*buf = head[:0]
 		forward.PutDirectBuffer(buf, info)
 		t.Drop()
 		return false
 	}
-	head = fr.fr.StripDirect(head, path)
+	head = lr.fr.StripDirect(head, path)
 	*buf = head
 	info.Head = head
 	if clientID != nil {
@@ -68,7 +69,7 @@ func (rt *runtime) serveDirect(s *Server, x *h1.Exchange) bool {
 			middleware.Recovered(s.log, v, w, r.Method, string(path))
 		}
 	}()
-	fr.serve(w, r, info)
+	lr.serve(w, r, info)
 	return true
 }
 

@@ -16,8 +16,8 @@ import (
 // requests whose forwarding needs nothing more: a GET or HEAD without a
 // body that carries none of the headers the proxy removes or acts on
 // (hop-by-hop ones, Pragma; forwarding headers and X-Request-Id it
-// handles as the usual path does),
-// with a path and query the proxy sends as they are. Everything after the
+// handles as the usual path does), with a path and query the proxy sends
+// as they are. Everything after the
 // head (choosing a server, retries, the relay, the answers the proxy
 // makes itself) is the same code as for any other request; see
 // docs/performance.md for what it saves.

@@ -172,7 +172,6 @@ func parseResponseHead(p []byte, br *bufio.Reader, req *http.Request, fr *fastRe
 	// call, so it is kept small; a longer head moves to the heap.
 	var arr [stackRespFields]field
 	fields := arr[:0]
-	nf := 0
 	clField := -1
 	var cl int64
 	hasClose, sawPragma, noCache, hasCacheControl := false, false, false, false
@@ -187,7 +186,7 @@ func parseResponseHead(p []byte, br *bufio.Reader, req *http.Request, fr *fastRe
 			i += 2
 			break
 		}
-		if nf == maxRespFields {
+		if len(fields) == maxRespFields {
 			return nil, 0
 		}
 		f := field{k0: int32(i), canonical: true}
@@ -235,7 +234,7 @@ func parseResponseHead(p []byte, br *bufio.Reader, req *http.Request, fr *fastRe
 				}
 				cl = cl*10 + int64(c-'0')
 			}
-			clField = nf
+			clField = len(fields)
 		case httpsyntax.EqualFold(name, "Transfer-Encoding"):
 			return nil, 0
 		case httpsyntax.EqualFold(name, "Connection"):
@@ -250,7 +249,6 @@ func parseResponseHead(p []byte, br *bufio.Reader, req *http.Request, fr *fastRe
 			hasCacheControl = true
 		}
 		fields = append(fields, f)
-		nf++
 	}
 	n := i
 
@@ -259,7 +257,7 @@ func parseResponseHead(p []byte, br *bufio.Reader, req *http.Request, fr *fastRe
 	var sb strings.Builder
 	sb.Grow(n)
 	last := 0
-	for _, f := range fields[:nf] {
+	for _, f := range fields {
 		if f.canonical {
 			continue
 		}
@@ -285,12 +283,12 @@ func parseResponseHead(p []byte, br *bufio.Reader, req *http.Request, fr *fastRe
 	noCache = noCache && !hasCacheControl
 	hasBody := code != http.StatusNoContent && code != http.StatusNotModified && (clField < 0 || cl > 0)
 	var h http.Header
-	if nf <= stackRespFields {
-		fr.hasRaw, fr.head, fr.nfields, fr.noCache, fr.hasClose = true, s, nf, noCache, hasClose
+	if len(fields) <= stackRespFields {
+		fr.hasRaw, fr.head, fr.nfields, fr.noCache, fr.hasClose = true, s, len(fields), noCache, hasClose
 		copy(fr.fields[:], fields)
 	}
 	if !fr.lazy || !fr.hasRaw || !hasBody {
-		h = buildHeader(s, fields[:nf], fr.vals[:], noCache, hasClose)
+		h = buildHeader(s, fields, fr.vals[:], noCache, hasClose)
 	}
 
 	res := &fr.res

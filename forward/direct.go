@@ -236,7 +236,14 @@ func DirectBuffer() *[]byte { return directHeads.Get().(*[]byte) }
 // PutDirectBuffer returns a buffer DirectBuffer lent, unless a transport
 // may still hold the head written in it (see reqinfo.Info.Transported).
 func PutDirectBuffer(b *[]byte, info *reqinfo.Info) {
-	if info.Transported || cap(*b) > 64<<10 {
+	if !info.Transported {
+		putBuffer(b)
+	}
+}
+
+// putBuffer returns a buffer to directHeads, unless a huge head grew it.
+func putBuffer(b *[]byte) {
+	if cap(*b) > 64<<10 {
 		return
 	}
 	*b = (*b)[:0]

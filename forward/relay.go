@@ -47,7 +47,7 @@ func (rt *Route) relay(w http.ResponseWriter, r *http.Request, res *http.Respons
 
 	w.WriteHeader(res.StatusCode)
 	if lines != nil {
-		putLines(lines)
+		putBuffer(lines)
 	}
 
 	flush := flushEach(res.ContentLength, contentType)
@@ -176,7 +176,7 @@ type rawHeaderSetter interface {
 // client parsed to the writer under w that takes them as they are, for its
 // next WriteHeader: the direct lane's relay, which so skips copying the
 // response's header map into the writer's and the writer's walking and
-// sorting it again. It returns the buffer holding the lines, for putLines
+// sorting it again. It returns the buffer holding the lines, for putBuffer
 // once WriteHeader is done, or nil, having set nothing, for a response or
 // a writer outside that case.
 func setRawHeader(w http.ResponseWriter, res *http.Response) (buf *[]byte, contentType string) {
@@ -194,7 +194,7 @@ func setRawHeader(w http.ResponseWriter, res *http.Response) (buf *[]byte, conte
 	if ok && rs.SetRawHeader(res.StatusCode, lines, res.ContentLength, hasType, encoding, date) {
 		return buf, typ
 	}
-	putLines(buf)
+	putBuffer(buf)
 	return nil, ""
 }
 
@@ -210,16 +210,6 @@ func rawOf(res *http.Response) *fastResponse {
 		return nil
 	}
 	return b.raw
-}
-
-// putLines returns a buffer of response lines to its pool, unless a huge
-// head grew it.
-func putLines(buf *[]byte) {
-	if cap(*buf) > 64<<10 {
-		return
-	}
-	*buf = (*buf)[:0]
-	directHeads.Put(buf)
 }
 
 func findRawSetter(w http.ResponseWriter) rawHeaderSetter {

@@ -38,7 +38,7 @@ func Track(log *AccessLog, observe Observe) Middleware {
 			w.Header()[RequestIDHeader] = id
 			// A handler that aborts the response (http.ErrAbortHandler, a
 			// server's body cut short) is still logged and counted.
-			defer ex.finish(r, log, observe)
+			defer ex.finish(r, nil, nil, log, observe)
 
 			if ctx := reqinfo.With(r.Context(), &ex.info); ctx != r.Context() {
 				r = r.WithContext(ctx)
@@ -48,14 +48,28 @@ func Track(log *AccessLog, observe Observe) Middleware {
 	}
 }
 
-// finish logs and observes the exchange, then returns it to the pool.
-func (ex *exchange) finish(r *http.Request, log *AccessLog, observe Observe) {
+// finish logs and observes the exchange, then returns it to the pool. A
+// request of the direct lane, which has no Host or URL path, has them in
+// host and path, made strings only for a line that is written; other
+// requests pass nil.
+func (ex *exchange) finish(r *http.Request, host, path []byte, log *AccessLog, observe Observe) {
 	d := time.Since(ex.info.Start)
 	status := ex.status()
 	if log != nil && log.sampled(status, &ex.info) {
+		if host != nil {
+			r.Host = string(host)
+			if r.URL != nil {
+				r.URL.Path = string(path)
+			}
+		}
 		log.write(r, &ex.info, status, ex.rw.bytes, d)
 	}
-	ex.end(r.Context(), r.Method, status, d, observe)
+	if observe != nil {
+		observe(&ex.info, r.Method, status, ex.rw.bytes, d)
+	}
+	reqinfo.Release(r.Context(), &ex.info)
+	*ex = exchange{}
+	exchanges.Put(ex)
 }
 
 // status is the exchange's status for logs and metrics: 499 when the
@@ -68,16 +82,6 @@ func (ex *exchange) status() int {
 		return 499
 	}
 	return http.StatusOK
-}
-
-// end observes the exchange and returns it to the pool.
-func (ex *exchange) end(ctx context.Context, method string, status int, d time.Duration, observe Observe) {
-	if observe != nil {
-		observe(&ex.info, method, status, ex.rw.bytes, d)
-	}
-	reqinfo.Release(ctx, &ex.info)
-	*ex = exchange{}
-	exchanges.Put(ex)
 }
 
 // Tracked is a request of the direct lane (see h1.Direct), which has no
@@ -117,20 +121,9 @@ func (t Tracked) Answer(w http.ResponseWriter) http.ResponseWriter {
 // End writes the access log line of the request once answered (unless
 // log is nil), observes it and releases its record from r's context, where
 // it was put. r is the lane's request, without a Host or URL path: the
-// line takes them from host and path, made strings only for a line that
-// is written.
+// line takes them from host and path.
 func (t Tracked) End(r *http.Request, host, path []byte, log *AccessLog, observe Observe) {
-	ex := t.ex
-	d := time.Since(ex.info.Start)
-	status := ex.status()
-	if log != nil && log.sampled(status, &ex.info) {
-		r.Host = string(host)
-		if r.URL != nil {
-			r.URL.Path = string(path)
-		}
-		log.write(r, &ex.info, status, ex.rw.bytes, d)
-	}
-	ex.end(r.Context(), r.Method, status, d, observe)
+	t.ex.finish(r, host, path, log, observe)
 }
 
 // Drop forgets a request that was not answered.

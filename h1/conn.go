@@ -416,16 +416,24 @@ func (c *conn) runHandler(w *response, r *http.Request) (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			ok = false
-			if v != http.ErrAbortHandler {
-				const size = 64 << 10
-				buf := make([]byte, size)
-				buf = buf[:runtime.Stack(buf, false)]
-				c.srv.logf("h1: panic serving %v: %v\n%s", c.remoteAddr, v, buf)
-			}
+			c.logPanic(v)
 		}
 	}()
 	c.srv.hs.Handler.ServeHTTP(w, r)
 	return true
+}
+
+// logPanic logs a handler's panic v with its stack, as net/http does,
+// unless it is http.ErrAbortHandler, which only cuts the response off.
+// It must run in the deferred function that recovered v.
+func (c *conn) logPanic(v any) {
+	if v == http.ErrAbortHandler {
+		return
+	}
+	const size = 64 << 10
+	buf := make([]byte, size)
+	buf = buf[:runtime.Stack(buf, false)]
+	c.srv.logf("h1: panic serving %v: %v\n%s", c.remoteAddr, v, buf)
 }
 
 // armWatch starts the timer after which a read watches for the client

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"runtime"
 )
 
 // Direct serves requests from their raw heads, before any http.Request is
@@ -141,12 +140,7 @@ func (c *conn) serveDirect(d Direct, st *reqState, n int) (served, keep bool) {
 				x.w.abort()
 			}
 			served, keep = true, false
-			if v != http.ErrAbortHandler {
-				const size = 64 << 10
-				buf := make([]byte, size)
-				buf = buf[:runtime.Stack(buf, false)]
-				c.srv.logf("h1: panic serving %v: %v\n%s", c.remoteAddr, v, buf)
-			}
+			c.logPanic(v)
 		}
 		*x = Exchange{}
 	}()

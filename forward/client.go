@@ -11,7 +11,6 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/tbsphathuynh/proxy/internal/donehook"
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
+	"github.com/tbsphathuynh/proxy/internal/sched"
 )
 
 // client sends body-less plain-HTTP/1.1 requests (the bulk of proxied
@@ -80,6 +80,19 @@ type pconn struct {
 	// nanoseconds, while no other deadline has been set since; 0 when
 	// unknown.
 	headerUntil atomic.Int64
+
+	// The exchange's reads (readBusy): busy says whether the scheduler
+	// was busy at the last yield, spins counts the reads retried since
+	// the one after the request was written; raw, readFn and the rest
+	// carry a read through RawConn.Read.
+	busy   bool
+	spins  int
+	raw    syscall.RawConn
+	readFn func(fd uintptr) bool
+	p      []byte
+	n      int
+	rerr   error
+	again  bool
 }
 
 // SetDeadline implements net.Conn, forgetting the header deadline.
@@ -141,7 +154,13 @@ func (pc *pconn) Read(p []byte) (int, error) {
 	if pc.limit > 0 && pc.read >= pc.limit {
 		return 0, errHeaderTooLarge
 	}
-	n, err := pc.Conn.Read(p)
+	var n int
+	var err error
+	if pc.busy {
+		n, err = pc.readBusy(p)
+	} else {
+		n, err = pc.Conn.Read(p)
+	}
 	pc.read += int64(n)
 	return n, err
 }
@@ -314,7 +333,7 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 	// The server needs a moment to answer: let the goroutines ready to run
 	// go first, so the read below usually finds the answer instead of
 	// finding nothing and parking (see the same yield in package h1).
-	runtime.Gosched()
+	pc.busy, pc.spins = sched.Yield(), 0
 	if c.headerTimeout > 0 {
 		pc.armHeaderTimeout(time.Now(), c.headerTimeout)
 	}
@@ -584,12 +603,14 @@ func (c *client) dialConn(ctx context.Context, host string) (*pconn, error) {
 	}
 	pc := &pconn{Conn: conn, host: host}
 	pc.killFn = pc.kill
+	pc.useRaw()
 	return pc, nil
 }
 
 // put keeps pc for the next request to its host.
 func (c *client) put(pc *pconn) {
 	pc.since = time.Now()
+	pc.busy = false
 	c.mu.Lock()
 	list := c.idle[pc.host]
 	if len(list) >= c.maxIdlePerHost {

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 	"weak"
+
+	"github.com/tbsphathuynh/proxy/internal/sched"
 )
 
 // countingServer is an httptest server that counts the connections it
@@ -529,5 +531,61 @@ func TestClientHeaderTimeoutAfterABurst(t *testing.T) {
 	}
 	if n := s.opened.Load(); n != 1 {
 		t.Errorf("%d connections, want the burst and the slow request on one", n)
+	}
+}
+
+// Under load a read that finds nothing yields and reads again rather than
+// parking (package sched). An answer that comes after those reads still
+// arrives whole, and every behaviour of the client holds with reads that
+// spin.
+func TestClientReadsAgainWhileTheSchedulerIsBusy(t *testing.T) {
+	defer sched.AlwaysBusy()()
+	s := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/late" {
+			// Long after the client's reads have all found nothing.
+			time.Sleep(50 * time.Millisecond)
+		}
+		io.WriteString(w, "hello")
+	})
+	tr := newTestTransport(t, Timeouts{})
+	for _, path := range []string{"/late", "/quick", "/late"} {
+		if _, body, err := do(t, tr, "GET", s.URL+path, nil); err != nil || body != "hello" {
+			t.Fatalf("%s: %q, %v", path, body, err)
+		}
+		c, _ := clients.Load(weak.Make(tr))
+		cl := c.(*client)
+		cl.mu.Lock()
+		var spins []int
+		for _, list := range cl.idle {
+			for _, pc := range list {
+				spins = append(spins, pc.spins)
+			}
+		}
+		cl.mu.Unlock()
+		if path == "/late" && (len(spins) != 1 || spins[0] != sched.MaxSpins) {
+			t.Errorf("%s: reads retried %v, want %d on the one connection", path, spins, sched.MaxSpins)
+		}
+	}
+	if n := s.opened.Load(); n != 1 {
+		t.Errorf("%d connections for 3 sequential requests, want 1", n)
+	}
+	// A read that ends in the header timeout says so as Conn.Read would:
+	// the operator's log reads the same either way.
+	_, _, err := do(t, newTestTransport(t, Timeouts{ResponseHeader: 10 * time.Millisecond}), "GET", s.URL+"/late", nil)
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "read" || !op.Timeout() {
+		t.Errorf("late answer past the header timeout: %v, want a read timeout", err)
+	}
+
+	for name, test := range map[string]func(*testing.T){
+		"KeepsConnectionsAlive":                  TestClientKeepsConnectionsAlive,
+		"RetriesAConnectionTheServerClosed":      TestClientRetriesAConnectionTheServerClosed,
+		"HonoursTheContext":                      TestClientHonoursTheContext,
+		"KeepsTheConnectionOfAnAbandonedRequest": TestClientKeepsTheConnectionOfAnAbandonedRequest,
+		"ClosingAnEndlessStreamReturnsAtOnce":    TestClientClosingAnEndlessStreamReturnsAtOnce,
+		"HeaderTimeoutAfterABurst":               TestClientHeaderTimeoutAfterABurst,
+		"UnderConcurrentLoad":                    TestClientUnderConcurrentLoad,
+	} {
+		t.Run(name, test)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tbsphathuynh/proxy/internal/donehook"
+	"github.com/tbsphathuynh/proxy/internal/sched"
 )
 
 // Connection states, for Shutdown: only an idle connection may be closed
@@ -56,6 +57,12 @@ type conn struct {
 	// readFn is c.readSome as a value made once, for RawConn.Read.
 	readFn func(fd uintptr) bool
 	rerr   error
+	// busy says whether the scheduler was busy at the last yield; spins
+	// counts the reads retried since (see fill); again says readSome
+	// found nothing and wants the read retried after a yield.
+	busy  bool
+	spins int
+	again bool
 
 	// buf is borrowed from readBuffers only while it holds unread bytes
 	// or a read is under way; (*buf)[r:w] are the bytes not consumed yet.
@@ -151,10 +158,20 @@ func (c *conn) fill() error {
 		}
 	}
 	c.rerr = nil
-	if err := c.raw.Read(c.readFn); err != nil {
-		return err
+	for {
+		c.again = false
+		if err := c.raw.Read(c.readFn); err != nil {
+			return err
+		}
+		if !c.again {
+			return c.rerr
+		}
+		// The scheduler is busy: rather than park, where it would be
+		// woken only once nothing else is ready to run, yield and read
+		// again (package sched).
+		c.spins++
+		c.busy = sched.Yield()
 	}
-	return c.rerr
 }
 
 var errHeadTooLong = errors.New("h1: request head longer than the read buffer")
@@ -276,6 +293,7 @@ func (c *conn) run(first, resumed bool) {
 			return
 		}
 		c.releaseIfEmpty()
+		c.busy, c.spins = false, 0
 		if c.buf == nil {
 			// Nothing of the next request is here yet: let the goroutines
 			// ready to run go first. Under load the request has usually
@@ -283,7 +301,7 @@ func (c *conn) run(first, resumed bool) {
 			// instead of finding nothing and parking: one system call and
 			// one wake-up fewer per request (docs/performance.md). Idle,
 			// it is a quick round trip through the scheduler.
-			runtime.Gosched()
+			c.busy = sched.Yield()
 		}
 	}
 }

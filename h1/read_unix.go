@@ -5,6 +5,8 @@ package h1
 import (
 	"io"
 	"syscall"
+
+	"github.com/tbsphathuynh/proxy/internal/sched"
 )
 
 const fastPathSupported = true
@@ -13,7 +15,8 @@ const fastPathSupported = true
 // read and giving it back when the socket had nothing and nothing else is
 // buffered: an idle connection holds no buffer. It runs inside
 // RawConn.Read, which waits for readability and calls it again when it
-// returns false.
+// returns false; while the scheduler is busy it returns true instead, with
+// again set, and fill yields and reads again (package sched).
 func (c *conn) readSome(fd uintptr) bool {
 	if c.buf == nil {
 		c.buf = readBuffers.Get().(*[]byte)
@@ -27,6 +30,10 @@ func (c *conn) readSome(fd uintptr) bool {
 			continue
 		case err == syscall.EAGAIN:
 			c.releaseIfEmpty()
+			if c.busy && c.spins < sched.MaxSpins {
+				c.again = true
+				return true
+			}
 			return false
 		case err != nil:
 			c.rerr = err

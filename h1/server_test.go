@@ -14,6 +14,7 @@ import (
 
 	"github.com/tbsphathuynh/proxy/internal/donehook"
 	"github.com/tbsphathuynh/proxy/internal/rawhttp"
+	"github.com/tbsphathuynh/proxy/internal/sched"
 )
 
 // serve starts a fast-path server for h on a loopback port.
@@ -345,5 +346,51 @@ func TestIdleTimeout(t *testing.T) {
 		if d, least := time.Since(last), idle-min(idle/8, waitDeadlineSlack)-skew; d < least {
 			t.Errorf("closed after %v idle, want at least %v", d, least)
 		}
+	}
+}
+
+// Under load a connection whose next request has not come yet yields and
+// reads again rather than parking (package sched). A request that comes
+// after those reads is still served, and every behaviour of a connection
+// holds with reads that spin.
+func TestServesWhileTheSchedulerIsBusy(t *testing.T) {
+	defer sched.AlwaysBusy()()
+	var s *Server
+	spins := make(chan int, 2)
+	s, addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The handler runs on its connection's goroutine, the one that
+		// counts the reads.
+		s.mu.Lock()
+		for c := range s.conns {
+			spins <- c.spins
+		}
+		s.mu.Unlock()
+		io.WriteString(w, "ok")
+	}))
+	c, br := dial(t, addr)
+	for i := range 2 {
+		if i > 0 {
+			// Long after the reads that find nothing are over.
+			time.Sleep(50 * time.Millisecond)
+		}
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		if _, body := readBody(t, br, "GET"); body != "ok" {
+			t.Fatalf("request %d: %q", i, body)
+		}
+	}
+	<-spins
+	if n := <-spins; n != sched.MaxSpins {
+		t.Errorf("reads retried before the second request: %d, want %d", n, sched.MaxSpins)
+	}
+
+	for name, test := range map[string]func(*testing.T){
+		"ClientGoneCancelsTheRequest":           TestClientGoneCancelsTheRequest,
+		"PipelinedBehindSlowRequest":            TestPipelinedBehindSlowRequest,
+		"KeepAliveAndBodies":                    TestKeepAliveAndBodies,
+		"ShutdownWaitsForRequestsAndClosesIdle": TestShutdownWaitsForRequestsAndClosesIdle,
+		"IdleTimeout":                           TestIdleTimeout,
+		"ClientGoneOnAKeptAliveConnection":      TestClientGoneOnAKeptAliveConnection,
+	} {
+		t.Run(name, test)
 	}
 }

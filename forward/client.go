@@ -298,6 +298,7 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 		if br != nil && pc.read == 0 && !stopped && errors.Is(err, os.ErrDeadlineExceeded) {
 			// The request went out whole and its answer has not begun:
 			// let it come, and keep the connection.
+			hold(req)
 			go c.rescue(pc, br, req, nil, nil, true)
 		} else {
 			if br != nil {
@@ -340,9 +341,10 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 	br = readers.Get().(*bufio.Reader)
 	br.Reset(pc)
 	pc.limit = c.maxHeaderBytes
-	// The response and its body come in one allocation; an informational
-	// answer before the final one gets its own.
-	x := new(exchangeResponse)
+	// The response and its body come in one allocation, reused when the
+	// direct lane is done with it (releaseAnswer); an informational answer
+	// before the final one gets its own.
+	x := answers.Get().(*exchangeResponse)
 	fr := &x.fr
 	// The direct lane's relay reads the answer's fields, not its map.
 	fr.lazy = req.Header == nil
@@ -379,7 +381,7 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 		pc.setReadDeadline(time.Time{})
 	}
 	b := &x.body
-	*b = body{c: c, pc: pc, br: br, rc: res.Body, stop: stop, ctx: ctx, res: res, req: req, keep: !res.Close}
+	*b = body{c: c, pc: pc, br: br, rc: res.Body, stop: stop, ctx: ctx, res: res, req: req, own: x, keep: !res.Close}
 	if res == &x.fr.res && x.fr.hasRaw {
 		b.raw = &x.fr
 	}
@@ -420,6 +422,38 @@ type exchangeResponse struct {
 	body body
 }
 
+// answers are exchangeResponses to reuse. At a thousand bytes, one per
+// request was most of what a request of the direct lane allocated, and
+// the collector's cycles, which slow every goroutine's turn while they
+// mark, set our p99 (docs/performance.md).
+var answers = sync.Pool{New: func() any { return new(exchangeResponse) }}
+
+// releaseAnswer returns the memory of res, an answer the direct lane
+// relayed, for reuse. Only a request's own goroutine calls it, once it is
+// done with res, and only when nothing else may hold it: no rescue took
+// the exchange over (reqinfo.Info.Held), the body was closed, and the
+// header map, whose values would point into it, was never made.
+func releaseAnswer(res *http.Response) {
+	tb, ok := res.Body.(*trackedBody)
+	if !ok {
+		return
+	}
+	b, ok := tb.ReadCloser.(*body)
+	if !ok || !b.done || b.own == nil || b.raw != &b.own.fr || res != &b.raw.res || res.Header != nil {
+		return
+	}
+	x := b.own
+	*x = exchangeResponse{}
+	answers.Put(x)
+}
+
+// hold marks req's record held by a rescue, before the rescue starts.
+func hold(req *http.Request) {
+	if info := reqinfo.From(req.Context()); info != nil {
+		info.Held = true
+	}
+}
+
 // body is a response body read from a kept-alive connection. The
 // connection goes back to the pool when the body has been read to its end
 // and closed; closed earlier, or broken, the connection is closed.
@@ -434,7 +468,9 @@ type body struct {
 	req  *http.Request
 	// raw is the parsed head of res, for the direct lane's relay, or nil
 	// when res came from http.ReadResponse.
-	raw  *fastResponse
+	raw *fastResponse
+	// own is the exchangeResponse this body is part of.
+	own  *exchangeResponse
 	eof  bool
 	keep bool // the server did not ask to close
 	done bool
@@ -486,6 +522,7 @@ func (b *body) finish(complete bool) {
 	if !complete && b.keep {
 		// Closed before its end (the client went away, or was answered
 		// otherwise): the rest may well be on its way and small.
+		hold(b.req)
 		go b.c.rescue(b.pc, b.br, b.req, b.res, b.rc, !stopped)
 		return
 	}

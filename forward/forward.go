@@ -174,6 +174,9 @@ func (rt *Route) exchange(w http.ResponseWriter, r, out *http.Request, ob *outbo
 	}
 	rt.relay(w, r, res, info)
 	recycle(info, out.Header, res.Header)
+	if info != nil && !info.Transported && !info.Held {
+		releaseAnswer(res)
+	}
 }
 
 // outHeaders are outgoing header maps, reused once an exchange is over.

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"bufio"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -99,5 +101,38 @@ func BenchmarkProxyPath(b *testing.B) {
 				"User-Agent: Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0\r\n"+
 				"Accept: */*\r\nAccept-Encoding: gzip, deflate, br\r\nCookie: session=0123456789abcdef\r\n\r\n"))
 		})
+	}
+}
+
+// A request of the direct lane allocates little enough that the collector
+// seldom runs under load: its cycles slow every goroutine's turn while
+// they mark, which set our p99 (docs/performance.md). The outbound request
+// and the answer's memory are reused; what is left is the request ID.
+func TestDirectLaneAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts of pooled paths mean nothing under -race")
+	}
+	be := rawhttp.Serve(t, rawhttp.Response(1024))
+	p := startProxy(t, "servers: [{url: 'http://"+be+"'}]\n")
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReaderSize(c, 16<<10)
+	req := []byte("GET /static/app.js HTTP/1.1\r\nHost: www.example.com\r\nAccept: */*\r\n\r\n")
+	exchange := func() {
+		if _, err := c.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		if err := rawhttp.SkipResponse(br); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 100 {
+		exchange() // fills the pools
+	}
+	if n := testing.AllocsPerRun(500, exchange); n > 1.5 {
+		t.Errorf("%.2f allocations per request, want at most the request ID's 1", n)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
 	"os"
@@ -430,4 +431,51 @@ func checkLane(t *testing.T, head string, want bool) {
 	if lane := strings.Contains(head, "\r\nx-custom: a\r\n"); lane != want {
 		t.Errorf("served by the lane: %v, want %v:\n%s", lane, want, head)
 	}
+}
+
+// A client that leaves before its answer comes leaves the answer to a
+// rescue that saves the server's connection. The lane reuses a request's
+// memory once it is served, but not this one's, which the rescue still
+// reads: the requests served meanwhile get their own answers, and the
+// rescue the late one (under -race, reuse is also a reported race).
+func TestDirectLaneRescueKeepsItsRequest(t *testing.T) {
+	release, arrived := make(chan struct{}), make(chan string, 1)
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Conn", r.RemoteAddr)
+		if r.URL.Path == "/slow" {
+			arrived <- r.RemoteAddr
+			<-release
+		}
+		io.WriteString(w, "ok "+r.URL.Path)
+	}))
+	defer be.Close()
+	p := startProxy(t, "admin: {listen: '127.0.0.1:0'}\nservers: [{url: '"+be.URL+"'}]\n")
+
+	c, _ := dialProxy(t, p)
+	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	slow := <-arrived
+	c.Close()
+	waitFor(t, "the abandoned request to be served", func() bool {
+		n, _ := value(scrape(t, p.AdminAddr()), "proxy_requests_total", map[string]string{"route": "default"})
+		return n == 1
+	})
+
+	// The rescue now waits for the answer, for up to half a second.
+	c2, br2 := dialProxy(t, p)
+	for i := range 10 {
+		path := fmt.Sprintf("/quick/%d", i)
+		if _, body := rawExchange(t, c2, br2, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); body != "ok "+path {
+			t.Fatalf("%s: %q", path, body)
+		}
+	}
+	close(release)
+	// The rescue reads the answer and pools the connection, which later
+	// requests then use.
+	waitFor(t, "a request on the rescued connection", func() bool {
+		res, body := rawExchange(t, c2, br2, "GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+		if body != "ok /after" {
+			t.Fatalf("/after: %q", body)
+		}
+		return res.Header.Get("X-Conn") == slow
+	})
 }

@@ -36,6 +36,11 @@ type Info struct {
 	// Transported is set once an attempt went through http.Transport,
 	// which may hold on to the outgoing request after it returns.
 	Transported bool
+	// Held is set when a goroutine of the forwarder's own client, one
+	// saving a connection an exchange left midway, took over the outgoing
+	// request or its answer: their memory is then not reused when the
+	// request is served.
+	Held bool
 	// Head is the outgoing request's head, written to servers as it is
 	// rather than from the outgoing request, whose header is then nil: the
 	// direct lane's (see forward.Route.ServeDirect).

@@ -6,10 +6,9 @@
 // never empty, so a goroutine that parks on a read whose bytes come a
 // moment later is woken up to 10 ms late, while the goroutines that never
 // parked keep cycling: that wait was our p99 (docs/performance.md). A
-// goroutine whose read finds nothing while others are ready to run yields
-// and reads again instead, as long as the scheduler stays busy and up to
-// MaxSpins times; when it is not busy the poller runs soon and parking
-// costs nothing.
+// goroutine whose read finds nothing while the scheduler is busy yields
+// and reads again instead, up to MaxSpins times; when it has been idle a
+// while the poller runs soon and parking costs nothing.
 package sched
 
 import (
@@ -30,7 +29,30 @@ const MaxSpins = 16
 // for AlwaysBusy.
 var busyAfter atomic.Int64
 
-func init() { busyAfter.Store(int64(50 * time.Microsecond)) }
+// busyWindow is how long the scheduler stays busy after a yield found it
+// so. One goroutine's quick yield says little: the queue may be short for
+// a moment between two passes, and a goroutine that parks then waits for
+// the next time it is empty, which under load is sysmon's 10 ms. Parking
+// is safe once no yield has found the scheduler busy for about a pass
+// through a saturated queue.
+const busyWindow = 2 * time.Millisecond
+
+// lastBusy is when a yield last found the scheduler busy, on the clock of
+// since; it is written at most every busyRefresh, so that yields on many
+// processors do not all write one cache line.
+var lastBusy atomic.Int64
+
+func init() {
+	busyAfter.Store(int64(50 * time.Microsecond))
+	lastBusy.Store(int64(-busyWindow))
+}
+
+const busyRefresh = 100 * time.Microsecond
+
+// epoch starts the monotonic clock yields are timed on.
+var epoch = time.Now()
+
+func since() time.Duration { return time.Since(epoch) }
 
 // AlwaysBusy has every yield say the scheduler is busy until restore is
 // called: for tests of the reads that spin, which an idle test machine
@@ -41,9 +63,18 @@ func AlwaysBusy() (restore func()) {
 }
 
 // Yield lets the goroutines ready to run go first, and reports whether the
-// scheduler is busy: whether they took longer than busyAfter.
+// scheduler is busy: whether they took longer than busyAfter, here or in
+// any yield in the last busyWindow.
 func Yield() (busy bool) {
-	t := time.Now()
+	t := since()
 	runtime.Gosched()
-	return time.Since(t) > time.Duration(busyAfter.Load())
+	now := since()
+	last := time.Duration(lastBusy.Load())
+	if now-t > time.Duration(busyAfter.Load()) {
+		if now-last > busyRefresh {
+			lastBusy.Store(int64(now))
+		}
+		return true
+	}
+	return now-last < busyWindow
 }

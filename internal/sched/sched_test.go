@@ -17,7 +17,7 @@ func TestYieldSaysBusyWhileOthersRun(t *testing.T) {
 		close(ran)
 	}()
 	if !Yield() {
-		t.Error("Yield said idle while another goroutine ran for 1 ms")
+		t.Error("Yield said idle while another goroutine ran for 20 times busyAfter")
 	}
 	<-ran
 }

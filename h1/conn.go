@@ -63,6 +63,10 @@ type conn struct {
 	busy  bool
 	spins int
 	again bool
+	// parks counts the parks of this wait bounded to sched.ParkSlice;
+	// bound says readSome wants one, parking that one is under way.
+	parks          int
+	bound, parking bool
 
 	// buf is borrowed from readBuffers only while it holds unread bytes
 	// or a read is under way; (*buf)[r:w] are the bytes not consumed yet.
@@ -159,12 +163,36 @@ func (c *conn) fill() error {
 	}
 	c.rerr = nil
 	for {
-		c.again = false
-		if err := c.raw.Read(c.readFn); err != nil {
+		c.again, c.bound = false, false
+		err := c.raw.Read(c.readFn)
+		if c.parking {
+			c.parking = false
+			c.rwc.SetReadDeadline(c.waitDeadline)
+			if errors.Is(err, os.ErrDeadlineExceeded) && time.Now().Before(c.waitDeadline) {
+				// The park's own bound: read again, the bytes may have
+				// come while nothing polled.
+				c.busy = sched.Yield()
+				continue
+			}
+		}
+		if err != nil {
 			return err
 		}
 		if !c.again {
 			return c.rerr
+		}
+		if c.bound {
+			// Park, but only until the poller would have run in a loop
+			// like nginx's: under load the queue may not empty for
+			// sysmon's 10 ms (package sched).
+			c.parks++
+			c.parking = true
+			d := time.Now().Add(sched.ParkSlice)
+			if c.waitDeadline.Before(d) {
+				d = c.waitDeadline
+			}
+			c.rwc.SetReadDeadline(d)
+			continue
 		}
 		// The scheduler is busy: rather than park, where it would be
 		// woken only once nothing else is ready to run, yield and read
@@ -293,7 +321,7 @@ func (c *conn) run(first, resumed bool) {
 			return
 		}
 		c.releaseIfEmpty()
-		c.busy, c.spins = false, 0
+		c.busy, c.spins, c.parks = false, 0, 0
 		if c.buf == nil {
 			// Nothing of the next request is here yet: let the goroutines
 			// ready to run go first. Under load the request has usually

@@ -30,8 +30,13 @@ func (c *conn) readSome(fd uintptr) bool {
 			continue
 		case err == syscall.EAGAIN:
 			c.releaseIfEmpty()
-			if c.busy && c.spins < sched.MaxSpins {
+			switch {
+			case c.parking:
+			case c.busy && c.spins < sched.MaxSpins:
 				c.again = true
+				return true
+			case c.parks < sched.MaxBoundedParks && !c.waitDeadline.IsZero():
+				c.again, c.bound = true, true
 				return true
 			}
 			return false

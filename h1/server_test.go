@@ -349,20 +349,18 @@ func TestIdleTimeout(t *testing.T) {
 	}
 }
 
-// Under load a connection whose next request has not come yet yields and
-// reads again rather than parking (package sched). A request that comes
-// after those reads is still served, and every behaviour of a connection
-// holds with reads that spin.
-func TestServesWhileTheSchedulerIsBusy(t *testing.T) {
-	defer sched.AlwaysBusy()()
+// waits serves two requests on one connection, the second well after the
+// first, with a handler that reports how the connection waited for each:
+// the reads it retried after yielding, and its bounded parks.
+func waits(t *testing.T) (spins, parks int) {
 	var s *Server
-	spins := make(chan int, 2)
+	got := make(chan [2]int, 2)
 	s, addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The handler runs on its connection's goroutine, the one that
-		// counts the reads.
+		// counts.
 		s.mu.Lock()
 		for c := range s.conns {
-			spins <- c.spins
+			got <- [2]int{c.spins, c.parks}
 		}
 		s.mu.Unlock()
 		io.WriteString(w, "ok")
@@ -370,7 +368,8 @@ func TestServesWhileTheSchedulerIsBusy(t *testing.T) {
 	c, br := dial(t, addr)
 	for i := range 2 {
 		if i > 0 {
-			// Long after the reads that find nothing are over.
+			// Long after the reads that find nothing and the bounded
+			// parks are over.
 			time.Sleep(50 * time.Millisecond)
 		}
 		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -378,9 +377,28 @@ func TestServesWhileTheSchedulerIsBusy(t *testing.T) {
 			t.Fatalf("request %d: %q", i, body)
 		}
 	}
-	<-spins
-	if n := <-spins; n != sched.MaxSpins {
-		t.Errorf("reads retried before the second request: %d, want %d", n, sched.MaxSpins)
+	<-got
+	w := <-got
+	return w[0], w[1]
+}
+
+// A connection whose next request has not come yet parks, but wakes after
+// sched.ParkSlice to read again, twice: the scheduler may have turned busy
+// meanwhile, and then the poller would not have run for it.
+func TestBoundedParks(t *testing.T) {
+	if spins, parks := waits(t); spins != 0 || parks != sched.MaxBoundedParks {
+		t.Errorf("idle scheduler: %d reads retried and %d bounded parks, want 0 and %d", spins, parks, sched.MaxBoundedParks)
+	}
+}
+
+// Under load a connection whose next request has not come yet yields and
+// reads again rather than parking (package sched). A request that comes
+// after those reads is still served, and every behaviour of a connection
+// holds with reads that spin.
+func TestServesWhileTheSchedulerIsBusy(t *testing.T) {
+	defer sched.AlwaysBusy()()
+	if spins, parks := waits(t); spins != sched.MaxSpins || parks != sched.MaxBoundedParks {
+		t.Errorf("busy scheduler: %d reads retried and %d bounded parks, want %d and %d", spins, parks, sched.MaxSpins, sched.MaxBoundedParks)
 	}
 
 	for name, test := range map[string]func(*testing.T){

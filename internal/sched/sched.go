@@ -23,6 +23,16 @@ import (
 // comes within one or two, and an idle connection gives up soon.
 const MaxSpins = 16
 
+// A goroutine that parks anyway is woken after ParkSlice to read again,
+// up to MaxBoundedParks times in one wait: the scheduler may be idle when
+// it parks and busy a moment later, and then its bytes wait for the queue
+// to empty. A deadline's timer, unlike the poller, runs however busy the
+// queue is.
+const (
+	ParkSlice       = time.Millisecond
+	MaxBoundedParks = 2
+)
+
 // busyAfter is how long a yield must take to say the scheduler is busy:
 // below a pass through the run queue of a proxy saturated by many
 // connections (a millisecond or more at 64), where a parked goroutine

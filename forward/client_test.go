@@ -543,7 +543,7 @@ func TestClientReadsAgainWhileTheSchedulerIsBusy(t *testing.T) {
 	s := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/late" {
 			// Long after the client's reads have all found nothing.
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(200 * time.Millisecond)
 		}
 		io.WriteString(w, "hello")
 	})

@@ -13,9 +13,17 @@ import (
 )
 
 // useRaw lets readBusy read pc's socket through its file descriptor, when
-// it has one.
+// it is a plain TCP or Unix socket: a connection a dialer wrapped keeps
+// its own Read.
 func (pc *pconn) useRaw() {
-	if sc, ok := pc.Conn.(syscall.Conn); ok {
+	var sc syscall.Conn
+	switch c := pc.Conn.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc = c
+	}
+	if sc != nil {
 		if raw, err := sc.SyscallConn(); err == nil {
 			pc.raw = raw
 			pc.readFn = pc.readSome

@@ -29,13 +29,14 @@ func (c *conn) readSome(fd uintptr) bool {
 		case err == syscall.EINTR:
 			continue
 		case err == syscall.EAGAIN:
-			c.releaseIfEmpty()
-			switch {
-			case c.parking:
-			case c.busy && c.spins < sched.MaxSpins:
+			if !c.parking && c.busy && c.spins < sched.MaxSpins {
+				// Read again after a yield: keep the buffer meanwhile.
 				c.again = true
 				return true
-			case c.parks < sched.MaxBoundedParks && !c.waitDeadline.IsZero():
+			}
+			c.releaseIfEmpty()
+			if !c.parking && c.parks < sched.MaxBoundedParks && !c.waitDeadline.IsZero() {
+				// Park with a bound, which fill sets first.
 				c.again, c.bound = true, true
 				return true
 			}

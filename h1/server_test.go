@@ -386,8 +386,17 @@ func waits(t *testing.T) (spins, parks int) {
 // sched.ParkSlice to read again, twice: the scheduler may have turned busy
 // meanwhile, and then the poller would not have run for it.
 func TestBoundedParks(t *testing.T) {
-	if spins, parks := waits(t); spins != 0 || parks != sched.MaxBoundedParks {
-		t.Errorf("idle scheduler: %d reads retried and %d bounded parks, want 0 and %d", spins, parks, sched.MaxBoundedParks)
+	// A test just before may have left the scheduler busy for a moment
+	// (sched's busy window).
+	for deadline := time.Now().Add(5 * time.Second); sched.Yield(); {
+		if time.Now().After(deadline) {
+			t.Fatal("yields still said busy after 5 s")
+		}
+	}
+	// (A loaded machine may hold up a yield enough to say busy, and then
+	// the connection spins first: only the parks are certain.)
+	if _, parks := waits(t); parks != sched.MaxBoundedParks {
+		t.Errorf("%d bounded parks, want %d", parks, sched.MaxBoundedParks)
 	}
 }
 

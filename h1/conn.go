@@ -176,6 +176,10 @@ func (c *conn) fill() error {
 			}
 		}
 		if err != nil {
+			// A read retried after a yield keeps the buffer (readSome);
+			// one that ends here must not, or the wait for the next
+			// request would look like a partial head.
+			c.releaseIfEmpty()
 			return err
 		}
 		if !c.again {

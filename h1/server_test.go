@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -409,6 +410,38 @@ func TestServesWhileTheSchedulerIsBusy(t *testing.T) {
 	if spins, parks := waits(t); spins != sched.MaxSpins || parks != sched.MaxBoundedParks {
 		t.Errorf("busy scheduler: %d reads retried and %d bounded parks, want %d and %d", spins, parks, sched.MaxSpins, sched.MaxBoundedParks)
 	}
+
+	// Idle past shrinkAfter while its reads still spin, the wait moves to
+	// a new goroutine: the connection stays open and serves the next
+	// request. On one P beside a goroutine that runs 10 ms between yields,
+	// the spins last longer than shrinkAfter.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	stop := make(chan struct{})
+	hogged := make(chan struct{})
+	go func() {
+		defer close(hogged)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for start := time.Now(); time.Since(start) < 10*time.Millisecond; {
+			}
+			runtime.Gosched()
+		}
+	}()
+	_, addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	c, br := dial(t, addr)
+	for i := range 2 {
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		if _, body := readBody(t, br, "GET"); body != "ok" {
+			t.Fatalf("request %d after an idle wait: %q", i, body)
+		}
+		time.Sleep(2 * shrinkAfter)
+	}
+	close(stop)
+	<-hogged
 
 	for name, test := range map[string]func(*testing.T){
 		"ClientGoneCancelsTheRequest":           TestClientGoneCancelsTheRequest,

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
 	"os"
@@ -431,98 +430,4 @@ func checkLane(t *testing.T, head string, want bool) {
 	if lane := strings.Contains(head, "\r\nx-custom: a\r\n"); lane != want {
 		t.Errorf("served by the lane: %v, want %v:\n%s", lane, want, head)
 	}
-}
-
-// A client that leaves before its answer comes leaves the answer to a
-// rescue that saves the server's connection. The lane reuses a request's
-// memory once it is served, but not this one's, which the rescue still
-// reads: here a HEAD, whose answer the rescue frames by its method
-// (Content-Length but no body). Had the requests served meanwhile reused
-// it, the rescue would wait for a body that never comes and lose the
-// connection.
-func TestDirectLaneRescueKeepsItsRequest(t *testing.T) {
-	release, arrived := make(chan struct{}), make(chan string, 1)
-	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Conn", r.RemoteAddr)
-		if r.URL.Path == "/slow" {
-			w.Header().Set("Content-Length", "8")
-			arrived <- r.RemoteAddr
-			<-release
-			w.WriteHeader(http.StatusOK)
-			return
-		}
-		io.WriteString(w, "ok "+r.URL.Path)
-	}))
-	defer be.Close()
-	p := startProxy(t, "admin: {listen: '127.0.0.1:0'}\nservers: [{url: '"+be.URL+"'}]\n")
-
-	c, _ := dialProxy(t, p)
-	io.WriteString(c, "HEAD /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-	slow := <-arrived
-	c.Close()
-	waitFor(t, "the abandoned request to be served", func() bool {
-		n, _ := value(scrape(t, p.AdminAddr()), "proxy_requests_total", map[string]string{"route": "default"})
-		return n == 1
-	})
-
-	// The rescue now waits for the answer, for up to half a second.
-	c2, br2 := dialProxy(t, p)
-	for i := range 10 {
-		path := fmt.Sprintf("/quick/%d", i)
-		if _, body := rawExchange(t, c2, br2, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); body != "ok "+path {
-			t.Fatalf("%s: %q", path, body)
-		}
-	}
-	close(release)
-	waitRescued(t, c2, br2, slow)
-}
-
-// A client that leaves while its answer's body is relayed leaves the rest
-// to a rescue, which reads it through the answer's memory. The lane must
-// not reuse that memory for the requests served meanwhile.
-func TestDirectLaneRescueKeepsItsAnswer(t *testing.T) {
-	chunk := strings.Repeat("x", 10000)
-	arrived := make(chan string, 1)
-	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Conn", r.RemoteAddr)
-		if r.URL.Path != "/big" {
-			io.WriteString(w, "ok "+r.URL.Path)
-			return
-		}
-		arrived <- r.RemoteAddr
-		w.Header().Set("Content-Length", "30000")
-		for range 3 {
-			io.WriteString(w, chunk)
-			w.(http.Flusher).Flush()
-			// The relay's next write, to a client gone meanwhile, fails
-			// well before h1's watch would notice it (100 ms).
-			time.Sleep(30 * time.Millisecond)
-		}
-	}))
-	defer be.Close()
-	p := startProxy(t, "servers: [{url: '"+be.URL+"'}]\n")
-
-	c, br := dialProxy(t, p)
-	io.WriteString(c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
-	big := <-arrived
-	if _, err := br.ReadString('\n'); err != nil {
-		t.Fatal(err)
-	}
-	c.Close() // with bytes unread: a reset
-
-	c2, br2 := dialProxy(t, p)
-	waitRescued(t, c2, br2, big)
-}
-
-// waitRescued sends requests on c until one reaches the server on its
-// connection from rescued, which the rescue saved and pooled.
-func waitRescued(t *testing.T, c net.Conn, br *bufio.Reader, rescued string) {
-	t.Helper()
-	waitFor(t, "a request on the rescued connection", func() bool {
-		res, body := rawExchange(t, c, br, "GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
-		if body != "ok /after" {
-			t.Fatalf("/after: %q", body)
-		}
-		return res.Header.Get("X-Conn") == rescued
-	})
 }

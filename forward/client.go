@@ -85,14 +85,18 @@ type pconn struct {
 	// was busy at the last yield, spins counts the reads retried since
 	// the one after the request was written; raw, readFn and the rest
 	// carry a read through RawConn.Read.
-	busy   bool
-	spins  int
-	raw    syscall.RawConn
-	readFn func(fd uintptr) bool
-	p      []byte
-	n      int
-	rerr   error
-	again  bool
+	busy  bool
+	spins int
+	// parks counts the reads' parks bounded to sched.ParkSlice; bound
+	// says readSome wants one, parking that one is under way.
+	parks          int
+	bound, parking bool
+	raw            syscall.RawConn
+	readFn         func(fd uintptr) bool
+	p              []byte
+	n              int
+	rerr           error
+	again          bool
 }
 
 // SetDeadline implements net.Conn, forgetting the header deadline.
@@ -156,11 +160,7 @@ func (pc *pconn) Read(p []byte) (int, error) {
 	}
 	var n int
 	var err error
-	if pc.busy {
-		n, err = pc.readBusy(p)
-	} else {
-		n, err = pc.Conn.Read(p)
-	}
+	n, err = pc.readBusy(p)
 	pc.read += int64(n)
 	return n, err
 }
@@ -334,7 +334,7 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 	// The server needs a moment to answer: let the goroutines ready to run
 	// go first, so the read below usually finds the answer instead of
 	// finding nothing and parking (see the same yield in package h1).
-	pc.busy, pc.spins = sched.Yield(), 0
+	pc.busy, pc.spins, pc.parks = sched.Yield(), 0, 0
 	if c.headerTimeout > 0 {
 		pc.armHeaderTimeout(time.Now(), c.headerTimeout)
 	}

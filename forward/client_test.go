@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -587,5 +588,87 @@ func TestClientReadsAgainWhileTheSchedulerIsBusy(t *testing.T) {
 		"UnderConcurrentLoad":                    TestClientUnderConcurrentLoad,
 	} {
 		t.Run(name, test)
+	}
+}
+
+// A read of an answer's head that parks wakes after sched.ParkSlice to
+// read again, twice, and keeps the header deadline: an answer that comes
+// later arrives whole, one that comes too late still times out, and a
+// request whose context ends while its read is parked ends at once.
+func TestClientBoundsItsParks(t *testing.T) {
+	release := make(chan struct{})
+	s := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/late":
+			time.Sleep(50 * time.Millisecond)
+		case "/never":
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		io.WriteString(w, "hello")
+	})
+	defer close(release)
+	tr := newTestTransport(t, Timeouts{ResponseHeader: 300 * time.Millisecond})
+	if _, body, err := do(t, tr, "GET", s.URL+"/late", nil); err != nil || body != "hello" {
+		t.Fatalf("/late: %q, %v", body, err)
+	}
+	c, _ := clients.Load(weak.Make(tr))
+	cl := c.(*client)
+	cl.mu.Lock()
+	var parks []int
+	for _, list := range cl.idle {
+		for _, pc := range list {
+			parks = append(parks, pc.parks)
+		}
+	}
+	cl.mu.Unlock()
+	if len(parks) != 1 || parks[0] != sched.MaxBoundedParks {
+		t.Errorf("bounded parks %v, want %d on the one connection", parks, sched.MaxBoundedParks)
+	}
+
+	start := time.Now()
+	_, _, err := do(t, tr, "GET", s.URL+"/never", nil)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("/never: %v, want the header timeout", err)
+	} else if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("header timeout after %v, before its 300 ms", d)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.URL+"/never", nil)
+	time.AfterFunc(20*time.Millisecond, cancel)
+	if _, err := tr.RoundTrip(req); !errors.Is(err, context.Canceled) {
+		t.Errorf("a request whose context ended: %v, want it canceled rather than timed out", err)
+	}
+}
+
+// A kill during a bounded park stays: ending the park must not put the
+// header deadline back over the kill's.
+func TestBoundedParkKeepsAKill(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := &pconn{Conn: conn}
+	pc.useRaw()
+	defer pc.Close()
+	pc.armHeaderTimeout(time.Now(), time.Minute)
+	if !pc.startBoundedPark() {
+		t.Fatal("no bounded park with a header deadline set")
+	}
+	pc.kill()
+	if _, ok := pc.endBoundedPark(); ok {
+		t.Error("the park's end put the header deadline back after a kill")
+	}
+	if _, err := pc.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("read after the kill: %v, want the kill's deadline", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/tbsphathuynh/proxy/internal/sched"
 )
@@ -33,7 +34,8 @@ func (pc *pconn) useRaw() {
 
 // readBusy reads as Conn.Read does, except that while the scheduler is
 // busy a read that finds nothing yields and reads again instead of
-// parking (package sched says why).
+// parking, and that a read of an answer's head that parks anyway does so
+// for sched.ParkSlice at a time, twice (package sched says why).
 func (pc *pconn) readBusy(p []byte) (int, error) {
 	if pc.raw == nil || len(p) == 0 {
 		return pc.Conn.Read(p)
@@ -41,8 +43,18 @@ func (pc *pconn) readBusy(p []byte) (int, error) {
 	pc.p = p
 	defer func() { pc.p = nil }()
 	for {
-		pc.again = false
-		if err := pc.raw.Read(pc.readFn); err != nil {
+		pc.again, pc.bound = false, false
+		err := pc.raw.Read(pc.readFn)
+		if pc.parking {
+			pc.parking = false
+			if until, ok := pc.endBoundedPark(); ok && errors.Is(err, os.ErrDeadlineExceeded) && time.Now().UnixNano() < until {
+				// The park's own bound: read again, the bytes may have
+				// come while nothing polled.
+				pc.busy = sched.Yield()
+				continue
+			}
+		}
+		if err != nil {
 			var op *net.OpError
 			if errors.As(err, &op) {
 				op.Op = "read" // as Conn.Read says, not "raw-read"
@@ -54,9 +66,41 @@ func (pc *pconn) readBusy(p []byte) (int, error) {
 			pc.rerr = nil
 			return n, err
 		}
+		if pc.bound {
+			pc.parks++
+			pc.parking = pc.startBoundedPark()
+			continue
+		}
 		pc.spins++
 		pc.busy = sched.Yield()
 	}
+}
+
+// startBoundedPark moves the read deadline to at most sched.ParkSlice
+// ahead, unless kill has run (its deadline must stay) or the header
+// deadline is unknown. It reports whether it did.
+func (pc *pconn) startBoundedPark() bool {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	until := pc.headerUntil.Load()
+	if pc.killed || until == 0 {
+		return false
+	}
+	pc.Conn.SetReadDeadline(time.Unix(0, min(until, time.Now().Add(sched.ParkSlice).UnixNano())))
+	return true
+}
+
+// endBoundedPark puts the header deadline back, unless kill has run
+// meanwhile, and returns it; ok is false when kill has run.
+func (pc *pconn) endBoundedPark() (until int64, ok bool) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	until = pc.headerUntil.Load()
+	if pc.killed || until == 0 {
+		return 0, false
+	}
+	pc.Conn.SetReadDeadline(time.Unix(0, until))
+	return until, true
 }
 
 // readSome is readBusy's part inside RawConn.Read, which parks until the
@@ -68,8 +112,14 @@ func (pc *pconn) readSome(fd uintptr) bool {
 		case err == syscall.EINTR:
 			continue
 		case err == syscall.EAGAIN:
-			if pc.busy && pc.spins < sched.MaxSpins {
+			switch {
+			case pc.parking:
+			case pc.busy && pc.spins < sched.MaxSpins:
 				pc.again = true
+				return true
+			case pc.parks < sched.MaxBoundedParks && pc.headerUntil.Load() != 0:
+				// Park with a bound, which readBusy sets first.
+				pc.again, pc.bound = true, true
 				return true
 			}
 			return false

@@ -158,9 +158,7 @@ func (pc *pconn) Read(p []byte) (int, error) {
 	if pc.limit > 0 && pc.read >= pc.limit {
 		return 0, errHeaderTooLarge
 	}
-	var n int
-	var err error
-	n, err = pc.readBusy(p)
+	n, err := pc.readBusy(p)
 	pc.read += int64(n)
 	return n, err
 }

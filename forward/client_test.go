@@ -424,18 +424,27 @@ func TestClientClosingAnEndlessStreamReturnsAtOnce(t *testing.T) {
 
 // idleConns counts the connections the client on tr keeps.
 func idleConns(tr *http.Transport) int {
-	v, ok := clients.Load(weak.Make(tr))
+	pcs, ok := idlePconns(tr)
 	if !ok {
 		return -1
+	}
+	return len(pcs)
+}
+
+// idlePconns is the connections the client on tr keeps; ok is false when
+// tr has no client of this package.
+func idlePconns(tr *http.Transport) (pcs []*pconn, ok bool) {
+	v, ok := clients.Load(weak.Make(tr))
+	if !ok {
+		return nil, false
 	}
 	c := v.(*client)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := 0
 	for _, l := range c.idle {
-		n += len(l)
+		pcs = append(pcs, l...)
 	}
-	return n
+	return pcs, true
 }
 
 func TestClientLooksAtALongIdleConnection(t *testing.T) {
@@ -553,16 +562,11 @@ func TestClientReadsAgainWhileTheSchedulerIsBusy(t *testing.T) {
 		if _, body, err := do(t, tr, "GET", s.URL+path, nil); err != nil || body != "hello" {
 			t.Fatalf("%s: %q, %v", path, body, err)
 		}
-		c, _ := clients.Load(weak.Make(tr))
-		cl := c.(*client)
-		cl.mu.Lock()
+		pcs, _ := idlePconns(tr)
 		var spins []int
-		for _, list := range cl.idle {
-			for _, pc := range list {
-				spins = append(spins, pc.spins)
-			}
+		for _, pc := range pcs {
+			spins = append(spins, pc.spins)
 		}
-		cl.mu.Unlock()
 		if path == "/late" && (len(spins) != 1 || spins[0] != sched.MaxSpins) {
 			t.Errorf("%s: reads retried %v, want %d on the one connection", path, spins, sched.MaxSpins)
 		}
@@ -614,16 +618,11 @@ func TestClientBoundsItsParks(t *testing.T) {
 	if _, body, err := do(t, tr, "GET", s.URL+"/late", nil); err != nil || body != "hello" {
 		t.Fatalf("/late: %q, %v", body, err)
 	}
-	c, _ := clients.Load(weak.Make(tr))
-	cl := c.(*client)
-	cl.mu.Lock()
+	pcs, _ := idlePconns(tr)
 	var parks []int
-	for _, list := range cl.idle {
-		for _, pc := range list {
-			parks = append(parks, pc.parks)
-		}
+	for _, pc := range pcs {
+		parks = append(parks, pc.parks)
 	}
-	cl.mu.Unlock()
 	if len(parks) != 1 || parks[0] != sched.MaxBoundedParks {
 		t.Errorf("bounded parks %v, want %d on the one connection", parks, sched.MaxBoundedParks)
 	}

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"weak"
 
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
 	"github.com/tbsphathuynh/proxy/upstream"
@@ -163,15 +162,10 @@ func serveDirect(rt *Route, w http.ResponseWriter, ctx context.Context, method, 
 func waitPooled(t *testing.T, tr *http.Transport, addr string) {
 	t.Helper()
 	waitFor(t, "the rescued connection back in the pool", func() bool {
-		c, _ := clients.Load(weak.Make(tr))
-		cl := c.(*client)
-		cl.mu.Lock()
-		defer cl.mu.Unlock()
-		for _, list := range cl.idle {
-			for _, pc := range list {
-				if pc.LocalAddr().String() == addr {
-					return true
-				}
+		pcs, _ := idlePconns(tr)
+		for _, pc := range pcs {
+			if pc.LocalAddr().String() == addr {
+				return true
 			}
 		}
 		return false

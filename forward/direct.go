@@ -246,10 +246,10 @@ var directHeads = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return
 // with PutDirectBuffer once the exchange is over.
 func DirectBuffer() *[]byte { return directHeads.Get().(*[]byte) }
 
-// PutDirectBuffer returns a buffer DirectBuffer lent, unless a transport
-// may still hold the head written in it (see reqinfo.Info.Transported).
+// PutDirectBuffer returns a buffer DirectBuffer lent, unless another
+// goroutine may still hold the head written in it (reqinfo.Info.Held).
 func PutDirectBuffer(b *[]byte, info *reqinfo.Info) {
-	if !info.Transported {
+	if !info.Held {
 		putBuffer(b)
 	}
 }

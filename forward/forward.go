@@ -174,7 +174,7 @@ func (rt *Route) exchange(w http.ResponseWriter, r, out *http.Request, ob *outbo
 	}
 	rt.relay(w, r, res, info)
 	recycle(info, out.Header, res.Header)
-	if info != nil && !info.Transported && !info.Held {
+	if info != nil && !info.Held {
 		releaseAnswer(res)
 	}
 }
@@ -187,11 +187,11 @@ var outHeaders = sync.Pool{New: func() any { return make(http.Header, 8) }}
 // one and the relayed response's (nil when there is none), when only this
 // package's client saw them: that client is done with a request once its
 // answer is read, and the response's values went to the client's header
-// sharing the strings. http.Transport may still hold its maps in a
-// goroutine of its own, so maps that went that way are left to the
+// sharing the strings. When another goroutine may still hold them
+// (reqinfo.Info.Held: http.Transport, or a rescue), they are left to the
 // collector, as are response maps too big for the pool's size.
 func recycle(info *reqinfo.Info, out, res http.Header) {
-	if info == nil || info.Transported {
+	if info == nil || info.Held {
 		return
 	}
 	if out != nil {

@@ -204,7 +204,7 @@ func (u *Upstream) send(req *http.Request) (*http.Response, error) {
 	}
 	ctx := req.Context()
 	if info := reqinfo.From(ctx); info != nil {
-		info.Transported = true
+		info.Held = true // http.Transport may hold on to req after it returns
 		// http.Transport finds a client trace only in the context.
 		if info.Informational != nil && httptrace.ContextClientTrace(ctx) == nil {
 			trace := &httptrace.ClientTrace{Got1xxResponse: info.Informational.Got1xx}

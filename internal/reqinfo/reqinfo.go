@@ -33,13 +33,12 @@ type Info struct {
 	// becomes a client trace in the outgoing request's context. Kept here
 	// rather than as a trace, it costs no allocation per request.
 	Informational Informational
-	// Transported is set once an attempt went through http.Transport,
-	// which may hold on to the outgoing request after it returns.
-	Transported bool
-	// Held is set when a goroutine of the forwarder's own client, one
-	// saving a connection an exchange left midway, took over the outgoing
-	// request or its answer: their memory is then not reused when the
-	// request is served.
+	// Held is set when a goroutine other than the request's own may still
+	// hold the outgoing request or its answer once the request is served:
+	// http.Transport's, after an attempt that went through it, or one of
+	// the forwarder's own client saving a connection an exchange left
+	// midway. Their memory (header maps, the head, the outgoing request,
+	// the answer) is then left to the collector rather than reused.
 	Held bool
 	// Head is the outgoing request's head, written to servers as it is
 	// rather than from the outgoing request, whose header is then nil: the

@@ -91,12 +91,15 @@ type pconn struct {
 	// says readSome wants one, parking that one is under way.
 	parks          int
 	bound, parking bool
-	raw            syscall.RawConn
-	readFn         func(fd uintptr) bool
-	p              []byte
-	n              int
-	rerr           error
-	again          bool
+	// peer says whether the server answers at once, which is worth
+	// yielding and spinning for.
+	peer   sched.Peer
+	raw    syscall.RawConn
+	readFn func(fd uintptr) bool
+	p      []byte
+	n      int
+	rerr   error
+	again  bool
 }
 
 // SetDeadline implements net.Conn, forgetting the header deadline.
@@ -332,7 +335,10 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 	// The server needs a moment to answer: let the goroutines ready to run
 	// go first, so the read below usually finds the answer instead of
 	// finding nothing and parking (see the same yield in package h1).
-	pc.busy, pc.spins, pc.parks = sched.Yield(), 0, 0
+	pc.busy, pc.spins, pc.parks = false, 0, 0
+	if pc.peer.YieldFirst() {
+		pc.busy = sched.Yield()
+	}
 	if c.headerTimeout > 0 {
 		pc.armHeaderTimeout(time.Now(), c.headerTimeout)
 	}

@@ -558,7 +558,7 @@ func TestClientReadsAgainWhileTheSchedulerIsBusy(t *testing.T) {
 		io.WriteString(w, "hello")
 	})
 	tr := newTestTransport(t, Timeouts{})
-	for _, path := range []string{"/late", "/quick", "/late"} {
+	for i, path := range []string{"/late", "/quick", "/late"} {
 		if _, body, err := do(t, tr, "GET", s.URL+path, nil); err != nil || body != "hello" {
 			t.Fatalf("%s: %q, %v", path, body, err)
 		}
@@ -567,7 +567,9 @@ func TestClientReadsAgainWhileTheSchedulerIsBusy(t *testing.T) {
 		for _, pc := range pcs {
 			spins = append(spins, pc.spins)
 		}
-		if path == "/late" && (len(spins) != 1 || spins[0] != sched.MaxSpins) {
+		// (After it, the server is one that takes its time: see
+		// TestClientParksAtOnceForASlowServer.)
+		if i == 0 && (len(spins) != 1 || spins[0] != sched.MaxSpins) {
 			t.Errorf("%s: reads retried %v, want %d on the one connection", path, spins, sched.MaxSpins)
 		}
 	}
@@ -592,6 +594,50 @@ func TestClientReadsAgainWhileTheSchedulerIsBusy(t *testing.T) {
 		"UnderConcurrentLoad":                    TestClientUnderConcurrentLoad,
 	} {
 		t.Run(name, test)
+	}
+}
+
+// A server that takes its time to answer is not spun for: once a wait for
+// its answer has been long, the next parks at once, bounded once, until
+// its answers come at once again (sched.Peer).
+func TestClientParksAtOnceForASlowServer(t *testing.T) {
+	defer sched.AlwaysBusy()()
+	s := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/late" {
+			time.Sleep(50 * time.Millisecond)
+		}
+		io.WriteString(w, "hello")
+	})
+	tr := newTestTransport(t, Timeouts{ResponseHeader: time.Minute})
+	exchange := func(path string) *pconn {
+		t.Helper()
+		if _, body, err := do(t, tr, "GET", s.URL+path, nil); err != nil || body != "hello" {
+			t.Fatalf("%s: %q, %v", path, body, err)
+		}
+		pcs, _ := idlePconns(tr)
+		if len(pcs) != 1 {
+			t.Fatalf("%s: %d idle connections, want 1", path, len(pcs))
+		}
+		return pcs[0]
+	}
+	if pc := exchange("/late"); pc.spins != sched.MaxSpins || pc.parks != sched.MaxBoundedParks || pc.peer.Quick() {
+		t.Errorf("first late answer: %d reads retried, %d bounded parks, quick %v; want %d, %d, false",
+			pc.spins, pc.parks, pc.peer.Quick(), sched.MaxSpins, sched.MaxBoundedParks)
+	}
+	if pc := exchange("/late"); pc.spins != 0 || pc.parks != 1 {
+		t.Errorf("a late answer after a late one: %d reads retried, %d bounded parks; want 0 and 1", pc.spins, pc.parks)
+	}
+	// Answers at once again: within a few, the server is quick (a loaded
+	// machine may make one wait long).
+	quick := false
+	for range 20 {
+		if exchange("/quick").peer.Quick() {
+			quick = true
+			break
+		}
+	}
+	if !quick {
+		t.Error("the server was still slow after 20 answers at once")
 	}
 }
 

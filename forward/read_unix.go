@@ -35,7 +35,8 @@ func (pc *pconn) useRaw() {
 // readBusy reads as Conn.Read does, except that while the scheduler is
 // busy a read that finds nothing yields and reads again instead of
 // parking, and that a read of an answer's head that parks anyway does so
-// for sched.ParkSlice at a time, twice (package sched says why).
+// for sched.ParkSlice at a time, twice (package sched says why); neither
+// for a server that takes its time to answer (sched.Peer).
 func (pc *pconn) readBusy(p []byte) (int, error) {
 	if pc.raw == nil || len(p) == 0 {
 		return pc.Conn.Read(p)
@@ -112,12 +113,13 @@ func (pc *pconn) readSome(fd uintptr) bool {
 		case err == syscall.EINTR:
 			continue
 		case err == syscall.EAGAIN:
+			pc.peer.Missed()
 			switch {
 			case pc.parking:
-			case pc.busy && pc.spins < sched.MaxSpins:
+			case pc.busy && pc.spins < sched.MaxSpins && pc.peer.Quick():
 				pc.again = true
 				return true
-			case pc.parks < sched.MaxBoundedParks && pc.headerUntil.Load() != 0:
+			case pc.parks < pc.peer.BoundedParks() && pc.headerUntil.Load() != 0:
 				// Park with a bound, which readBusy sets first.
 				pc.again, pc.bound = true, true
 				return true
@@ -129,6 +131,7 @@ func (pc *pconn) readSome(fd uintptr) bool {
 			pc.n, pc.rerr = 0, io.EOF
 		default:
 			pc.n, pc.rerr = n, nil
+			pc.peer.Got()
 		}
 		return true
 	}

@@ -67,6 +67,9 @@ type conn struct {
 	// bound says readSome wants one, parking that one is under way.
 	parks          int
 	bound, parking bool
+	// peer says whether the client sends its requests at once, which
+	// is worth yielding and spinning for.
+	peer sched.Peer
 
 	// buf is borrowed from readBuffers only while it holds unread bytes
 	// or a read is under way; (*buf)[r:w] are the bytes not consumed yet.
@@ -326,13 +329,14 @@ func (c *conn) run(first, resumed bool) {
 		}
 		c.releaseIfEmpty()
 		c.busy, c.spins, c.parks = false, 0, 0
-		if c.buf == nil {
+		if c.buf == nil && c.peer.YieldFirst() {
 			// Nothing of the next request is here yet: let the goroutines
 			// ready to run go first. Under load the request has usually
 			// come by the time this one reads, and the read takes it
 			// instead of finding nothing and parking: one system call and
 			// one wake-up fewer per request (docs/performance.md). Idle,
-			// it is a quick round trip through the scheduler.
+			// it is a quick round trip through the scheduler. A client
+			// that pauses between requests gains nothing by it.
 			c.busy = sched.Yield()
 		}
 	}

@@ -16,7 +16,8 @@ const fastPathSupported = true
 // buffered: an idle connection holds no buffer. It runs inside
 // RawConn.Read, which waits for readability and calls it again when it
 // returns false; while the scheduler is busy it returns true instead, with
-// again set, and fill yields and reads again (package sched).
+// again set, and fill yields and reads again (package sched), unless the
+// client is one that pauses between requests (sched.Peer).
 func (c *conn) readSome(fd uintptr) bool {
 	if c.buf == nil {
 		c.buf = readBuffers.Get().(*[]byte)
@@ -29,13 +30,14 @@ func (c *conn) readSome(fd uintptr) bool {
 		case err == syscall.EINTR:
 			continue
 		case err == syscall.EAGAIN:
-			if !c.parking && c.busy && c.spins < sched.MaxSpins {
+			c.peer.Missed()
+			if !c.parking && c.busy && c.spins < sched.MaxSpins && c.peer.Quick() {
 				// Read again after a yield: keep the buffer meanwhile.
 				c.again = true
 				return true
 			}
 			c.releaseIfEmpty()
-			if !c.parking && c.parks < sched.MaxBoundedParks && !c.waitDeadline.IsZero() {
+			if !c.parking && c.parks < c.peer.BoundedParks() && !c.waitDeadline.IsZero() {
 				// Park with a bound, which fill sets first.
 				c.again, c.bound = true, true
 				return true
@@ -46,6 +48,7 @@ func (c *conn) readSome(fd uintptr) bool {
 		case n == 0:
 			c.rerr = io.EOF
 		default:
+			c.peer.Got()
 			c.w += n
 		}
 		return true

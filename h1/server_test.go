@@ -350,37 +350,49 @@ func TestIdleTimeout(t *testing.T) {
 	}
 }
 
-// waits serves two requests on one connection, the second well after the
-// first, with a handler that reports how the connection waited for each:
-// the reads it retried after yielding, and its bounded parks.
-func waits(t *testing.T) (spins, parks int) {
+// wait is how a connection waited for one request: the reads it retried
+// after yielding, its bounded parks, and whether it took its client for
+// one that sends its requests at once.
+type wait struct {
+	spins, parks int
+	quick        bool
+}
+
+// waitsAfter serves a request on one connection after each pause, with a
+// handler that reports how the connection waited for each.
+func waitsAfter(t *testing.T, pauses ...time.Duration) []wait {
+	t.Helper()
 	var s *Server
-	got := make(chan [2]int, 2)
+	got := make(chan wait, len(pauses))
 	s, addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The handler runs on its connection's goroutine, the one that
 		// counts.
 		s.mu.Lock()
 		for c := range s.conns {
-			got <- [2]int{c.spins, c.parks}
+			got <- wait{c.spins, c.parks, c.peer.Quick()}
 		}
 		s.mu.Unlock()
 		io.WriteString(w, "ok")
 	}))
 	c, br := dial(t, addr)
-	for i := range 2 {
-		if i > 0 {
-			// Long after the reads that find nothing and the bounded
-			// parks are over.
-			time.Sleep(50 * time.Millisecond)
-		}
+	var waits []wait
+	for i, pause := range pauses {
+		time.Sleep(pause)
 		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 		if _, body := readBody(t, br, "GET"); body != "ok" {
 			t.Fatalf("request %d: %q", i, body)
 		}
+		waits = append(waits, <-got)
 	}
-	<-got
-	w := <-got
-	return w[0], w[1]
+	return waits
+}
+
+// waits serves two requests on one connection, the second long after the
+// reads that find nothing and the bounded parks are over, and reports how
+// the connection waited for the second.
+func waits(t *testing.T) (spins, parks int) {
+	w := waitsAfter(t, 0, 50*time.Millisecond)[1]
+	return w.spins, w.parks
 }
 
 // A connection whose next request has not come yet parks, but wakes after
@@ -398,6 +410,30 @@ func TestBoundedParks(t *testing.T) {
 	// the connection spins first: only the parks are certain.)
 	if _, parks := waits(t); parks != sched.MaxBoundedParks {
 		t.Errorf("%d bounded parks, want %d", parks, sched.MaxBoundedParks)
+	}
+}
+
+// A client that pauses between requests is not spun for: once a wait for
+// it has been long, the next parks at once, bounded once, until its
+// requests come at once again (sched.Peer).
+func TestClientThatPausesIsNotSpunFor(t *testing.T) {
+	defer sched.AlwaysBusy()()
+	pause := 50 * time.Millisecond
+	waits := waitsAfter(t, 0, pause, pause)
+	if w := waits[1]; w.spins != sched.MaxSpins || w.parks != sched.MaxBoundedParks || w.quick {
+		t.Errorf("first pause: %+v, want %d reads retried, %d bounded parks, the client slow after it", w, sched.MaxSpins, sched.MaxBoundedParks)
+	}
+	if w := waits[2]; w.spins != 0 || w.parks != 1 {
+		t.Errorf("a pause after a pause: %+v, want no reads retried and 1 bounded park", w)
+	}
+	// Requests at once again: within a few, the client is quick (a
+	// loaded machine may make one wait long).
+	quick := false
+	for _, w := range waitsAfter(t, append([]time.Duration{pause, pause}, make([]time.Duration, 20)...)...)[2:] {
+		quick = quick || w.quick
+	}
+	if !quick {
+		t.Error("the client was still slow after 20 requests sent at once")
 	}
 }
 

@@ -83,6 +83,7 @@ func Yield() (busy bool) {
 	t := since()
 	runtime.Gosched()
 	now := since()
+	notePass(now - t)
 	last := time.Duration(lastBusy.Load())
 	if now-t > time.Duration(busyAfter.Load()) {
 		if now-last > busyRefresh {
@@ -91,4 +92,92 @@ func Yield() (busy bool) {
 		return true
 	}
 	return now-last < busyWindow
+}
+
+// pass is about the longest a yield has taken of late: how long a
+// goroutine ready to run waits for its turn. It follows a longer yield at
+// once and a shorter one by an eighth at a time, and is written only when
+// it moves by more than that, so that yields on many processors seldom
+// write it.
+var pass atomic.Int64
+
+func notePass(d time.Duration) {
+	old := time.Duration(pass.Load())
+	if d > old+old/8 {
+		pass.Store(int64(d))
+	} else if d < old-old/8 {
+		pass.Store(int64(old - old/8))
+	}
+}
+
+// QuickWait is the least a wait for a peer's bytes may take, from the
+// first read that found nothing, and still count as quick; under load the
+// bound is two passes through the run queue, which a parked goroutine may
+// wait for its turn however quick its peer.
+const QuickWait = 2 * time.Millisecond
+
+func quickWait() time.Duration { return max(QuickWait, 2*time.Duration(pass.Load())) }
+
+// probeEvery is how often a slow peer's wait yields before its first
+// read all the same, to notice that the peer has become quick: a wait that
+// parks at once under load is woken late, and would take any peer for
+// slow, while under load a quick peer's bytes come during the yield.
+const probeEvery = 8
+
+// Peer remembers how quickly a connection's peer sent its bytes, so that
+// only waits for a peer that answers at once yield first, spin and bound
+// their parks. Those pay where a saturated queue would leave a parked
+// goroutine waiting. For a client that pauses between requests, or a
+// server that takes its time, they are system calls and timer wake-ups
+// that find nothing: with clients pausing 3 ms between requests, the
+// proxy spent all of its CPU on a load nginx spends 57% of its own on
+// (docs/performance.md). Only the goroutine reading the connection uses
+// it.
+type Peer struct {
+	missedAt time.Duration // since() at the wait's first read that found nothing
+	missed   bool
+	// slow counts the waits in a row that were not quick; 0: the last
+	// one was.
+	slow uint8
+}
+
+// Quick reports whether the last wait was quick, so that the next one
+// may spin.
+func (p *Peer) Quick() bool { return p.slow == 0 }
+
+// BoundedParks is how many parks of the next wait are to be bounded to
+// ParkSlice: MaxBoundedParks for a quick peer, one for a slow one. That
+// one keeps a peer from being taken for slow for good under load, where
+// an unbounded park is woken late: its bytes, if they came at once, are
+// found within the quick wait.
+func (p *Peer) BoundedParks() int {
+	if p.slow == 0 {
+		return MaxBoundedParks
+	}
+	return 1
+}
+
+// YieldFirst reports whether the next wait should yield before its first
+// read: the last wait was quick, or a probe is due.
+func (p *Peer) YieldFirst() bool { return p.slow%probeEvery == 0 }
+
+// Missed records a read that found nothing.
+func (p *Peer) Missed() {
+	if !p.missed {
+		p.missed, p.missedAt = true, since()
+	}
+}
+
+// Got records a read that found bytes, which ends the wait.
+func (p *Peer) Got() {
+	if !p.missed {
+		p.slow = 0
+		return
+	}
+	p.missed = false
+	if since()-p.missedAt <= quickWait() {
+		p.slow = 0
+	} else if p.slow++; p.slow == 0 {
+		p.slow = 1 // wrapped: still slow
+	}
 }

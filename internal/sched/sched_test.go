@@ -1,6 +1,7 @@
 package sched
 
 import (
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -51,4 +52,100 @@ func TestYieldStaysBusyForAWhile(t *testing.T) {
 		t.Errorf("a quick yield %v after a busy one said idle", since()-start)
 	}
 	waitIdle(t)
+}
+
+// waitPast polls until more than d has passed since start, on since's
+// clock.
+func waitPast(start, d time.Duration) {
+	for since()-start <= d {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestPeerThatAnswersAtOnceIsQuick(t *testing.T) {
+	var p Peer
+	if !p.Quick() || !p.YieldFirst() || p.BoundedParks() != MaxBoundedParks {
+		t.Fatal("a new peer is not quick")
+	}
+	// Found by the first read, or within the quick wait of a read that
+	// found nothing (made long, for a loaded test machine).
+	defer pass.Store(0)
+	pass.Store(int64(time.Second))
+	p.Got()
+	p.Missed()
+	p.Got()
+	if !p.Quick() {
+		t.Error("a peer whose bytes came within the quick wait is not quick")
+	}
+}
+
+func TestPeerThatPausesIsSlowUntilItAnswersAtOnce(t *testing.T) {
+	pass.Store(0)
+	var p Peer
+	p.Missed()
+	start := since()
+	p.Missed() // the same wait: its first miss counts
+	waitPast(start, quickWait())
+	p.Got()
+	if p.Quick() || p.YieldFirst() || p.BoundedParks() != 1 {
+		t.Fatalf("after a wait past QuickWait: quick %v, yield first %v, %d bounded parks; want false, false, 1",
+			p.Quick(), p.YieldFirst(), p.BoundedParks())
+	}
+	// Every probeEvery-th slow wait yields first all the same.
+	var yields []int
+	for i := 2; i <= 2*probeEvery; i++ {
+		p.Missed()
+		p.missedAt -= time.Second // as if the wait had been slow
+		p.Got()
+		if p.YieldFirst() {
+			yields = append(yields, i)
+		}
+	}
+	if want := []int{probeEvery, 2 * probeEvery}; fmt.Sprint(yields) != fmt.Sprint(want) {
+		t.Errorf("slow waits after which the next yields first: %v, want %v", yields, want)
+	}
+	// The next wait is timed from its own first miss (with a quick wait
+	// made long, for a loaded test machine).
+	defer pass.Store(0)
+	pass.Store(int64(10 * time.Millisecond))
+	p.Missed()
+	p.Got()
+	if !p.Quick() {
+		t.Error("a slow peer whose bytes came at once is still slow")
+	}
+}
+
+func TestPeerSlowForGoodIsStillSlow(t *testing.T) {
+	p := Peer{slow: 255}
+	p.Missed()
+	p.missedAt -= 2 * QuickWait
+	p.Got()
+	if p.Quick() {
+		t.Error("the 256th slow wait in a row made the peer quick")
+	}
+}
+
+// Under load a goroutine may wait two passes through the run queue for
+// its turn, however quick its peer: a wait that long is still quick.
+func TestQuickWaitFollowsThePass(t *testing.T) {
+	defer pass.Store(0)
+	pass.Store(0)
+	notePass(10 * QuickWait)
+	if got := quickWait(); got != 20*QuickWait {
+		t.Fatalf("quick wait %v after a pass of %v, want %v", got, 10*QuickWait, 20*QuickWait)
+	}
+	var p Peer
+	p.Missed()
+	p.missedAt -= 5 * QuickWait
+	p.Got()
+	if !p.Quick() {
+		t.Error("a wait of 5 QuickWait, within two passes, made the peer slow")
+	}
+	// Shorter passes bring it down an eighth at a time.
+	for range 100 {
+		notePass(0)
+	}
+	if got := quickWait(); got != QuickWait {
+		t.Errorf("quick wait %v after 100 short passes, want %v", got, QuickWait)
+	}
 }

@@ -10,6 +10,9 @@
 #
 # Environment (defaults in brackets):
 #   DURATION [5]  measured seconds per repetition, after 1 s of warm-up
+#   PAUSE [0]     milliseconds each connection pauses between an answer and
+#                 its next request, to measure below saturation (10 gives
+#                 about 5,600 req/s, a quarter of nginx's saturated rate)
 #   CONFIG        config for binaries [scripts/bench.yaml, the harness's case]
 #   BENCH_STATE   where the harness keeps its backend binary
 #                 [~/.cache/proxy-bench]; run `make bench-peers` once to
@@ -27,7 +30,7 @@ if [[ ${1:-} =~ ^[0-9]+$ ]]; then
   shift
 fi
 if (($# == 0)); then
-  sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 for c in wrk taskset curl; do
@@ -84,6 +87,12 @@ for port in 19001 19002; do
   pids+=($!)
 done
 
+script=()
+if ((${PAUSE:-0} > 0)); then
+  printf 'function delay()\n  return %d\nend\n' "$PAUSE" >"$tmp/pause.lua"
+  script=(-s "$tmp/pause.lua")
+fi
+
 tck=$(getconf CLK_TCK)
 url=http://127.0.0.1:18080/
 for ((i = 1; i <= reps; i++)); do
@@ -103,7 +112,7 @@ for ((i = 1; i <= reps; i++)); do
     ((up)) || { echo "cpu-split: $peer did not answer on $url" >&2; exit 1; }
     taskset -c 0 wrk -t1 -c64 -d1s "$url" >/dev/null
     read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$p/stat")
-    out=$(taskset -c 0 wrk -t1 -c64 -d"${duration}s" --latency "$url")
+    out=$(taskset -c 0 wrk -t1 -c64 -d"${duration}s" --latency "${script[@]}" "$url")
     read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$p/stat")
     kill "$p"
     wait "$p" 2>/dev/null || true

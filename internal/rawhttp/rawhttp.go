@@ -13,9 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // Serve answers every body-less request on every connection with res, on
@@ -121,15 +119,6 @@ func Drive(b *testing.B, addr string, req []byte) {
 	n := float64(b.N) * 1e3 // to µs
 	b.ReportMetric(float64(user1-user0)/n, "user-µs/op")
 	b.ReportMetric(float64(sys1-sys0)/n, "sys-µs/op")
-}
-
-// cpuTimes is the process's user and system CPU time so far.
-func cpuTimes() (user, sys time.Duration) {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0, 0
-	}
-	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
 }
 
 // ReadAnswer reads one whole answer to a request of method from br, for a

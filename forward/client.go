@@ -92,14 +92,17 @@ type pconn struct {
 	parks          int
 	bound, parking bool
 	// peer says whether the server answers at once, which is worth
-	// yielding and spinning for.
-	peer   sched.Peer
-	raw    syscall.RawConn
-	readFn func(fd uintptr) bool
-	p      []byte
-	n      int
-	rerr   error
-	again  bool
+	// yielding and spinning for; awaiting says the exchange waits for
+	// the answer's first bytes, the only wait that tells (the body's
+	// reads follow the server's writes, not its thinking).
+	peer     sched.Peer
+	awaiting bool
+	raw      syscall.RawConn
+	readFn   func(fd uintptr) bool
+	p        []byte
+	n        int
+	rerr     error
+	again    bool
 }
 
 // SetDeadline implements net.Conn, forgetting the header deadline.
@@ -335,7 +338,7 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 	// The server needs a moment to answer: let the goroutines ready to run
 	// go first, so the read below usually finds the answer instead of
 	// finding nothing and parking (see the same yield in package h1).
-	pc.busy, pc.spins, pc.parks = false, 0, 0
+	pc.busy, pc.spins, pc.parks, pc.awaiting = false, 0, 0, true
 	if pc.peer.YieldFirst() {
 		pc.busy = sched.Yield()
 	}

@@ -601,17 +601,26 @@ func TestClientReadsAgainWhileTheSchedulerIsBusy(t *testing.T) {
 // its answers come at once again (sched.Peer).
 func TestClientParksAtOnceForASlowServer(t *testing.T) {
 	defer sched.AlwaysBusy()()
+	// The late answer's body is long: reads of it find bytes at once, and
+	// must not make the server quick.
+	long := strings.Repeat("x", 256<<10)
 	s := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/late" {
 			time.Sleep(50 * time.Millisecond)
+			io.WriteString(w, long)
+			return
 		}
 		io.WriteString(w, "hello")
 	})
 	tr := newTestTransport(t, Timeouts{ResponseHeader: time.Minute})
 	exchange := func(path string) *pconn {
 		t.Helper()
-		if _, body, err := do(t, tr, "GET", s.URL+path, nil); err != nil || body != "hello" {
-			t.Fatalf("%s: %q, %v", path, body, err)
+		want := "hello"
+		if path == "/late" {
+			want = long
+		}
+		if _, body, err := do(t, tr, "GET", s.URL+path, nil); err != nil || body != want {
+			t.Fatalf("%s: %d bytes, %v", path, len(body), err)
 		}
 		pcs, _ := idlePconns(tr)
 		if len(pcs) != 1 {

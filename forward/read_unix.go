@@ -35,8 +35,9 @@ func (pc *pconn) useRaw() {
 // readBusy reads as Conn.Read does, except that while the scheduler is
 // busy a read that finds nothing yields and reads again instead of
 // parking, and that a read of an answer's head that parks anyway does so
-// for sched.ParkSlice at a time, twice (package sched says why); neither
-// for a server that takes its time to answer (sched.Peer).
+// for sched.ParkSlice at a time, twice (package sched says why); for a
+// server that takes its time to answer it does not spin, and bounds one
+// park (sched.Peer).
 func (pc *pconn) readBusy(p []byte) (int, error) {
 	if pc.raw == nil || len(p) == 0 {
 		return pc.Conn.Read(p)
@@ -113,7 +114,9 @@ func (pc *pconn) readSome(fd uintptr) bool {
 		case err == syscall.EINTR:
 			continue
 		case err == syscall.EAGAIN:
-			pc.peer.Missed()
+			if pc.awaiting {
+				pc.peer.Missed()
+			}
 			switch {
 			case pc.parking:
 			case pc.busy && pc.spins < sched.MaxSpins && pc.peer.Quick():
@@ -131,7 +134,10 @@ func (pc *pconn) readSome(fd uintptr) bool {
 			pc.n, pc.rerr = 0, io.EOF
 		default:
 			pc.n, pc.rerr = n, nil
-			pc.peer.Got()
+			if pc.awaiting {
+				pc.awaiting = false
+				pc.peer.Got()
+			}
 		}
 		return true
 	}

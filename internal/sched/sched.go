@@ -70,10 +70,18 @@ func since() time.Duration { return time.Since(epoch) }
 
 // AlwaysBusy has every yield say the scheduler is busy until restore is
 // called: for tests of the reads that spin, which an idle test machine
-// would otherwise hardly ever take.
+// would otherwise hardly ever take. Meanwhile the quick wait stays at
+// QuickWait, so that a test's pauses count as slow however long a yield
+// of a loaded test machine takes.
 func AlwaysBusy() (restore func()) {
 	old := busyAfter.Swap(-1)
-	return func() { busyAfter.Store(old) }
+	frozen.Store(true)
+	oldPass := pass.Swap(0)
+	return func() {
+		busyAfter.Store(old)
+		pass.Store(oldPass)
+		frozen.Store(false)
+	}
 }
 
 // Yield lets the goroutines ready to run go first, and reports whether the
@@ -101,7 +109,13 @@ func Yield() (busy bool) {
 // write it.
 var pass atomic.Int64
 
+// frozen keeps pass at 0 while AlwaysBusy is on.
+var frozen atomic.Bool
+
 func notePass(d time.Duration) {
+	if frozen.Load() {
+		return
+	}
 	old := time.Duration(pass.Load())
 	if d > old+old/8 {
 		pass.Store(int64(d))
@@ -110,15 +124,16 @@ func notePass(d time.Duration) {
 	}
 }
 
-// QuickWait is the least a wait for a peer's bytes may take, from the
-// first read that found nothing, and still count as quick: a few passes
-// through the run queue of a proxy saturated by 64 connections, so that
-// it keeps spinning for clients that send their next request at once,
-// and shorter than the pauses of clients that think between requests.
-// Under heavier load the bound is two passes, which a parked goroutine may
-// wait for its turn however quick its peer. (At 2 ms, the saturated proxy
-// took some of its clients for slow, and never reached the throughput it
-// reaches at times with all of them quick.)
+// QuickWait is the least bound on a quick wait: a wait for a peer's
+// bytes is quick if they come within max(QuickWait, two passes) of the
+// first read that found nothing. 5 ms is a few passes through the run
+// queue of a proxy saturated by 64 connections, so that it keeps spinning
+// for clients that send their next request at once, and less than the
+// pauses of clients that think between requests. Under heavier load two
+// passes bound it, since a parked goroutine may wait that long for its
+// turn however quick its peer. (At 2 ms, the saturated proxy took some of
+// its clients for slow, and never reached the throughput it reaches at
+// times with all of them quick.)
 const QuickWait = 5 * time.Millisecond
 
 func quickWait() time.Duration { return max(QuickWait, 2*time.Duration(pass.Load())) }
@@ -130,14 +145,14 @@ func quickWait() time.Duration { return max(QuickWait, 2*time.Duration(pass.Load
 const probeEvery = 8
 
 // Peer remembers how quickly a connection's peer sent its bytes, so that
-// only waits for a peer that answers at once yield first, spin and bound
-// their parks. Those pay where a saturated queue would leave a parked
-// goroutine waiting. For a client that pauses between requests, or a
-// server that takes its time, they are system calls and timer wake-ups
-// that find nothing: with clients pausing 10 ms between requests, the
-// proxy spent 103 µs of CPU per request, and 83 µs with Peer, where nginx
-// spends 46 (docs/performance.md). Only the goroutine reading the
-// connection uses it.
+// only waits for a peer that answers at once yield first, spin, and bound
+// two parks rather than one. Those pay where a saturated queue would leave
+// a parked goroutine waiting. For a client that pauses between requests,
+// or a server that takes its time, they are system calls and timer
+// wake-ups that find nothing: with clients pausing 10 ms between
+// requests, the proxy spent 87–95 µs of CPU per request, and 74–83 with
+// Peer, where nginx spends 45–51 (docs/performance.md). One goroutine at
+// a time uses it, the one reading the connection.
 type Peer struct {
 	missedAt time.Duration // since() at the wait's first read that found nothing
 	missed   bool

@@ -111,14 +111,34 @@ func TestPeerThatPausesIsSlowUntilItAnswersAtOnce(t *testing.T) {
 	p.Missed()
 	p.Got()
 	if !p.Quick() {
-		t.Error("a slow peer whose bytes came at once is still slow")
+		t.Error("a slow peer whose bytes came within the quick wait is still slow")
+	}
+	// A probe whose first read finds the bytes makes the peer quick.
+	p = Peer{slow: probeEvery}
+	p.Got()
+	if !p.Quick() {
+		t.Error("a slow peer whose bytes the first read found is still slow")
+	}
+}
+
+// A wait is timed from its first read that found nothing, not its last.
+func TestPeerTimesAWaitFromItsFirstMiss(t *testing.T) {
+	pass.Store(0)
+	var p Peer
+	p.Missed()
+	start := since()
+	waitPast(start, quickWait())
+	p.Missed()
+	p.Got()
+	if p.Quick() {
+		t.Error("a wait longer than the quick wait from its first miss counted as quick")
 	}
 }
 
 func TestPeerSlowForGoodIsStillSlow(t *testing.T) {
 	p := Peer{slow: 255}
 	p.Missed()
-	p.missedAt -= 2 * QuickWait
+	p.missedAt -= time.Second
 	p.Got()
 	if p.Quick() {
 		t.Error("the 256th slow wait in a row made the peer quick")

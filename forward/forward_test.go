@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tbsphathuynh/proxy/internal/reqinfo"
 	"github.com/tbsphathuynh/proxy/upstream"
 )
 
@@ -87,6 +88,25 @@ func FuzzForwardHeaders(f *testing.F) {
 			t.Errorf("sent to %q", c.out.URL.Host)
 		}
 	})
+}
+
+// http.Transport may still read a request after RoundTrip has returned
+// (its write loop, when the answer came early): the route must then leave
+// the outgoing request's header alone, not clear it into a pool for the
+// next request.
+func TestRouteLeavesTheTransportItsRequest(t *testing.T) {
+	c := &capture{}
+	rt := newTestRoute(t, c, "")
+	r := httptest.NewRequest("GET", "http://example.com/", nil)
+	r.RemoteAddr = "192.0.2.1:1234"
+	r = r.WithContext(reqinfo.With(r.Context(), &reqinfo.Info{RequestID: "id"}))
+	rt.ServeHTTP(httptest.NewRecorder(), r)
+	if c.out == nil {
+		t.Fatal("no request reached the transport")
+	}
+	if got := c.out.Header.Get("X-Forwarded-For"); got != "192.0.2.1" {
+		t.Errorf("the transport's request after the exchange: X-Forwarded-For %q, want %q as sent", got, "192.0.2.1")
+	}
 }
 
 func TestStripPrefix(t *testing.T) {

@@ -81,28 +81,21 @@ type pconn struct {
 	// unknown.
 	headerUntil atomic.Int64
 
-	// The exchange's reads (readBusy): busy says whether the scheduler
-	// was busy at the last yield, spins counts the reads retried since
-	// the one after the request was written; raw, readFn and the rest
-	// carry a read through RawConn.Read.
-	busy  bool
-	spins int
-	// parks counts the reads' parks bounded to sched.ParkSlice; bound
-	// says readSome wants one, parking that one is under way.
-	parks          int
+	// The exchange's reads (readBusy): wait is the wait for the
+	// server's answer; awaiting says the exchange waits for its first
+	// bytes, the only wait that tells how quick the server is (the
+	// body's reads follow the server's writes, not its thinking); bound
+	// says readSome wants a bounded park, parking that one is under
+	// way; raw, readFn and the rest carry a read through RawConn.Read.
+	wait           sched.Wait
+	awaiting       bool
 	bound, parking bool
-	// peer says whether the server answers at once, which is worth
-	// yielding and spinning for; awaiting says the exchange waits for
-	// the answer's first bytes, the only wait that tells (the body's
-	// reads follow the server's writes, not its thinking).
-	peer     sched.Peer
-	awaiting bool
-	raw      syscall.RawConn
-	readFn   func(fd uintptr) bool
-	p        []byte
-	n        int
-	rerr     error
-	again    bool
+	raw            syscall.RawConn
+	readFn         func(fd uintptr) bool
+	p              []byte
+	n              int
+	rerr           error
+	again          bool
 }
 
 // SetDeadline implements net.Conn, forgetting the header deadline.
@@ -338,10 +331,8 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 	// The server needs a moment to answer: let the goroutines ready to run
 	// go first, so the read below usually finds the answer instead of
 	// finding nothing and parking (see the same yield in package h1).
-	pc.busy, pc.spins, pc.parks, pc.awaiting = false, 0, 0, true
-	if pc.peer.YieldFirst() {
-		pc.busy = sched.Yield()
-	}
+	pc.wait.Begin(true)
+	pc.awaiting = true
 	if c.headerTimeout > 0 {
 		pc.armHeaderTimeout(time.Now(), c.headerTimeout)
 	}
@@ -654,7 +645,6 @@ func (c *client) dialConn(ctx context.Context, host string) (*pconn, error) {
 // put keeps pc for the next request to its host.
 func (c *client) put(pc *pconn) {
 	pc.since = time.Now()
-	pc.busy = false
 	c.mu.Lock()
 	list := c.idle[pc.host]
 	if len(list) >= c.maxIdlePerHost {

@@ -564,7 +564,7 @@ func TestClientReadsAgainWhileTheSchedulerIsBusy(t *testing.T) {
 		pcs, _ := idlePconns(tr)
 		var spins []int
 		for _, pc := range pcs {
-			spins = append(spins, pc.spins)
+			spins = append(spins, pc.wait.Spins())
 		}
 		// (After it, the server is one that takes its time: see
 		// TestClientParksAtOnceForASlowServer.)
@@ -628,18 +628,18 @@ func TestClientParksAtOnceForASlowServer(t *testing.T) {
 		}
 		return pcs[0]
 	}
-	if pc := exchange("/late"); pc.spins != sched.MaxSpins || pc.parks != sched.MaxBoundedParks || pc.peer.Quick() {
+	if w := &exchange("/late").wait; w.Spins() != sched.MaxSpins || w.Parks() != sched.MaxBoundedParks || w.Quick() {
 		t.Errorf("first late answer: %d reads retried, %d bounded parks, quick %v; want %d, %d, false",
-			pc.spins, pc.parks, pc.peer.Quick(), sched.MaxSpins, sched.MaxBoundedParks)
+			w.Spins(), w.Parks(), w.Quick(), sched.MaxSpins, sched.MaxBoundedParks)
 	}
-	if pc := exchange("/late"); pc.spins != 0 || pc.parks != 1 {
-		t.Errorf("a late answer after a late one: %d reads retried, %d bounded parks; want 0 and 1", pc.spins, pc.parks)
+	if w := &exchange("/late").wait; w.Spins() != 0 || w.Parks() != 1 {
+		t.Errorf("a late answer after a late one: %d reads retried, %d bounded parks; want 0 and 1", w.Spins(), w.Parks())
 	}
 	// Answers at once again: within a few, the server is quick (a loaded
 	// machine may make one wait long).
 	quick := false
 	for range 20 {
-		if exchange("/quick").peer.Quick() {
+		if exchange("/quick").wait.Quick() {
 			quick = true
 			break
 		}
@@ -675,7 +675,7 @@ func TestClientBoundsItsParks(t *testing.T) {
 	pcs, _ := idlePconns(tr)
 	var parks []int
 	for _, pc := range pcs {
-		parks = append(parks, pc.parks)
+		parks = append(parks, pc.wait.Parks())
 	}
 	if len(parks) != 1 || parks[0] != sched.MaxBoundedParks {
 		t.Errorf("bounded parks %v, want %d on the one connection", parks, sched.MaxBoundedParks)

@@ -52,7 +52,7 @@ func (pc *pconn) readBusy(p []byte) (int, error) {
 			if until, ok := pc.endBoundedPark(); ok && errors.Is(err, os.ErrDeadlineExceeded) && time.Now().UnixNano() < until {
 				// The park's own bound: read again, the bytes may have
 				// come while nothing polled.
-				pc.busy = sched.Yield()
+				pc.wait.Yield()
 				continue
 			}
 		}
@@ -69,12 +69,11 @@ func (pc *pconn) readBusy(p []byte) (int, error) {
 			return n, err
 		}
 		if pc.bound {
-			pc.parks++
+			pc.wait.Bound()
 			pc.parking = pc.startBoundedPark()
 			continue
 		}
-		pc.spins++
-		pc.busy = sched.Yield()
+		pc.wait.Spin()
 	}
 }
 
@@ -115,19 +114,15 @@ func (pc *pconn) readSome(fd uintptr) bool {
 			continue
 		case err == syscall.EAGAIN:
 			if pc.awaiting {
-				pc.peer.Missed()
+				pc.wait.Missed()
 			}
-			switch {
-			case pc.parking:
-			case pc.busy && pc.spins < sched.MaxSpins && pc.peer.Quick():
-				pc.again = true
-				return true
-			case pc.parks < pc.peer.BoundedParks() && pc.headerUntil.Load() != 0:
-				// Park with a bound, which readBusy sets first.
-				pc.again, pc.bound = true, true
-				return true
+			if pc.parking {
+				return false
 			}
-			return false
+			spin, bound := pc.wait.Empty(pc.headerUntil.Load() != 0)
+			// A bounded park is set by readBusy first.
+			pc.again, pc.bound = spin || bound, bound
+			return pc.again
 		case err != nil:
 			pc.n, pc.rerr = 0, &net.OpError{Op: "read", Net: "tcp", Source: pc.LocalAddr(), Addr: pc.RemoteAddr(), Err: os.NewSyscallError("read", err)}
 		case n == 0:
@@ -136,7 +131,7 @@ func (pc *pconn) readSome(fd uintptr) bool {
 			pc.n, pc.rerr = n, nil
 			if pc.awaiting {
 				pc.awaiting = false
-				pc.peer.Got()
+				pc.wait.Got()
 			}
 		}
 		return true

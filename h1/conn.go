@@ -57,19 +57,11 @@ type conn struct {
 	// readFn is c.readSome as a value made once, for RawConn.Read.
 	readFn func(fd uintptr) bool
 	rerr   error
-	// busy says whether the scheduler was busy at the last yield; spins
-	// counts the reads retried since (see fill); again says readSome
-	// found nothing and wants the read retried after a yield.
-	busy  bool
-	spins int
-	again bool
-	// parks counts the parks of this wait bounded to sched.ParkSlice;
-	// bound says readSome wants one, parking that one is under way.
-	parks          int
-	bound, parking bool
-	// peer says whether the client sends its requests at once, which
-	// is worth yielding and spinning for.
-	peer sched.Peer
+	// wait is the wait for the client's bytes (see fill); again says
+	// readSome found nothing and wants the read retried after a yield,
+	// bound that it wants a bounded park, parking that one is under way.
+	wait                  sched.Wait
+	again, bound, parking bool
 
 	// buf is borrowed from readBuffers only while it holds unread bytes
 	// or a read is under way; (*buf)[r:w] are the bytes not consumed yet.
@@ -174,7 +166,7 @@ func (c *conn) fill() error {
 			if errors.Is(err, os.ErrDeadlineExceeded) && time.Now().Before(c.waitDeadline) {
 				// The park's own bound: read again, the bytes may have
 				// come while nothing polled.
-				c.busy = sched.Yield()
+				c.wait.Yield()
 				continue
 			}
 		}
@@ -192,7 +184,7 @@ func (c *conn) fill() error {
 			// Park, but only until the poller would have run in a loop
 			// like nginx's: under load the queue may not empty for
 			// sysmon's 10 ms (package sched).
-			c.parks++
+			c.wait.Bound()
 			c.parking = true
 			d := time.Now().Add(sched.ParkSlice)
 			if c.waitDeadline.Before(d) {
@@ -204,8 +196,7 @@ func (c *conn) fill() error {
 		// The scheduler is busy: rather than park, where it would be
 		// woken only once nothing else is ready to run, yield and read
 		// again (package sched).
-		c.spins++
-		c.busy = sched.Yield()
+		c.wait.Spin()
 	}
 }
 
@@ -328,17 +319,14 @@ func (c *conn) run(first, resumed bool) {
 			return
 		}
 		c.releaseIfEmpty()
-		c.busy, c.spins, c.parks = false, 0, 0
-		if c.buf == nil && c.peer.YieldFirst() {
-			// Nothing of the next request is here yet: let the goroutines
-			// ready to run go first. Under load the request has usually
-			// come by the time this one reads, and the read takes it
-			// instead of finding nothing and parking: one system call and
-			// one wake-up fewer per request (docs/performance.md). Idle,
-			// it is a quick round trip through the scheduler. A client
-			// that pauses between requests gains nothing by it.
-			c.busy = sched.Yield()
-		}
+		// When nothing of the next request is here yet, the goroutines
+		// ready to run go first. Under load the request has usually come
+		// by the time this one reads, and the read takes it instead of
+		// finding nothing and parking: one system call and one wake-up
+		// fewer per request (docs/performance.md). Idle, it is a quick
+		// round trip through the scheduler. A client that pauses between
+		// requests gains nothing by it (sched.Wait.Begin).
+		c.wait.Begin(c.buf == nil)
 	}
 }
 

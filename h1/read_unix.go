@@ -5,8 +5,6 @@ package h1
 import (
 	"io"
 	"syscall"
-
-	"github.com/tbsphathuynh/proxy/internal/sched"
 )
 
 const fastPathSupported = true
@@ -15,9 +13,9 @@ const fastPathSupported = true
 // read and giving it back when the socket had nothing and nothing else is
 // buffered: an idle connection holds no buffer. It runs inside
 // RawConn.Read, which waits for readability and calls it again when it
-// returns false; while the scheduler is busy it returns true instead, with
-// again set, and fill yields and reads again (package sched), unless the
-// client is one that pauses between requests (sched.Peer).
+// returns false; when the connection's sched.Wait says to spin or to bound
+// the park it returns true instead, with again (and bound) set, and fill
+// does so.
 func (c *conn) readSome(fd uintptr) bool {
 	if c.buf == nil {
 		c.buf = readBuffers.Get().(*[]byte)
@@ -30,14 +28,18 @@ func (c *conn) readSome(fd uintptr) bool {
 		case err == syscall.EINTR:
 			continue
 		case err == syscall.EAGAIN:
-			c.peer.Missed()
-			if !c.parking && c.busy && c.spins < sched.MaxSpins && c.peer.Quick() {
+			c.wait.Missed()
+			var spin, bound bool
+			if !c.parking {
+				spin, bound = c.wait.Empty(!c.waitDeadline.IsZero())
+			}
+			if spin {
 				// Read again after a yield: keep the buffer meanwhile.
 				c.again = true
 				return true
 			}
 			c.releaseIfEmpty()
-			if !c.parking && c.parks < c.peer.BoundedParks() && !c.waitDeadline.IsZero() {
+			if bound {
 				// Park with a bound, which fill sets first.
 				c.again, c.bound = true, true
 				return true
@@ -48,7 +50,7 @@ func (c *conn) readSome(fd uintptr) bool {
 		case n == 0:
 			c.rerr = io.EOF
 		default:
-			c.peer.Got()
+			c.wait.Got()
 			c.w += n
 		}
 		return true

@@ -370,12 +370,12 @@ func waitsAfter(t *testing.T, pauses ...time.Duration) []wait {
 		// counts.
 		s.mu.Lock()
 		for c := range s.conns {
-			got <- wait{c.spins, c.parks, c.peer.Quick()}
+			got <- wait{c.wait.Spins(), c.wait.Parks(), c.wait.Quick()}
 			if first {
 				// The first wait, from the server's first read to the
 				// client's write after dialing, may be long on a loaded
 				// machine: the waits measured start with a quick client.
-				c.peer = sched.Peer{}
+				c.wait.Peer = sched.Peer{}
 				first = false
 			}
 		}

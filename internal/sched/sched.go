@@ -201,3 +201,62 @@ func (p *Peer) Got() {
 		p.slow = 1 // wrapped: still slow
 	}
 }
+
+// Wait is a connection's side of its waits for the peer's bytes: the
+// Peer, whether the last yield found the scheduler busy, and the reads
+// retried and the parks bounded in the current wait. It holds the policy
+// the client connections of package h1 and the server connections of
+// package forward share; each keeps the deadlines its parks bound. One
+// goroutine at a time uses it, the one reading the connection.
+type Wait struct {
+	Peer
+	busy         bool
+	spins, parks int
+}
+
+// Begin starts a wait: after a request was answered, for the client's
+// next one, or after a request was written, for the server's answer.
+// Unless the peer's bytes are already buffered (pending false) or the
+// peer is slow, the goroutines ready to run go first, so that the first
+// read usually finds the bytes instead of finding nothing and parking.
+func (w *Wait) Begin(pending bool) {
+	w.busy, w.spins, w.parks = false, 0, 0
+	if pending && w.YieldFirst() {
+		w.Yield()
+	}
+}
+
+// Yield lets the goroutines ready to run go first (the package's Yield),
+// and remembers whether the scheduler was busy.
+func (w *Wait) Yield() { w.busy = Yield() }
+
+// Empty says what a read that found nothing, other than one after a
+// bounded park's wake-up, is to do: spin, that is yield and read again,
+// while the scheduler is busy, up to MaxSpins times, for a quick peer;
+// else bound the park to come to ParkSlice, BoundedParks times, when the
+// caller can (canBound: it knows the deadline to put back); else neither,
+// and park as usual.
+func (w *Wait) Empty(canBound bool) (spin, bound bool) {
+	switch {
+	case w.busy && w.spins < MaxSpins && w.Quick():
+		return true, false
+	case canBound && w.parks < w.BoundedParks():
+		return false, true
+	}
+	return false, false
+}
+
+// Spin yields before a read that found nothing is retried.
+func (w *Wait) Spin() {
+	w.spins++
+	w.Yield()
+}
+
+// Bound counts a park bounded to ParkSlice.
+func (w *Wait) Bound() { w.parks++ }
+
+// Spins is how many reads the current wait retried after yielding.
+func (w *Wait) Spins() int { return w.spins }
+
+// Parks is how many of the current wait's parks were bounded.
+func (w *Wait) Parks() int { return w.parks }

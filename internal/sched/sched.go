@@ -8,7 +8,10 @@
 // parked keep cycling: that wait was our p99 (docs/performance.md). A
 // goroutine whose read finds nothing while the scheduler is busy yields
 // and reads again instead, up to MaxSpins times; when it has been idle a
-// while the poller runs soon and parking costs nothing.
+// while the poller runs soon and parking costs nothing. Only a wait for a
+// peer that answers at once does so (Peer): for a client that pauses
+// between requests, or a server that takes its time, the reads would
+// find nothing. Wait holds that policy for a connection.
 package sched
 
 import (

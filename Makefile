@@ -15,11 +15,13 @@ build:
 # test installs what the tests need (redis-server) when it is missing,
 # then vets and runs every test, fuzz seed corpora included, under -race;
 # then the allocation tests once more without it, since the race detector
-# makes sync.Pool drop items at random and those tests skip under it.
+# makes sync.Pool drop items at random and those tests skip under it, and
+# internal/sysio's, whose system calls are syscall's own under it.
 test: deps
 	go vet ./...
 	go test -race -count=1 ./...
 	go test -count=1 -run 'Alloc' ./...
+	go test -count=1 ./internal/sysio/
 
 deps:
 	@bash scripts/deps.sh

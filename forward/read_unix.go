@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tbsphathuynh/proxy/internal/sched"
+	"github.com/tbsphathuynh/proxy/internal/sysio"
 )
 
 // useRaw lets readBusy read pc's socket through its file descriptor, when
@@ -108,7 +109,7 @@ func (pc *pconn) endBoundedPark() (until int64, ok bool) {
 // socket is readable and calls it again whenever it returns false.
 func (pc *pconn) readSome(fd uintptr) bool {
 	for {
-		n, err := syscall.Read(int(fd), pc.p)
+		n, err := sysio.Read(fd, pc.p)
 		switch {
 		case err == syscall.EINTR:
 			continue

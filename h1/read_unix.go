@@ -5,6 +5,8 @@ package h1
 import (
 	"io"
 	"syscall"
+
+	"github.com/tbsphathuynh/proxy/internal/sysio"
 )
 
 const fastPathSupported = true
@@ -23,7 +25,7 @@ func (c *conn) readSome(fd uintptr) bool {
 	}
 	b := *c.buf
 	for {
-		n, err := syscall.Read(int(fd), b[c.w:])
+		n, err := sysio.Read(fd, b[c.w:])
 		switch {
 		case err == syscall.EINTR:
 			continue

@@ -1,0 +1,34 @@
+//go:build linux && !race
+
+// Package sysio reads and writes sockets in non-blocking mode without the
+// runtime's system call bookkeeping.
+//
+// syscall.Read and syscall.Write tell the scheduler a system call may
+// block (entersyscall, exitsyscall), so that another thread can take the
+// processor meanwhile. On a non-blocking socket the call never blocks,
+// and the bookkeeping is about a fifth of the cost of a read that finds
+// nothing (about 100 ns on the benchmark machine), paid on every read and
+// write of every proxied request. Elsewhere than Linux, where system calls
+// go through the C library, the calls are syscall's own, and so they are
+// under the race detector, which learns from syscall's that bytes written
+// to a socket by one goroutine and read by another order the two.
+package sysio
+
+import (
+	"syscall"
+	"unsafe"
+)
+
+// Read reads from the non-blocking descriptor fd into p, as syscall.Read
+// does, but with 0 bytes rather than -1 on an error. It must not be used
+// on a descriptor that can block.
+func Read(fd uintptr, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}

@@ -306,24 +306,27 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 		return nil, context.Cause(ctx)
 	}
 
-	bw := writers.Get().(*bufio.Writer)
-	bw.Reset(pc)
 	var err error
 	if req.Header == nil {
-		// The direct lane's request: its head is ready, in the record.
+		// The direct lane's request: its head is ready, in the record,
+		// and goes out in one write as it is.
 		if info := reqinfo.From(ctx); info != nil && info.Head != nil {
-			_, err = bw.Write(info.Head)
+			_, err = pc.Write(info.Head)
 		} else {
 			err = errNoHead
 		}
-	} else if !writeRequestHead(bw, req) {
-		err = req.Write(bw)
+	} else {
+		bw := writers.Get().(*bufio.Writer)
+		bw.Reset(pc)
+		if !writeRequestHead(bw, req) {
+			err = req.Write(bw)
+		}
+		if err == nil {
+			err = bw.Flush()
+		}
+		bw.Reset(nil)
+		writers.Put(bw)
 	}
-	if err == nil {
-		err = bw.Flush()
-	}
-	bw.Reset(nil)
-	writers.Put(bw)
 	if err != nil {
 		return fail(fmt.Errorf("%w: %w", errWrite, err))
 	}

@@ -84,18 +84,11 @@ type pconn struct {
 	// The exchange's reads (readBusy): wait is the wait for the
 	// server's answer; awaiting says the exchange waits for its first
 	// bytes, the only wait that tells how quick the server is (the
-	// body's reads follow the server's writes, not its thinking); bound
-	// says readSome wants a bounded park, parking that one is under
-	// way; raw, readFn and the rest carry a read through RawConn.Read.
-	wait           sched.Wait
-	awaiting       bool
-	bound, parking bool
-	raw            syscall.RawConn
-	readFn         func(fd uintptr) bool
-	p              []byte
-	n              int
-	rerr           error
-	again          bool
+	// body's reads follow the server's writes, not its thinking).
+	wait     sched.Wait
+	awaiting bool
+	//lint:ignore U1000 only unix's rawReader has fields to use.
+	rawReader
 }
 
 // SetDeadline implements net.Conn, forgetting the header deadline.

@@ -14,6 +14,19 @@ import (
 	"github.com/tbsphathuynh/proxy/internal/sysio"
 )
 
+// rawReader is what a read through RawConn.Read carries: bound says
+// readSome wants a bounded park, parking that one is under way; raw,
+// readFn and the rest carry the read itself.
+type rawReader struct {
+	bound, parking bool
+	raw            syscall.RawConn
+	readFn         func(fd uintptr) bool
+	p              []byte
+	n              int
+	rerr           error
+	again          bool
+}
+
 // useRaw lets readBusy read pc's socket through its file descriptor, when
 // it is a plain TCP or Unix socket: a connection a dialer wrapped keeps
 // its own Read.

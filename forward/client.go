@@ -87,8 +87,8 @@ type pconn struct {
 	// body's reads follow the server's writes, not its thinking).
 	wait     sched.Wait
 	awaiting bool
-	//lint:ignore U1000 only unix's rawReader has fields to use.
-	rawReader
+	//lint:ignore U1000 only unix's rawIO has fields to use.
+	rawIO
 }
 
 // SetDeadline implements net.Conn, forgetting the header deadline.

@@ -2,10 +2,10 @@
 
 package forward
 
-// rawReader is empty here: reads go through Conn.Read.
+// rawIO is empty here: reads and writes go through Conn.
 //
 //lint:ignore U1000 pconn embeds it on every platform; only unix's has fields to use.
-type rawReader struct{}
+type rawIO struct{}
 
 // useRaw does nothing here: readBusy reads a socket through its file
 // descriptor on unix only.

@@ -14,10 +14,10 @@ import (
 	"github.com/tbsphathuynh/proxy/internal/sysio"
 )
 
-// rawReader is what a read through RawConn.Read carries: bound says
-// readSome wants a bounded park, parking that one is under way; raw,
-// readFn and the rest carry the read itself.
-type rawReader struct {
+// rawIO is what a read through RawConn.Read carries, and a write through
+// RawConn.Write: bound says readSome wants a bounded park, parking that
+// one is under way; raw, readFn and the rest carry the read itself.
+type rawIO struct {
 	bound, parking bool
 	raw            syscall.RawConn
 	readFn         func(fd uintptr) bool
@@ -25,6 +25,12 @@ type rawReader struct {
 	n              int
 	rerr           error
 	again          bool
+
+	// writeFn, out, wrote and werr carry a write through RawConn.Write.
+	writeFn func(fd uintptr) bool
+	out     []byte
+	wrote   int
+	werr    error
 }
 
 // useRaw lets readBusy read pc's socket through its file descriptor, when
@@ -41,7 +47,7 @@ func (pc *pconn) useRaw() {
 	if sc != nil {
 		if raw, err := sc.SyscallConn(); err == nil {
 			pc.raw = raw
-			pc.readFn = pc.readSome
+			pc.readFn, pc.writeFn = pc.readSome, pc.writeSome
 		}
 	}
 }

@@ -57,6 +57,8 @@ type conn struct {
 	// readFn is c.readSome as a value made once, for RawConn.Read.
 	readFn func(fd uintptr) bool
 	rerr   error
+	//lint:ignore U1000 only unix's rawWriter has fields to use.
+	rawWriter
 	// wait is the wait for the client's bytes (see fill); again says
 	// readSome found nothing and wants the read retried after a yield,
 	// bound that it wants a bounded park, parking that one is under way.
@@ -111,6 +113,7 @@ func (s *Server) newConn(rw net.Conn) (*conn, bool) {
 	}
 	c := &conn{srv: s, rwc: rw, raw: raw, remoteAddr: rw.RemoteAddr().String(), accepted: time.Now().Unix()}
 	c.readFn = c.readSome
+	c.initWriter()
 	c.watch = time.AfterFunc(time.Hour, c.startWatch)
 	c.watch.Stop()
 	ctx := context.WithValue(s.base, http.LocalAddrContextKey, rw.LocalAddr())

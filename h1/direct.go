@@ -114,7 +114,7 @@ func (x *Exchange) Write(p []byte) (int, error) {
 	if x.err != nil {
 		return 0, x.err
 	}
-	n, err := x.c.rwc.Write(p)
+	n, err := x.c.write(p)
 	if err != nil {
 		x.err = err
 	}

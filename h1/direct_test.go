@@ -245,3 +245,41 @@ func TestSetRawHeader(t *testing.T) {
 		t.Errorf("declined: body %q, header %v", got, res.Header)
 	}
 }
+
+// An answer larger than the socket's buffers, to a client that reads only
+// after a while, reaches it whole: the write waits for the socket to take
+// more rather than failing or losing bytes. A client that leaves mid-way
+// ends the write with an error.
+func TestDirectWriteWaitsForASlowReader(t *testing.T) {
+	body := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB, more than loopback buffers hold
+	wrote := make(chan error, 2)
+	addr := serveDirect(t, directFunc(func(x *Exchange) bool {
+		_, err := x.Write(append([]byte("HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"), body...))
+		wrote <- err
+		return true
+	}), http.NotFoundHandler())
+
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+	select {
+	case err := <-wrote:
+		t.Fatalf("a 16 MiB answer was written before the client read any (%v)", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if _, got := readBody(t, br, "GET"); got != string(body) {
+		t.Errorf("got %d bytes, want the %d written", len(got), len(body))
+	}
+	if err := <-wrote; err != nil {
+		t.Errorf("write: %v", err)
+	}
+
+	c, br = dial(t, addr)
+	io.WriteString(c, "GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+	if _, err := br.ReadByte(); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if err := <-wrote; err == nil {
+		t.Error("a write to a client that left reported no error")
+	}
+}

@@ -532,7 +532,7 @@ func (w *response) flush() {
 		w.out = w.out[:0]
 		return
 	}
-	if _, err := w.c.rwc.Write(w.out); err != nil {
+	if _, err := w.c.write(w.out); err != nil {
 		w.fail(err)
 	}
 	w.out = w.out[:0]

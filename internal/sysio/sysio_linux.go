@@ -32,3 +32,17 @@ func Read(fd uintptr, p []byte) (int, error) {
 	}
 	return int(n), nil
 }
+
+// Write writes p to the non-blocking descriptor fd, as syscall.Write
+// does, but with 0 bytes rather than -1 on an error. It must not be used
+// on a descriptor that can block.
+func Write(fd uintptr, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}

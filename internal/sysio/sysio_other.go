@@ -13,3 +13,13 @@ func Read(fd uintptr, p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// Write writes p to the non-blocking descriptor fd, as syscall.Write
+// does, but with 0 bytes rather than -1 on an error.
+func Write(fd uintptr, p []byte) (int, error) {
+	n, err := syscall.Write(int(fd), p)
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}

@@ -20,8 +20,11 @@
 #
 # As the harness: the proxy on CPU 1, wrk and two backends (1 KiB answers)
 # on CPU 0, 64 keep-alive connections. For each repetition and peer it
-# prints req/s, user and system CPU µs per request (from /proc/PID/stat)
-# and wrk's p99.
+# prints req/s, user and system CPU µs per request (from /proc/PID/stat),
+# wrk's p99, how often the proxy went to sleep (voluntary context
+# switches) per request, and what the backends spent per request: CPU µs,
+# and how often they went to sleep, which says how well the proxy's
+# writes let them batch their work.
 set -euo pipefail
 
 reps=3
@@ -93,6 +96,20 @@ if ((${PAUSE:-0} > 0)); then
   script=(-s "$tmp/pause.lua")
 fi
 
+# sleeps prints the voluntary context switches of process $1 so far.
+sleeps() { cat /proc/"$1"/task/*/status | awk '/^voluntary_ctxt_switches/ {s += $2} END {print s + 0}'; }
+
+# backends prints the backends' CPU ticks and voluntary context switches
+# so far.
+backends() {
+  local cpu=0 sleeps=0 p
+  for p in "${pids[0]}" "${pids[1]}"; do
+    cpu=$((cpu + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    sleeps=$((sleeps + $(sleeps "$p")))
+  done
+  echo "$cpu $sleeps"
+}
+
 tck=$(getconf CLK_TCK)
 url=http://127.0.0.1:18080/
 for ((i = 1; i <= reps; i++)); do
@@ -112,16 +129,20 @@ for ((i = 1; i <= reps; i++)); do
     ((up)) || { echo "cpu-split: $peer did not answer on $url" >&2; exit 1; }
     taskset -c 0 wrk -t1 -c64 -d1s "$url" >/dev/null
     read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$p/stat")
+    read -r b0 v0 < <(backends)
+    z0=$(sleeps "$p")
     out=$(taskset -c 0 wrk -t1 -c64 -d"${duration}s" --latency "${script[@]}" "$url")
     read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$p/stat")
+    read -r b1 v1 < <(backends)
+    z1=$(sleeps "$p")
     kill "$p"
     wait "$p" 2>/dev/null || true
     n=$(awk '/requests in/ {print $1}' <<<"$out")
     p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
     awk -v n="$n" -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v t="$tck" -v d="$duration" \
-      -v peer="$(basename "$peer")" -v rep="$i" -v p99="$p99" 'BEGIN {
-        printf "rep %d  %-14s %7.0f req/s  user %5.1f  sys %5.1f  total %5.1f us/req  p99 %s\n",
-          rep, peer, n / d, u / t * 1e6 / n, s / t * 1e6 / n, (u + s) / t * 1e6 / n, p99
+      -v peer="$(basename "$peer")" -v rep="$i" -v p99="$p99" -v b=$((b1 - b0)) -v v=$((v1 - v0)) -v z=$((z1 - z0)) 'BEGIN {
+        printf "rep %d  %-14s %7.0f req/s  user %5.1f  sys %5.1f  total %5.1f us/req  p99 %s  sleeps/req %.3f  backends %5.1f us/req %.2f sleeps/req\n",
+          rep, peer, n / d, u / t * 1e6 / n, s / t * 1e6 / n, (u + s) / t * 1e6 / n, p99, z / n, b / t * 1e6 / n, v / n
       }'
   done
 done

@@ -16,12 +16,13 @@ build:
 # then vets and runs every test, fuzz seed corpora included, under -race;
 # then the allocation tests once more without it, since the race detector
 # makes sync.Pool drop items at random and those tests skip under it, and
-# internal/sysio's, whose system calls are syscall's own under it.
+# the packages whose socket reads and writes go through internal/sysio,
+# whose system calls are syscall's own under it.
 test: deps
 	go vet ./...
 	go test -race -count=1 ./...
 	go test -count=1 -run 'Alloc' ./...
-	go test -count=1 ./internal/sysio/
+	go test -count=1 ./internal/sysio/ ./h1/ ./forward/
 
 deps:
 	@bash scripts/deps.sh

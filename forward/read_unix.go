@@ -144,7 +144,7 @@ func (pc *pconn) readSome(fd uintptr) bool {
 			pc.again, pc.bound = spin || bound, bound
 			return pc.again
 		case err != nil:
-			pc.n, pc.rerr = 0, &net.OpError{Op: "read", Net: "tcp", Source: pc.LocalAddr(), Addr: pc.RemoteAddr(), Err: os.NewSyscallError("read", err)}
+			pc.n, pc.rerr = 0, &net.OpError{Op: "read", Net: pc.LocalAddr().Network(), Source: pc.LocalAddr(), Addr: pc.RemoteAddr(), Err: os.NewSyscallError("read", err)}
 		case n == 0:
 			pc.n, pc.rerr = 0, io.EOF
 		default:

@@ -14,7 +14,9 @@ import (
 
 // Write writes p to the server as Conn.Write does, with the same errors,
 // through the file descriptor when readBusy reads through it
-// (sysio.Write saves the scheduler's system-call bookkeeping).
+// (sysio.Write saves the scheduler's system-call bookkeeping). Unlike
+// Conn.Write it is not safe for concurrent use: out, wrote and werr are
+// set outside the descriptor's write lock; only the exchange writes.
 func (pc *pconn) Write(p []byte) (int, error) {
 	if pc.raw == nil || len(p) == 0 {
 		return pc.Conn.Write(p)
@@ -35,7 +37,7 @@ func (pc *pconn) Write(p []byte) (int, error) {
 		if errno, ok := err.(syscall.Errno); ok {
 			err = os.NewSyscallError("write", errno)
 		}
-		return n, &net.OpError{Op: "write", Net: "tcp", Source: pc.LocalAddr(), Addr: pc.RemoteAddr(), Err: err}
+		return n, &net.OpError{Op: "write", Net: pc.LocalAddr().Network(), Source: pc.LocalAddr(), Addr: pc.RemoteAddr(), Err: err}
 	}
 	return n, nil
 }

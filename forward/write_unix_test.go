@@ -4,10 +4,13 @@ package forward
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -64,4 +67,70 @@ func TestClientWriteWaitsForASlowServer(t *testing.T) {
 	if pcs, ok := idlePconns(tr); !ok || len(pcs) != 1 || pcs[0].raw == nil {
 		t.Fatal("the exchange did not go through our client's raw socket")
 	}
+}
+
+// pc.Write itself, as the direct lane calls it (no bufio.Writer to retry
+// a short write): it writes everything or says why not, with Conn.Write's
+// errors when the exchange is killed or the connection closed under it.
+func TestPconnWriteAsConnWrite(t *testing.T) {
+	pair := func(t *testing.T) (*pconn, net.Conn) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc := &pconn{Conn: c}
+		pc.useRaw()
+		if pc.raw == nil {
+			t.Fatal("no raw socket")
+		}
+		t.Cleanup(func() { pc.Close(); s.Close() })
+		return pc, s
+	}
+	big := make([]byte, 16<<20)
+
+	t.Run("whole", func(t *testing.T) {
+		pc, s := pair(t)
+		got := make(chan int64, 1)
+		time.AfterFunc(100*time.Millisecond, func() {
+			n, _ := io.Copy(io.Discard, s)
+			got <- n
+		})
+		if n, err := pc.Write(big); n != len(big) || err != nil {
+			t.Fatalf("wrote %d, %v; want %d, nil", n, err, len(big))
+		}
+		pc.Close()
+		if n := <-got; n != int64(len(big)) {
+			t.Errorf("the peer got %d bytes, want %d", n, len(big))
+		}
+	})
+	t.Run("kill", func(t *testing.T) {
+		pc, _ := pair(t)
+		time.AfterFunc(50*time.Millisecond, pc.kill)
+		n, err := pc.Write(big)
+		var op *net.OpError
+		if n == 0 || n == len(big) || !errors.As(err, &op) || op.Op != "write" || !op.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("killed mid-way: %d, %v; want part and Conn.Write's timeout", n, err)
+		}
+		if retryOnFresh(&http.Request{Method: "GET"}, fmt.Errorf("%w: %w", errWrite, err)) {
+			t.Error("a killed write may be retried")
+		}
+	})
+	t.Run("close", func(t *testing.T) {
+		pc, _ := pair(t)
+		time.AfterFunc(50*time.Millisecond, func() { pc.Close() })
+		_, err := pc.Write(big)
+		var op *net.OpError
+		if !errors.As(err, &op) || op.Op != "write" || !errors.Is(err, net.ErrClosed) {
+			t.Errorf("closed mid-way: %v; want Conn.Write's net.ErrClosed", err)
+		}
+	})
 }

@@ -25,10 +25,14 @@ func (c *conn) initWriter() { c.writeFn = c.writeSome }
 
 // write writes p to the client as rwc.Write does, with the same errors,
 // through the file descriptor (sysio.Write saves the scheduler's
-// system-call bookkeeping on each of a request's writes).
+// system-call bookkeeping on each of a request's writes). Unlike
+// rwc.Write it is not safe for concurrent use: out, wrote and werr are
+// set outside the descriptor's write lock.
 func (c *conn) write(p []byte) (int, error) {
 	if len(p) == 0 {
-		return 0, nil
+		// As Conn.Write: an error on a closed connection or a passed
+		// deadline, even for nothing.
+		return c.rwc.Write(p)
 	}
 	c.out, c.wrote, c.werr = p, 0, nil
 	err := c.raw.Write(c.writeFn)
@@ -47,7 +51,7 @@ func (c *conn) write(p []byte) (int, error) {
 		if errno, ok := err.(syscall.Errno); ok {
 			err = os.NewSyscallError("write", errno)
 		}
-		return n, &net.OpError{Op: "write", Net: "tcp", Source: c.rwc.LocalAddr(), Addr: c.rwc.RemoteAddr(), Err: err}
+		return n, &net.OpError{Op: "write", Net: c.rwc.LocalAddr().Network(), Source: c.rwc.LocalAddr(), Addr: c.rwc.RemoteAddr(), Err: err}
 	}
 	return n, nil
 }

@@ -1,4 +1,4 @@
-//go:build linux && !race
+//go:build linux && !race && !msan && !asan
 
 // Package sysio reads and writes sockets in non-blocking mode without the
 // runtime's system call bookkeeping.
@@ -11,7 +11,13 @@
 // write of every proxied request. Elsewhere than Linux, where system calls
 // go through the C library, the calls are syscall's own, and so they are
 // under the race detector, which learns from syscall's that bytes written
-// to a socket by one goroutine and read by another order the two.
+// to a socket by one goroutine and read by another order the two, and
+// under the memory and address sanitizers, which learn from them what
+// the kernel read and wrote.
+//
+// A descriptor must stay non-blocking: one made blocking (os.File's Fd
+// does that) would block the whole processor here, and with it the
+// collector's stops.
 package sysio
 
 import (
@@ -33,12 +39,21 @@ func Read(fd uintptr, p []byte) (int, error) {
 	return int(n), nil
 }
 
-// Write writes p to the non-blocking descriptor fd, as syscall.Write
-// does, but with 0 bytes rather than -1 on an error. It must not be used
-// on a descriptor that can block.
+// maxWrite bounds one Write: on loopback a write runs the receiving
+// side's processing too, and the processor is held throughout, so a
+// large one goes out in several calls (callers loop on short writes, as
+// for any socket).
+const maxWrite = 64 << 10
+
+// Write writes p, or its first maxWrite bytes, to the non-blocking
+// descriptor fd, as syscall.Write does, but with 0 bytes rather than -1
+// on an error. It must not be used on a descriptor that can block.
 func Write(fd uintptr, p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if len(p) > maxWrite {
+		p = p[:maxWrite]
 	}
 	n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 	if errno != 0 {

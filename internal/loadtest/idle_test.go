@@ -174,6 +174,10 @@ client: {idle_timeout: 10m}
 	}
 }
 
+// capAt is want, or max if less: Rlimit's fields are uint64 on Linux and
+// int64 on the BSDs.
+func capAt[T int64 | uint64](max T, want int) T { return min(T(want), max) }
+
 // raiseFileLimit lifts this process's open-file limit, which the proxy
 // inherits, to at least want (up to the hard limit).
 func raiseFileLimit(t *testing.T, want int) {
@@ -181,14 +185,14 @@ func raiseFileLimit(t *testing.T, want int) {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		t.Fatal(err)
 	}
-	if rl.Cur >= uint64(want) {
+	if uint64(rl.Cur) >= uint64(want) {
 		return
 	}
-	rl.Cur = min(uint64(want), rl.Max)
+	rl.Cur = capAt(rl.Max, want)
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		t.Fatal(err)
 	}
-	if rl.Cur < uint64(want) {
+	if uint64(rl.Cur) < uint64(want) {
 		t.Skipf("open-file hard limit %d is below the %d needed", rl.Max, want)
 	}
 }

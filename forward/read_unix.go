@@ -26,11 +26,8 @@ type rawIO struct {
 	rerr           error
 	again          bool
 
-	// writeFn, out, wrote and werr carry a write through RawConn.Write.
-	writeFn func(fd uintptr) bool
-	out     []byte
-	wrote   int
-	werr    error
+	// w writes through the descriptor too.
+	w sysio.Writer
 }
 
 // useRaw lets readBusy read pc's socket through its file descriptor, when
@@ -47,7 +44,8 @@ func (pc *pconn) useRaw() {
 	if sc != nil {
 		if raw, err := sc.SyscallConn(); err == nil {
 			pc.raw = raw
-			pc.readFn, pc.writeFn = pc.readSome, pc.writeSome
+			pc.readFn = pc.readSome
+			pc.w.Init(pc.Conn, raw)
 		}
 	}
 }

@@ -7,17 +7,25 @@ import (
 	"testing"
 )
 
-// Read answers as syscall.Read does: the bytes there are, EAGAIN when
-// there are none yet, and 0 with no error once the peer has closed.
-func TestReadAsSyscallRead(t *testing.T) {
+// nonblockingPair is a connected pair of Unix sockets, the first
+// non-blocking and closed when the test ends; the test closes the second.
+func nonblockingPair(t *testing.T) [2]int {
+	t.Helper()
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer syscall.Close(fds[0])
+	t.Cleanup(func() { syscall.Close(fds[0]) })
 	if err := syscall.SetNonblock(fds[0], true); err != nil {
 		t.Fatal(err)
 	}
+	return fds
+}
+
+// Read answers as syscall.Read does: the bytes there are, EAGAIN when
+// there are none yet, and 0 with no error once the peer has closed.
+func TestReadAsSyscallRead(t *testing.T) {
+	fds := nonblockingPair(t)
 	fd := uintptr(fds[0])
 	p := make([]byte, 16)
 	if n, err := Read(fd, p); n != 0 || err != syscall.EAGAIN {
@@ -44,14 +52,7 @@ func TestReadAsSyscallRead(t *testing.T) {
 // Write answers as syscall.Write does: what fits in the socket's buffer,
 // EAGAIN once it is full, EPIPE once the peer has closed.
 func TestWriteAsSyscallWrite(t *testing.T) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Close(fds[0])
-	if err := syscall.SetNonblock(fds[0], true); err != nil {
-		t.Fatal(err)
-	}
+	fds := nonblockingPair(t)
 	fd := uintptr(fds[0])
 	if n, err := Write(fd, []byte("hello")); n != 5 || err != nil {
 		t.Fatalf("wrote %d, %v; want 5 bytes", n, err)

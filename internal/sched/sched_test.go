@@ -174,3 +174,30 @@ func TestQuickWaitFollowsThePass(t *testing.T) {
 		t.Errorf("quick wait %v after 100 short passes, want %v", got, QuickWait)
 	}
 }
+
+// A wait begins with a yield, unless the peer's bytes are already there
+// or the peer is slow (and this is not one of its probes); the yield is
+// what tells the wait whether the scheduler is busy.
+func TestWaitBeginsWithAYieldOnlyForAQuickPeer(t *testing.T) {
+	defer AlwaysBusy()() // every yield says busy, so a yield shows
+	yielded := func(w *Wait, pending bool) bool {
+		w.busy = false
+		w.Begin(pending)
+		return w.busy
+	}
+	var w Wait
+	if !yielded(&w, true) {
+		t.Error("a wait for a quick peer began without a yield")
+	}
+	if yielded(&w, false) {
+		t.Error("a wait whose bytes were already there began with a yield")
+	}
+	w.Peer = Peer{slow: 1}
+	if yielded(&w, true) {
+		t.Error("a wait for a slow peer began with a yield")
+	}
+	w.Peer = Peer{slow: probeEvery}
+	if !yielded(&w, true) {
+		t.Error("a slow peer's probe began without a yield")
+	}
+}

@@ -28,16 +28,7 @@ import (
 // Read reads from the non-blocking descriptor fd into p, as syscall.Read
 // does, but with 0 bytes rather than -1 on an error. It must not be used
 // on a descriptor that can block.
-func Read(fd uintptr, p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(n), nil
-}
+func Read(fd uintptr, p []byte) (int, error) { return call(syscall.SYS_READ, fd, p) }
 
 // maxWrite bounds one Write: on loopback a write runs the receiving
 // side's processing too, and the processor is held throughout, so a
@@ -49,13 +40,18 @@ const maxWrite = 64 << 10
 // descriptor fd, as syscall.Write does, but with 0 bytes rather than -1
 // on an error. It must not be used on a descriptor that can block.
 func Write(fd uintptr, p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
 	if len(p) > maxWrite {
 		p = p[:maxWrite]
 	}
-	n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	return call(syscall.SYS_WRITE, fd, p)
+}
+
+// call makes the read or write system call trap on fd and p.
+func call(trap, fd uintptr, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, _, errno := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 	if errno != 0 {
 		return 0, errno
 	}

@@ -132,5 +132,9 @@ func TestPconnWriteAsConnWrite(t *testing.T) {
 		if !errors.As(err, &op) || op.Op != "write" || !errors.Is(err, net.ErrClosed) {
 			t.Errorf("closed mid-way: %v; want Conn.Write's net.ErrClosed", err)
 		}
+		// Even a write of nothing says so, as Conn.Write does.
+		if _, err := pc.Write(nil); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("nothing written after the close: %v; want net.ErrClosed", err)
+		}
 	})
 }

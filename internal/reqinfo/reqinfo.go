@@ -37,8 +37,9 @@ type Info struct {
 	// hold the outgoing request or its answer once the request is served:
 	// http.Transport's, after an attempt that went through it, or a
 	// rescue by the forwarder's own client, saving a connection an
-	// exchange left midway. Their memory (header maps, the head, the outgoing request,
-	// the answer) is then left to the collector rather than reused.
+	// exchange left midway. Their memory (header maps, the head, the
+	// outgoing request, the answer) is then left to the collector rather
+	// than reused.
 	Held bool
 	// Head is the outgoing request's head, written to servers as it is
 	// rather than from the outgoing request, whose header is then nil: the

@@ -10,6 +10,7 @@
 #
 # Environment (defaults in brackets):
 #   DURATION [5]  measured seconds per repetition, after 1 s of warm-up
+#   CONNS [64]    keep-alive connections
 #   PAUSE [0]     milliseconds each connection pauses between an answer and
 #                 its next request, to measure below saturation (10 gives
 #                 about 5,600 req/s, a quarter of nginx's saturated rate)
@@ -127,11 +128,11 @@ for ((i = 1; i <= reps; i++)); do
       sleep 0.1
     done
     ((up)) || { echo "cpu-split: $peer did not answer on $url" >&2; exit 1; }
-    taskset -c 0 wrk -t1 -c64 -d1s "$url" >/dev/null
+    taskset -c 0 wrk -t1 -c"${CONNS:-64}" -d1s "$url" >/dev/null
     read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$p/stat")
     read -r b0 v0 < <(backends)
     z0=$(sleeps "$p")
-    out=$(taskset -c 0 wrk -t1 -c64 -d"${duration}s" --latency "${script[@]}" "$url")
+    out=$(taskset -c 0 wrk -t1 -c"${CONNS:-64}" -d"${duration}s" --latency "${script[@]}" "$url")
     read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$p/stat")
     read -r b1 v1 < <(backends)
     z1=$(sleeps "$p")

@@ -44,6 +44,7 @@ state=${BENCH_STATE:-$HOME/.cache/proxy-bench}
 backend=$state/bin/backend
 [[ -x $backend ]] || { echo "cpu-split: $backend missing; run make bench-peers once" >&2; exit 1; }
 duration=${DURATION:-5}
+conns=${CONNS:-64}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/cpu-split.XXXXXX")
 pids=()
@@ -128,11 +129,11 @@ for ((i = 1; i <= reps; i++)); do
       sleep 0.1
     done
     ((up)) || { echo "cpu-split: $peer did not answer on $url" >&2; exit 1; }
-    taskset -c 0 wrk -t1 -c"${CONNS:-64}" -d1s "$url" >/dev/null
+    taskset -c 0 wrk -t1 -c"$conns" -d1s "$url" >/dev/null
     read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$p/stat")
     read -r b0 v0 < <(backends)
     z0=$(sleeps "$p")
-    out=$(taskset -c 0 wrk -t1 -c"${CONNS:-64}" -d"${duration}s" --latency "${script[@]}" "$url")
+    out=$(taskset -c 0 wrk -t1 -c"$conns" -d"${duration}s" --latency "${script[@]}" "$url")
     read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$p/stat")
     read -r b1 v1 < <(backends)
     z1=$(sleeps "$p")

@@ -149,7 +149,7 @@ const probeEvery = 8
 
 // Peer remembers how quickly a connection's peer sent its bytes, so that
 // only waits for a peer that answers at once yield first, spin, and bound
-// two parks rather than one. Those pay where a saturated queue would leave
+// their parks. Those pay where a saturated queue would leave
 // a parked goroutine waiting. For a client that pauses between requests,
 // or a server that takes its time, they are system calls and timer
 // wake-ups that find nothing: with clients pausing 10 ms between
@@ -172,7 +172,7 @@ func (p *Peer) Quick() bool { return p.slow == 0 }
 // ParkSlice: MaxBoundedParks for a quick peer, none for a slow one. A
 // slow peer's bound would mostly wake a read that finds nothing: with
 // clients pausing 10 ms between requests it cost 1.8 more such reads per
-// request and 12% more CPU per request, and did not move p99 or CPU at
+// request and 8–12% more CPU per request, and did not move p99 or CPU at
 // saturation (docs/performance.md). Under load, the probes (YieldFirst)
 // are what bring a peer back from slow.
 func (p *Peer) BoundedParks() int {

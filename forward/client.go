@@ -2,6 +2,7 @@ package forward
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -50,6 +51,9 @@ type client struct {
 	idleTimeout    time.Duration
 	maxIdlePerHost int
 	maxHeaderBytes int64
+	// protocolError, if set, hears of servers' framing errors that failed
+	// no request (see UnsolicitedError).
+	protocolError func(ctx context.Context, err error)
 
 	// mu guards idle and sweeping.
 	mu       sync.Mutex
@@ -64,6 +68,8 @@ type pconn struct {
 	net.Conn
 	host  string
 	since time.Time // idle since
+	// sample is the start of bytes a probe found, for a report.
+	sample [64]byte
 	// read counts bytes read since the request was written, so a failure
 	// can tell whether any of the answer had come; limit caps it while the
 	// header is read.
@@ -217,7 +223,7 @@ func (c *client) roundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	host := canonicalAddr(req.URL.Host)
-	pc, reused, err := c.conn(ctx, host, replayable(req))
+	pc, reused, err := c.conn(ctx, host)
 	if err != nil {
 		return nil, err
 	}
@@ -508,6 +514,10 @@ func (b *body) finish(complete bool) {
 	// stop reports false when the request's context already ended and
 	// poisoned the connection's deadline.
 	stopped := b.stop.Stop()
+	if complete && b.br.Buffered() > 0 {
+		// More than the answer's framing allows came with it.
+		b.c.unsolicited(b.ctx, b.pc.host, buffered(b.br))
+	}
 	if complete && b.keep && stopped && b.br.Buffered() == 0 {
 		putReader(b.br)
 		b.c.put(b.pc)
@@ -575,56 +585,87 @@ func (c *client) rescue(pc *pconn, br *bufio.Reader, req *http.Request, res *htt
 	if n, err := io.CopyN(io.Discard, rest, rescueLimit+1); n > rescueLimit || err != io.EOF {
 		return
 	}
-	if res.Close || br.Buffered() > 0 || pc.SetDeadline(time.Time{}) != nil {
+	if br.Buffered() > 0 {
+		c.unsolicited(req.Context(), pc.host, buffered(br))
+		return
+	}
+	if res.Close || pc.SetDeadline(time.Time{}) != nil {
 		return
 	}
 	ok = true
 }
 
-// probeIdle is how long a connection may sit in the pool before it is
-// looked at (closedByPeer) before reuse by any request. Nothing reads a
-// pooled connection, so a server's close, or bytes it should not have
-// sent, wait there to be noticed; under load connections are idle for
-// microseconds and never pay for the look.
-var probeIdle = time.Second
+// probeState is what a look at a pooled connection found (pconn.probe).
+type probeState uint8
 
-// conn returns a kept-alive connection to host, or a new one. A request
-// that cannot be retried, and any request on a connection idle for
-// probeIdle, gets only a connection the server has not closed, or written
-// to, meanwhile.
-func (c *client) conn(ctx context.Context, host string, replayable bool) (pc *pconn, reused bool, err error) {
-	var idle time.Duration
-	c.mu.Lock()
-	list := c.idle[host]
-	for len(list) > 0 {
-		pc = list[len(list)-1]
-		list[len(list)-1] = nil
-		list = list[:len(list)-1]
-		idle = time.Since(pc.since)
-		if c.idleTimeout > 0 && idle >= c.idleTimeout {
-			pc.Close()
-			pc = nil
-			continue
+const (
+	probeReusable probeState = iota
+	probeClosed
+	probeUnsolicited
+)
+
+// conn returns a kept-alive connection to host, or a new one. Every
+// reused connection is looked at first, whatever the request and however
+// briefly it sat in the pool: one the server has closed is dropped, and
+// one holding bytes nobody asked for (a body after an answer to HEAD, or
+// after a 204 or 304, or longer than its Content-Length) is dropped and
+// reported, since read by the next exchange they would become its
+// answer, a response meant for another client (RFC 9112 §6.3).
+func (c *client) conn(ctx context.Context, host string) (pc *pconn, reused bool, err error) {
+	for {
+		c.mu.Lock()
+		list := c.idle[host]
+		pc = nil
+		for len(list) > 0 {
+			pc = list[len(list)-1]
+			list[len(list)-1] = nil
+			list = list[:len(list)-1]
+			if c.idleTimeout > 0 && time.Since(pc.since) >= c.idleTimeout {
+				pc.Close()
+				pc = nil
+				continue
+			}
+			break
 		}
-		break
-	}
-	c.idle[host] = list
-	c.mu.Unlock()
-	if pc != nil && (!replayable || idle >= probeIdle) {
-		// The last exchange may have left its header deadline in place,
-		// expired by now: the probe must not take it for a broken
-		// connection.
-		pc.SetReadDeadline(time.Time{})
-		if closedByPeer(pc.Conn) {
-			pc.Close()
-			pc = nil
+		c.idle[host] = list
+		c.mu.Unlock()
+		if pc == nil {
+			break
 		}
-	}
-	if pc != nil {
-		return pc, true, nil
+		state, n := pc.probe(pc.sample[:])
+		if state == probeReusable {
+			return pc, true, nil
+		}
+		pc.Close()
+		if state == probeUnsolicited {
+			c.unsolicited(ctx, host, pc.sample[:n])
+		}
 	}
 	pc, err = c.dialConn(ctx, host)
 	return pc, false, err
+}
+
+// UnsolicitedError reports bytes a server sent on a kept-alive connection
+// outside any answer: after an answer's end, or while the connection sat
+// idle. The connection is closed, never reused; a request that found it
+// went on over another.
+type UnsolicitedError struct {
+	// Host is the server's address.
+	Host string
+	// Start is the first bytes, for the log.
+	Start []byte
+}
+
+func (e *UnsolicitedError) Error() string {
+	return fmt.Sprintf("server %s sent %q on a kept-alive connection outside any answer", e.Host, e.Start)
+}
+
+// unsolicited reports a server's stray bytes through the transport's
+// hook, with the context of the request that found them.
+func (c *client) unsolicited(ctx context.Context, host string, start []byte) {
+	if c.protocolError != nil {
+		c.protocolError(ctx, &UnsolicitedError{Host: host, Start: bytes.Clone(start)})
+	}
 }
 
 func (c *client) dialConn(ctx context.Context, host string) (*pconn, error) {
@@ -638,8 +679,19 @@ func (c *client) dialConn(ctx context.Context, host string) (*pconn, error) {
 	return pc, nil
 }
 
-// put keeps pc for the next request to its host.
+// buffered is the start of what br holds unread, for a report.
+func buffered(br *bufio.Reader) []byte {
+	b, _ := br.Peek(min(br.Buffered(), 64))
+	return b
+}
+
+// put keeps pc for the next request to its host, unless it is a
+// connection that conn could not look at before reusing it.
 func (c *client) put(pc *pconn) {
+	if !probeConn(pc.Conn) {
+		pc.Close()
+		return
+	}
 	pc.since = time.Now()
 	c.mu.Lock()
 	list := c.idle[pc.host]

@@ -42,7 +42,7 @@ func newCountingServer(t *testing.T, h http.HandlerFunc) *countingServer {
 }
 
 func newTestTransport(t *testing.T, to Timeouts) *http.Transport {
-	tr := NewTransport(to)
+	tr := NewTransport(to, Hooks{})
 	t.Cleanup(func() { CloseIdleConnections(tr) })
 	return tr
 }
@@ -446,44 +446,152 @@ func idlePconns(tr *http.Transport) (pcs []*pconn, ok bool) {
 	return pcs, true
 }
 
-func TestClientLooksAtALongIdleConnection(t *testing.T) {
-	defer func(d time.Duration) { probeIdle = d }(probeIdle)
-	probeIdle = 50 * time.Millisecond
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer ln.Close()
-	var conns atomic.Int64
+// strayServer is a raw HTTP/1.1 server that answers every request with
+// answer, and after the answer to /first waits for bytes on stray and
+// writes them too, outside any answer: a broken server, or a HEAD
+// answered as a GET. A test sends them once the proxy has read the
+// answer, so they come in a later segment; wrote gets a value once they
+// are in the proxy's socket, so the test knows the next request finds
+// them there, with no sleep.
+type strayServer struct {
+	addr   string
+	conns  atomic.Int64
+	stray  chan string
+	wrote  chan struct{}
+	answer func(req *http.Request) string
+}
+
+func newStrayServer(t *testing.T, answer func(req *http.Request) string) *strayServer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	s := &strayServer{addr: ln.Addr().String(), stray: make(chan string, 1), wrote: make(chan struct{}, 1), answer: answer}
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			conns.Add(1)
+			s.conns.Add(1)
 			go func() {
 				defer c.Close()
 				br := bufio.NewReader(c)
 				for {
-					if _, err := http.ReadRequest(br); err != nil {
+					req, err := http.ReadRequest(br)
+					if err != nil {
 						return
 					}
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-					// A broken server: an answer to no request, a little later.
-					time.Sleep(10 * time.Millisecond)
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil")
+					io.WriteString(c, s.answer(req))
+					if req.URL.Path == "/first" {
+						io.WriteString(c, <-s.stray)
+						s.wrote <- struct{}{}
+					}
 				}
 			}()
 		}
 	}()
-	tr := newTestTransport(t, Timeouts{})
-	url := "http://" + ln.Addr().String() + "/"
-	for range 3 {
-		if _, body, err := do(t, tr, "GET", url, nil); err != nil || body != "ok" {
-			t.Fatalf("got %q, %v", body, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	return s
+}
+
+// Bytes a server sends after an answer's end, in a later segment, never
+// become the next request's answer, whatever its method and however soon
+// it comes (RFC 9112 §6.3): the connection holding them is closed and
+// reported, and the request goes out on a new one.
+func TestClientNeverReusesAConnectionHoldingStrayBytes(t *testing.T) {
+	const smuggled = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nX-Injected: yes\r\nSet-Cookie: session=attacker\r\n\r\nsmuggled!\n"
+	cases := []struct {
+		name, method string
+		answer       string
+	}{
+		{"body longer than its length", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"},
+		{"body after a HEAD answer", "HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"},
+		{"body after 204", "GET", "HTTP/1.1 204 No Content\r\n\r\n"},
+		{"body after 304", "GET", "HTTP/1.1 304 Not Modified\r\n\r\n"},
+		{"chunked answer, then more", "GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"},
 	}
-	if n := conns.Load(); n != 3 {
-		t.Errorf("%d connections, want a new one each time", n)
+	for _, tc := range cases {
+		for _, next := range []string{"GET", "HEAD", "OPTIONS", "DELETE", "POST"} {
+			t.Run(tc.name+"/then "+next, func(t *testing.T) {
+				s := newStrayServer(t, func(req *http.Request) string {
+					if req.URL.Path == "/first" {
+						return tc.answer
+					}
+					if req.Method == "HEAD" {
+						return "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Real: yes\r\n\r\n"
+					}
+					return "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Real: yes\r\n\r\nreal\n"
+				})
+				var reports []error
+				var mu sync.Mutex
+				tr := NewTransport(Timeouts{}, Hooks{ProtocolError: func(_ context.Context, err error) {
+					mu.Lock()
+					reports = append(reports, err)
+					mu.Unlock()
+				}})
+				t.Cleanup(func() { CloseIdleConnections(tr) })
+
+				if _, _, err := do(t, tr, tc.method, "http://"+s.addr+"/first", nil); err != nil {
+					t.Fatal(err)
+				}
+				s.stray <- smuggled
+				<-s.wrote
+				var body io.Reader
+				if next == "POST" {
+					body = strings.NewReader("x")
+				}
+				req, _ := http.NewRequest(next, "http://"+s.addr+"/next", body)
+				res, err := tr.RoundTrip(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.Header.Get("X-Injected") != "" || res.Header.Get("Set-Cookie") != "" || res.Header.Get("X-Real") != "yes" {
+					t.Fatalf("the next request got the stray bytes as its answer: %d %v %q", res.StatusCode, res.Header, b)
+				}
+				if next == "POST" {
+					// http.Transport, which carries requests with a body,
+					// has its own watch on idle connections.
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				var ue *UnsolicitedError
+				if len(reports) != 1 || !errors.As(reports[0], &ue) || !strings.HasPrefix(string(ue.Start), "HTTP/1.1 200 OK") {
+					t.Errorf("reports %v, want one UnsolicitedError starting with the stray bytes", reports)
+				}
+			})
+		}
+	}
+}
+
+// Bytes beyond an answer's framing that come in the same segment as the
+// answer are found when the answer ends, and the connection is not pooled.
+func TestClientClosesAConnectionWithBytesBeyondTheAnswer(t *testing.T) {
+	s := newStrayServer(t, func(req *http.Request) string {
+		if req.URL.Path == "/one" {
+			return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"
+		}
+		return "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood"
+	})
+	reported := make(chan error, 4)
+	tr := NewTransport(Timeouts{}, Hooks{ProtocolError: func(_ context.Context, err error) { reported <- err }})
+	t.Cleanup(func() { CloseIdleConnections(tr) })
+	if _, body, err := do(t, tr, "GET", "http://"+s.addr+"/one", nil); err != nil || body != "ok" {
+		t.Fatalf("first: %q, %v", body, err)
+	}
+	if _, body, err := do(t, tr, "GET", "http://"+s.addr+"/next", nil); err != nil || body != "good" {
+		t.Fatalf("next: %q, %v", body, err)
+	}
+	if n := s.conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2: the first must not be reused", n)
+	}
+	select {
+	case <-reported:
+	default:
+		t.Error("the stray bytes were not reported")
 	}
 }
 

@@ -4,7 +4,12 @@ package forward
 
 import "net"
 
-// closedByPeer cannot look at the socket here; requests that may not be
-// sent twice then take their chance on a kept-alive connection, as they
-// would with net/http's transport between its check and the write.
-func closedByPeer(net.Conn) bool { return false }
+// probeSupported is false where the client cannot look at an idle socket
+// without reading it: NewTransport then registers no client of this
+// package, and every request goes through http.Transport, whose reader
+// goroutine watches each idle connection.
+const probeSupported = false
+
+func (pc *pconn) probe([]byte) (probeState, int) { return probeClosed, 0 }
+
+func probeConn(net.Conn) bool { return false }

@@ -28,6 +28,13 @@ type rawIO struct {
 
 	// w writes through the descriptor too.
 	w sysio.Writer
+
+	// probe's look at an idle connection (probe_unix.go): its func
+	// value, its buffer, and what it found.
+	probeFn func(fd uintptr)
+	peekBuf []byte
+	probed  probeState
+	peeked  int
 }
 
 // useRaw lets readBusy read pc's socket through its file descriptor, when

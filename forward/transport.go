@@ -23,13 +23,24 @@ type Timeouts struct {
 	IdleConnection time.Duration
 }
 
+// Hooks are a transport's reports to its owner. A nil field is skipped.
+type Hooks struct {
+	// ProtocolError hears of a server's breach of HTTP framing that failed
+	// no request, such as an *UnsolicitedError, with the context of the
+	// request that came upon it (its reqinfo record names the upstream and
+	// server). It is called on the request's goroutine, or on a rescue's,
+	// and must not block.
+	ProtocolError func(ctx context.Context, err error)
+}
+
 // NewTransport returns a transport tuned for a reverse proxy: large
 // keep-alive pools per server so connections are reused, not churned, and
 // no transparent compression, so bodies pass through untouched. Body-less
 // requests to plain-HTTP servers go through this package's own client
-// (client.go), registered on the transport; close idle connections with
+// (client.go), registered on the transport where the platform lets it
+// look at idle connections; close idle connections with
 // CloseIdleConnections, which reaches both.
-func NewTransport(t Timeouts) *http.Transport {
+func NewTransport(t Timeouts, h Hooks) *http.Transport {
 	d := &net.Dialer{Timeout: t.Connect, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		DialContext:           d.DialContext,
@@ -44,7 +55,11 @@ func NewTransport(t Timeouts) *http.Transport {
 		WriteBufferSize:       16 << 10,
 		ReadBufferSize:        16 << 10,
 	}
+	if !probeSupported {
+		return tr
+	}
 	c := registerClient(tr)
+	c.protocolError = h.ProtocolError
 	clients.Store(weak.Make(tr), c)
 	// Forget the client when the transport is gone (tests build many).
 	runtime.AddCleanup(tr, func(k weak.Pointer[http.Transport]) {

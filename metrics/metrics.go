@@ -34,6 +34,7 @@ const (
 	RateLimitStoreUp       = "proxy_rate_limit_store_up"
 	RateLimitStoreSwitches = "proxy_rate_limit_store_switches_total"
 	RetriesTotal           = "proxy_retries_total"
+	ProtocolErrorsTotal    = "proxy_upstream_protocol_errors_total"
 	ConfigReloadsTotal     = "proxy_config_reloads_total"
 	ConfigLastReloadOK     = "proxy_config_last_reload_successful"
 	ConfigLastReloadAt     = "proxy_config_last_reload_success_timestamp_seconds"
@@ -78,6 +79,7 @@ type Metrics struct {
 	build       *prometheus.GaugeVec
 	storeUp     *prometheus.GaugeVec
 	storeSwitch *prometheus.CounterVec
+	protoErrors *prometheus.CounterVec
 	servers     *serverCollector
 
 	// now is the clock for reload timestamps; tests replace it.
@@ -163,11 +165,15 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: RateLimitStoreSwitches,
 			Help: "Switches of a route's rate limiting between the shared store and its fallback, counted once per transition.",
 		}, []string{"route"}),
+		protoErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: ProtocolErrorsTotal,
+			Help: "Breaches of HTTP framing by a server that failed no request, such as bytes sent on a kept-alive connection outside any answer; the connection was closed, never reused.",
+		}, []string{"upstream", "server"}),
 		servers: newServerCollector(),
 		now:     time.Now,
 	}
 	reg.MustRegister(m.requests, m.duration, m.rateLimited, m.retries, m.reloads,
-		m.reloadOK, m.reloadAt, m.health, m.build, m.storeUp, m.storeSwitch, m.servers)
+		m.reloadOK, m.reloadAt, m.health, m.build, m.storeUp, m.storeSwitch, m.protoErrors, m.servers)
 	// The process has loaded its first config by the time it builds its
 	// metrics, so the last load counts as successful until a reload fails.
 	m.reloadOK.Set(1)
@@ -267,6 +273,13 @@ func (m *Metrics) HealthCheck(upstream, server string, ok bool, d time.Duration)
 	m.health.WithLabelValues(upstream, server, result).Observe(d.Seconds())
 }
 
+// ProtocolError counts a server's breach of HTTP framing that failed no
+// request (see forward.UnsolicitedError). It is rare, so it resolves its
+// child each time.
+func (m *Metrics) ProtocolError(upstream, server string) {
+	m.protoErrors.WithLabelValues(upstream, server).Inc()
+}
+
 // SetBuildInfo publishes the running build's version and commit, with the
 // Go version it was built with, as proxy_build_info.
 func (m *Metrics) SetBuildInfo(version, commit, goVersion string) {
@@ -282,6 +295,7 @@ func (m *Metrics) ForgetServer(upstream, server string) {
 	m.requests.DeletePartialMatch(l)
 	m.duration.DeletePartialMatch(l)
 	m.health.DeletePartialMatch(l)
+	m.protoErrors.DeletePartialMatch(l)
 }
 
 // cowMap is a copy-on-write map: readers load a pointer and index a plain

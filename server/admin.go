@@ -16,8 +16,6 @@ func forwardTimeouts(t config.Timeouts) forward.Timeouts {
 	return forward.Timeouts{Connect: t.Connect.D(), ResponseHeader: t.ResponseHeader.D(), IdleConnection: t.IdleConnection.D()}
 }
 
-func newTransport(t forward.Timeouts) *http.Transport { return forward.NewTransport(t) }
-
 // adminHandler serves the admin API, metrics and dashboard for cfg.
 func (s *Server) adminHandler(cfg *config.Config, addr string) http.Handler {
 	return admin.New(admin.Options{

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +20,13 @@ import (
 // default upstream off unless the fragment says otherwise, and stops it
 // when the test ends.
 func startProxy(t testing.TB, yaml string) *Server {
+	t.Helper()
+	return startProxyLogging(t, yaml, io.Discard)
+}
+
+// startProxyLogging is startProxy with the proxy's log, as JSON, going to
+// w.
+func startProxyLogging(t testing.TB, yaml string, w io.Writer) *Server {
 	t.Helper()
 	base := "listen: 127.0.0.1:0\n"
 	if !strings.Contains(yaml, "admin:") {
@@ -36,7 +44,7 @@ func startProxy(t testing.TB, yaml string) *Server {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	s, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s, err := New(cfg, Options{Logger: slog.New(slog.NewJSONHandler(w, nil))})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
@@ -130,4 +138,22 @@ func freeAddr(t testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// logBuffer collects a proxy's log lines; safe for concurrent use.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"github.com/tbsphathuynh/proxy/forward"
 	"io"
 	"log/slog"
 	"net/http"
@@ -79,7 +80,7 @@ func (s *Server) transport(t config.Timeouts) http.RoundTripper {
 	key := forwardTimeouts(t)
 	tr, ok := s.transports[key]
 	if !ok {
-		tr = newTransport(key)
+		tr = forward.NewTransport(key, forward.Hooks{ProtocolError: s.protoErrors.report})
 		s.transports[key] = tr
 	}
 	return tr

@@ -57,8 +57,9 @@ type Server struct {
 	limiters   map[limiterKey]ratelimit.Limiter
 	redis      map[config.Redis]*redis.Client
 
-	registry *prometheus.Registry
-	metrics  *metrics.Metrics
+	registry    *prometheus.Registry
+	metrics     *metrics.Metrics
+	protoErrors protocolErrors
 
 	// trace is the current tracer and traceCfg its settings; oldTraces
 	// are tracers a reload replaced, to stop once the swap is done. All
@@ -92,6 +93,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
+	s.protoErrors.s = s
 	s.registry = metrics.NewRegistry()
 	s.metrics = metrics.New(s.registry)
 	s.metrics.SetBuildInfo(opts.Version, opts.Commit, goruntime.Version())

@@ -57,3 +57,18 @@ func call(trap, fd uintptr, p []byte) (int, error) {
 	}
 	return int(n), nil
 }
+
+// Peek reads what the socket fd holds into p without consuming it, and
+// without blocking, as recv(2) with MSG_PEEK|MSG_DONTWAIT: 0 bytes and no
+// error means the peer closed the stream; EAGAIN, that nothing is there.
+func Peek(fd uintptr, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}

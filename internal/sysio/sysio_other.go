@@ -23,3 +23,14 @@ func Write(fd uintptr, p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// Peek reads what the socket fd holds into p without consuming it, and
+// without blocking, as recv(2) with MSG_PEEK|MSG_DONTWAIT: 0 bytes and no
+// error means the peer closed the stream; EAGAIN, that nothing is there.
+func Peek(fd uintptr, p []byte) (int, error) {
+	n, _, err := syscall.Recvfrom(int(fd), p, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}

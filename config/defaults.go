@@ -17,6 +17,9 @@ const (
 	DefaultReadHeaderTimeout = Duration(10 * time.Second)
 	DefaultIdleTimeout       = Duration(120 * time.Second)
 	DefaultMaxHeaderBytes    = 64 * KiB
+	// DefaultUpgrade is the one protocol client.allowed_upgrades lets
+	// through when the key is left out.
+	DefaultUpgrade = "websocket"
 )
 
 // SetDefaults fills in every setting that is still its zero value. It is
@@ -60,6 +63,9 @@ func applyDefaults(c *Config, pos *positions) {
 	}
 	if d.unset(!c.Client.DirectLane, "client.direct_lane") {
 		c.Client.DirectLane = true
+	}
+	if d.unset(c.Client.AllowedUpgrades == nil, "client.allowed_upgrades") {
+		c.Client.AllowedUpgrades = []string{DefaultUpgrade}
 	}
 
 	// The top-level upstream sections mean nothing without top-level

@@ -90,6 +90,7 @@ func TestParseSeedAppliesDocumentedDefaults(t *testing.T) {
 			MaxHeaderBytes:    64 << 10,
 			FastPath:          true,
 			DirectLane:        true,
+			AllowedUpgrades:   []string{"websocket"},
 		},
 		Upstream: defaultUpstream(
 			Server{URL: "http://backend1.example.com", Name: "backend1.example.com:80", Weight: 1},

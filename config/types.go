@@ -69,6 +69,13 @@ type Client struct {
 	// Turning it off sends them through the handler chain like any other
 	// (see docs/performance.md).
 	DirectLane bool `yaml:"direct_lane"`
+	// AllowedUpgrades lists the protocols a client may switch to through
+	// the proxy (Connection: Upgrade), compared without regard to case;
+	// websocket by default. Another upgrade is forwarded as an ordinary
+	// request without its Upgrade and Connection tokens: a tunnel carries
+	// bytes no routing, header rewriting or rate limit sees afterwards.
+	// h2c is never tunnelled (RFC 9113 §3.1 deprecates that upgrade).
+	AllowedUpgrades []string `yaml:"allowed_upgrades"`
 }
 
 // Upstream is a named group of servers with the policies that pick among

@@ -68,6 +68,15 @@ func (c *checker) config(cfg *Config) {
 	if cfg.Client.MaxHeaderBytes < 1 {
 		c.errf("client.max_header_bytes", "must be greater than 0")
 	}
+	for i, u := range cfg.Client.AllowedUpgrades {
+		at := fmt.Sprintf("client.allowed_upgrades[%d]", i)
+		switch {
+		case strings.EqualFold(u, "h2c"):
+			c.errf(at, "h2c is never tunnelled: RFC 9113 §3.1 deprecates that upgrade; set h2c: true to serve HTTP/2 without TLS")
+		case !isToken(u):
+			c.errf(at, "%s is not a protocol name (a token such as websocket)", quote(u))
+		}
+	}
 
 	switch {
 	case cfg.HasDefaultUpstream():
@@ -369,4 +378,22 @@ func (c *checker) nonNegative(path string, d Duration) {
 	if d < 0 {
 		c.errf(path, "must not be negative")
 	}
+}
+
+// isToken reports whether s is an HTTP token (RFC 9110 §5.6.2), as a
+// protocol name in Upgrade must be.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }

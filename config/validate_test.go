@@ -237,3 +237,19 @@ func TestAccessLogFieldsAndSample(t *testing.T) {
 		t.Errorf("valid: %+v, %v", c, err)
 	}
 }
+
+func TestAllowedUpgradesRefuseH2CAndNonTokens(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"client: {allowed_upgrades: [websocket, h2c]}\n", "t.yaml:2:40: client.allowed_upgrades[1]: h2c is never tunnelled"},
+		{"client: {allowed_upgrades: [\"web socket\"]}\n", "client.allowed_upgrades[0]: \"web socket\" is not a protocol name"},
+	} {
+		_, err := Parse("t.yaml", []byte("servers: [{url: http://a}]\n"+tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+	cfg, err := Parse("t.yaml", []byte("servers: [{url: http://a}]\nclient: {allowed_upgrades: []}\n"))
+	if err != nil || cfg.Client.AllowedUpgrades == nil || len(cfg.Client.AllowedUpgrades) != 0 {
+		t.Errorf("an empty list must stay empty (no upgrade at all): %v, %#v", err, cfg)
+	}
+}

@@ -65,6 +65,29 @@ type Route struct {
 	up          *Upstream
 	fallback    http.Handler
 	log         *slog.Logger
+	// upgrades are the protocols clients may switch to (AllowUpgrades).
+	upgrades []string
+}
+
+// AllowUpgrades sets the protocols a client may switch to through the
+// route (Connection: Upgrade), compared without regard to case; none
+// until it is called. Another upgrade is forwarded as an ordinary
+// request, without its Upgrade and Connection tokens. h2c is never
+// tunnelled, listed or not: RFC 9113 §3.1 deprecates that upgrade, and
+// its tunnel would carry requests past routing and limits.
+func (rt *Route) AllowUpgrades(protocols []string) { rt.upgrades = protocols }
+
+// upgradable reports whether a client may switch to protocol.
+func (rt *Route) upgradable(protocol string) bool {
+	if strings.EqualFold(protocol, "h2c") {
+		return false
+	}
+	for _, p := range rt.upgrades {
+		if strings.EqualFold(p, protocol) {
+			return true
+		}
+	}
+	return false
 }
 
 // NewRoute returns the handler for a route named name that sends to up.
@@ -108,6 +131,12 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	upType := upgradeType(r.Header)
+	if upType != "" && !rt.upgradable(upType) {
+		// Forwarded as an ordinary request: Upgrade and Connection are
+		// hop-by-hop, so outHeader drops them and the tokens Connection
+		// lists (HTTP2-Settings with h2c).
+		upType = ""
+	}
 	if !printable(upType) {
 		rt.fail(w, r, errBadUpgrade)
 		return
@@ -169,6 +198,13 @@ func (rt *Route) exchange(w http.ResponseWriter, r, out *http.Request, ob *outbo
 		return
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
+		if upType == "" {
+			// Nothing was asked for: a tunnel here would carry bytes no
+			// routing or limit sees.
+			res.Body.Close()
+			rt.fail(w, r, errUnsolicited101)
+			return
+		}
 		rt.upgrade(w, r, res, upType)
 		return
 	}

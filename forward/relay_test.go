@@ -444,6 +444,7 @@ func TestUpgradeRelayed(t *testing.T) {
 	}))
 	defer be.Close()
 	rl := newRelay(t, nil, be.URL)
+	rl.route.AllowUpgrades([]string{"websocket", "ECHO"})
 
 	c, err := net.Dial("tcp", rl.front.Listener.Addr().String())
 	if err != nil {
@@ -645,4 +646,66 @@ func TestKeepAliveToServersReused(t *testing.T) {
 		t.Errorf("%d connections to the server for 50 sequential requests, want 1", n)
 	}
 	rl.idle(t)
+}
+
+// An upgrade to a protocol the route does not allow, and h2c always, is
+// forwarded as an ordinary request without its Upgrade and Connection
+// tokens: a tunnel would carry later requests past routing, header
+// rewriting and rate limits. A 101 that nobody asked for is a broken
+// answer, not a tunnel.
+func TestUpgradeOnlyToAllowedProtocols(t *testing.T) {
+	type seen struct{ conn, upgrade, settings string }
+	saw := make(chan seen, 1)
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		saw <- seen{r.Header.Get("Connection"), r.Header.Get("Upgrade"), r.Header.Get("HTTP2-Settings")}
+		if r.URL.Path == "/switch" {
+			// A broken server: switches whatever was asked.
+			c, brw, _ := http.NewResponseController(w).Hijack()
+			defer c.Close()
+			brw.WriteString("HTTP/1.1 101 Switching Protocols\r\n\r\n")
+			brw.Flush()
+			io.Copy(c, brw)
+			return
+		}
+		io.WriteString(w, "plain")
+	}))
+	defer be.Close()
+	rl := newRelay(t, nil, be.URL)
+	rl.route.AllowUpgrades([]string{"websocket", "h2c"})
+	for _, tc := range []struct{ name, head string }{
+		{"h2c, even listed", "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n"},
+		{"a protocol not listed", "Connection: Upgrade\r\nUpgrade: echo\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", rl.front.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n"+tc.head+"\r\n")
+			res, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(io.LimitReader(res.Body, 100))
+			if res.StatusCode != 200 || string(b) != "plain" {
+				t.Fatalf("answer %d %q, want the ordinary 200", res.StatusCode, b)
+			}
+			if s := <-saw; s != (seen{}) {
+				t.Errorf("the server saw Connection %q, Upgrade %q, HTTP2-Settings %q; want none", s.conn, s.upgrade, s.settings)
+			}
+		})
+	}
+	t.Run("101 nobody asked for", func(t *testing.T) {
+		// A POST goes through http.Transport, which returns such a 101.
+		res, err := http.Post(rl.front.URL+"/switch", "text/plain", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		<-saw
+		if res.StatusCode != http.StatusBadGateway {
+			t.Errorf("answer %d, want 502", res.StatusCode)
+		}
+	})
 }

@@ -40,7 +40,7 @@ type listenKey struct {
 	addr   string
 	tls    bool
 	h2c    bool
-	client config.Client
+	client clientKey
 	token  string
 	pprof  bool
 }
@@ -52,7 +52,19 @@ func adminKey(cfg *config.Config) listenKey {
 }
 
 func mainKey(cfg *config.Config) listenKey {
-	return listenKey{addr: cfg.Listen, tls: cfg.TLS != nil, h2c: cfg.H2C, client: cfg.Client}
+	c := cfg.Client
+	return listenKey{addr: cfg.Listen, tls: cfg.TLS != nil, h2c: cfg.H2C, client: clientKey{
+		readHeaderTimeout: c.ReadHeaderTimeout, idleTimeout: c.IdleTimeout,
+		maxHeaderBytes: c.MaxHeaderBytes, fastPath: c.FastPath, directLane: c.DirectLane,
+	}}
+}
+
+// clientKey is what of config.Client a listener is built from; the
+// allowed upgrades are the routes' business.
+type clientKey struct {
+	readHeaderTimeout, idleTimeout config.Duration
+	maxHeaderBytes                 config.Size
+	fastPath, directLane           bool
 }
 
 // openMain opens the main listener for cfg, on sock when it is given (the

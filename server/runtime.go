@@ -83,7 +83,7 @@ func (s *Server) compile(cfg *config.Config) (*runtime, error) {
 		if f := rc.Fallback; f != nil {
 			fb = fallbackHandler(rt, f, s.log)
 		}
-		h, direct, err := s.routeHandler(name, cu, strip, rc.RateLimit, fb)
+		h, direct, err := s.routeHandler(rt, name, cu, strip, rc.RateLimit, fb)
 		if err != nil {
 			return nil, err
 		}
@@ -91,7 +91,7 @@ func (s *Server) compile(cfg *config.Config) (*runtime, error) {
 	}
 	rt.table = route.New(rules)
 	if cu := rt.upstreams[config.DefaultUpstream]; cu != nil {
-		h, direct, err := s.routeHandler(config.DefaultUpstream, cu, "", nil, nil)
+		h, direct, err := s.routeHandler(rt, config.DefaultUpstream, cu, "", nil, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -121,8 +121,9 @@ func (s *Server) compile(cfg *config.Config) (*runtime, error) {
 // serves it, nil when it cannot: its forwarder and balancer must need no
 // more of a request than the lane has, and so must a rate limit's key
 // (the client's address, with no proxies trusted to forward it).
-func (s *Server) routeHandler(name string, cu *compiledUpstream, strip string, rl *config.RateLimit, fallback http.Handler) (h http.Handler, direct *laneRoute, err error) {
+func (s *Server) routeHandler(rt *runtime, name string, cu *compiledUpstream, strip string, rl *config.RateLimit, fallback http.Handler) (h http.Handler, direct *laneRoute, err error) {
 	fr := forward.NewRoute(name, cu.fwd, strip, s.log)
+	fr.AllowUpgrades(rt.cfg.Client.AllowedUpgrades)
 	if fallback != nil {
 		fr.SetFallback(fallback)
 	}
@@ -163,7 +164,9 @@ func (s *Server) observe(info *reqinfo.Info, _ string, status int, _ int64, d ti
 // upstream, or a fixed answer.
 func fallbackHandler(rt *runtime, f *config.Fallback, log *slog.Logger) http.Handler {
 	if f.Upstream != "" {
-		return forward.NewRoute("fallback:"+f.Upstream, rt.upstreams[f.Upstream].fwd, "", log)
+		fr := forward.NewRoute("fallback:"+f.Upstream, rt.upstreams[f.Upstream].fwd, "", log)
+		fr.AllowUpgrades(rt.cfg.Client.AllowedUpgrades)
+		return fr
 	}
 	h := http.Header{}
 	for k, v := range f.Headers {

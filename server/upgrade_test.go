@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -112,5 +113,63 @@ func TestH2CWhenEnabled(t *testing.T) {
 	resp.Body.Close()
 	if resp.ProtoMajor != 2 {
 		t.Errorf("client spoke %s to the proxy, want HTTP/2 without TLS", resp.Proto)
+	}
+}
+
+// Only the upgrades client.allowed_upgrades lists open a tunnel; websocket
+// by default. h2c's upgrade is forwarded as an ordinary request: with a
+// tunnel, later requests on it would reach the server with no routing,
+// no X-Forwarded-For and no rate limit.
+func TestUpgradesOnlyThoseAllowed(t *testing.T) {
+	for _, mode := range []struct{ name, yaml string }{
+		{"fast path", ""},
+		{"fast path off", "client: {fast_path: false}\n"},
+		{"echo allowed", "client: {allowed_upgrades: [websocket, echo]}\n"},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			seen := make(chan string, 4)
+			be := backend(t, "a", func(w http.ResponseWriter, r *http.Request) {
+				seen <- r.Header.Get("Upgrade") + "|" + r.Header.Get("Connection") + "|" + r.Header.Get("HTTP2-Settings")
+				if r.Header.Get("Upgrade") != "" {
+					c, brw, _ := http.NewResponseController(w).Hijack()
+					defer c.Close()
+					brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + r.Header.Get("Upgrade") + "\r\n\r\n")
+					brw.Flush()
+					io.Copy(c, brw)
+					return
+				}
+				io.WriteString(w, "plain")
+			})
+			p := startProxy(t, mode.yaml+"servers:\n"+servers(be))
+			for _, tc := range []struct {
+				proto, head string
+				tunnel      bool
+			}{
+				{"h2c", "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n", false},
+				{"echo", "Connection: Upgrade\r\nUpgrade: echo\r\n", mode.name == "echo allowed"},
+			} {
+				c, err := net.Dial("tcp", p.Addr())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				io.WriteString(c, "GET / HTTP/1.1\r\nHost: t\r\n"+tc.head+"\r\n")
+				res, err := http.ReadResponse(bufio.NewReader(c), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := <-seen
+				if tc.tunnel {
+					if res.StatusCode != 101 || got != "echo|Upgrade|" {
+						t.Errorf("%s: answer %d, server saw %q; want the upgrade relayed", tc.proto, res.StatusCode, got)
+					}
+					continue
+				}
+				b, _ := io.ReadAll(res.Body)
+				if res.StatusCode != 200 || string(b) != "plain" || got != "||" {
+					t.Errorf("%s: answer %d %q, server saw Upgrade|Connection|HTTP2-Settings = %q; want an ordinary request", tc.proto, res.StatusCode, b, got)
+				}
+			}
+		})
 	}
 }

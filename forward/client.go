@@ -370,6 +370,9 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 			return fail(err)
 		}
 	}
+	if res.Header != nil && spaceInName(res.Header) {
+		return fail(errSpaceBeforeColon)
+	}
 	pc.limit = 0
 	// The header timeout is over. Its deadline stays when the body is
 	// already buffered whole, as a small answer's usually is: nothing reads

@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"net/url"
@@ -44,6 +45,26 @@ func listed(conn []string, k string) bool {
 			if tok = strings.Trim(tok, " \t"); tok != "" && strings.EqualFold(tok, k) {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// errSpaceBeforeColon is a server's answer with white space between a
+// header name and its colon. net/textproto keeps such a line as a header
+// of another name (golang/go#34540), so "Transfer-Encoding : chunked"
+// would leave the answer framed by its Content-Length, and relayed, the
+// field would reach the client for its own parser to read either way.
+// RFC 9112 §5.1 lets a proxy reject the message, which is what nginx and
+// HAProxy do too.
+var errSpaceBeforeColon = errors.New("server's answer has white space between a header name and its colon (RFC 9112 §5.1)")
+
+// spaceInName reports whether any name in h holds a space: only the white
+// space before a colon gets one through net/textproto.
+func spaceInName(h http.Header) bool {
+	for k := range h {
+		if strings.IndexByte(k, ' ') >= 0 {
+			return true
 		}
 	}
 	return false

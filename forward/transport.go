@@ -226,7 +226,13 @@ func (u *Upstream) send(req *http.Request) (*http.Response, error) {
 			req = req.WithContext(httptrace.WithClientTrace(ctx, trace))
 		}
 	}
-	return u.Transport.RoundTrip(req)
+	res, err := u.Transport.RoundTrip(req)
+	if err == nil && spaceInName(res.Header) {
+		// Closed unread, the body takes its connection with it.
+		res.Body.Close()
+		return nil, errSpaceBeforeColon
+	}
+	return res, err
 }
 
 // client returns the client NewTransport registered on u.Transport, or nil

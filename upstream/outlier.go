@@ -57,7 +57,25 @@ func (s *State) EjectAt(now, until time.Time, reason string) bool {
 	s.ejections.Add(1)
 	s.consecutive.Store(0)
 	s.ejectStatus.Store(&Status{Healthy: false, Reason: reason, Since: now})
+	s.changed(now)
 	return true
+}
+
+// EjectBackoff is passive health's memory of past ejections: how many
+// times the ejection time has doubled, and when the last ejection ended
+// (zero if none).
+func (s *State) EjectBackoff() (doublings int, lastEnd time.Time) {
+	if e := s.ejectEnd.Load(); e != 0 {
+		lastEnd = time.Unix(0, e)
+	}
+	return int(s.ejectDoublings.Load()), lastEnd
+}
+
+// SetEjectBackoff records what EjectBackoff returns. Passive health calls
+// it while it serialises ejections.
+func (s *State) SetEjectBackoff(doublings int, lastEnd time.Time) {
+	s.ejectDoublings.Store(int64(doublings))
+	s.ejectEnd.Store(lastEnd.UnixNano())
 }
 
 // ReadmitAt ends an ejection at now; it reports whether the server was
@@ -70,6 +88,7 @@ func (s *State) ReadmitAt(now time.Time) bool {
 	s.consecutive.Store(0)
 	s.ejectStatus.Store(&Status{Healthy: true, Reason: "readmitted after ejection", Since: now})
 	s.rampFrom.Store(now.UnixNano())
+	s.changed(now)
 	return true
 }
 
@@ -86,8 +105,28 @@ type Check struct {
 	Latency time.Duration `json:"latency"`
 }
 
-// RecordCheck stores the outcome of an active health check.
-func (s *State) RecordCheck(c Check) { s.lastCheck.Store(&c) }
+// RecordCheck stores the outcome of an active health check and returns how
+// many checks in a row, this one included, had the same outcome: the rise
+// when it passed, the fall when it failed. The run belongs to the state, so
+// it carries across a reload.
+func (s *State) RecordCheck(c Check) (run int) {
+	s.lastCheck.Store(&c)
+	for {
+		old := s.checkRun.Load()
+		next := int64(1)
+		switch {
+		case c.OK && old > 0:
+			next = old + 1
+		case !c.OK && old < 0:
+			next = old - 1
+		case !c.OK:
+			next = -1
+		}
+		if s.checkRun.CompareAndSwap(old, next) {
+			return int(max(next, -next))
+		}
+	}
+}
 
 // LastCheck returns the last active check's outcome; ok is false when the
 // server was never checked.

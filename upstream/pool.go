@@ -21,10 +21,24 @@ type Pool struct {
 }
 
 // NewPool returns a pool over servers with its first snapshot built.
+// Until Close, every transition of a server's State rebuilds the snapshot,
+// whoever makes it.
 func NewPool(name string, servers []*Server) *Pool {
 	p := &Pool{Name: name, Servers: servers}
+	for _, s := range servers {
+		s.join(p)
+	}
 	p.Refresh(time.Now())
 	return p
+}
+
+// Close stops the servers' transitions from rebuilding the pool's
+// snapshot, so a pool no one picks from any more can be collected. The
+// snapshot stays as it was for requests that still hold the pool.
+func (p *Pool) Close() {
+	for _, s := range p.Servers {
+		s.leave(p)
+	}
 }
 
 // Available returns the servers that may take new requests: the usable
@@ -83,15 +97,34 @@ func (r *Registry) State(key string) *State {
 	return s
 }
 
-// Retain forgets every state whose key is not in keep. Call it once a new
-// runtime is in place, so removed servers do not linger.
+// Retain forgets every state whose key is not in keep and retires it, so
+// its timers stop. Call it once a new runtime is in place, so removed
+// servers do not linger.
 func (r *Registry) Retain(keep map[string]bool) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	for k := range r.states {
+	var gone []*State
+	for k, s := range r.states {
 		if !keep[k] {
 			delete(r.states, k)
+			gone = append(gone, s)
 		}
+	}
+	r.mu.Unlock()
+	for _, s := range gone {
+		s.Retire()
+	}
+}
+
+// Close retires every state: no timer of theirs fires after it returns.
+func (r *Registry) Close() {
+	r.mu.Lock()
+	all := make([]*State, 0, len(r.states))
+	for _, s := range r.states {
+		all = append(all, s)
+	}
+	r.mu.Unlock()
+	for _, s := range all {
+		s.Retire()
 	}
 }
 

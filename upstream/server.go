@@ -76,6 +76,11 @@ type State struct {
 	consecutive atomic.Int64
 	ejections   atomic.Uint64
 	ejectStatus atomic.Pointer[Status]
+	// ejectDoublings is how many times the ejection time has doubled, and
+	// ejectEnd the unix-nano end of the last ejection; passive health's
+	// backoff, kept here so a reload does not forgive a flapping server.
+	ejectDoublings atomic.Int64
+	ejectEnd       atomic.Int64
 
 	// rampFrom is the unix-nano time the server last returned to the pool,
 	// for slow start; 0 once the ramp is over or when there never was one.
@@ -86,7 +91,16 @@ type State struct {
 	// checked.
 	lastCheck atomic.Pointer[Check]
 
+	// checkRun is the run of like active check outcomes: n > 0 passes in
+	// a row, n < 0 failures. It lives here, not in the checker, so a
+	// reload does not restart a server's rise or fall from zero.
+	checkRun atomic.Int64
+
 	circuit circuitState
+
+	// life holds the state's timers and the pools to refresh; see
+	// timers.go.
+	life life
 }
 
 // Status says why a server is in its current health state.
@@ -134,6 +148,7 @@ func (s *State) SetHealthy(healthy bool, reason string, now time.Time) bool {
 	if healthy {
 		s.rampFrom.Store(now.UnixNano())
 	}
+	s.changed(now)
 	return true
 }
 
@@ -146,6 +161,7 @@ func (s *State) Eject(until time.Time) bool {
 	for {
 		old := s.ejectedUntil.Load()
 		if s.ejectedUntil.CompareAndSwap(old, until.UnixNano()) {
+			s.changed(time.Now())
 			return old == 0
 		}
 	}
@@ -167,9 +183,11 @@ func (s *State) SetDrained(d bool) bool {
 	if !s.drained.CompareAndSwap(!d, d) {
 		return false
 	}
+	now := time.Now()
 	if !d {
-		s.rampFrom.Store(time.Now().UnixNano())
+		s.rampFrom.Store(now.UnixNano())
 	}
+	s.changed(now)
 	return true
 }
 

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -106,5 +107,57 @@ func TestEjectAt(t *testing.T) {
 	}
 	if !s.ReadmitAt(t0.Add(time.Minute)) || s.ReadmitAt(t0.Add(time.Minute)) {
 		t.Error("ReadmitAt must report only the transition")
+	}
+}
+
+func TestStateTimers(t *testing.T) {
+	s := NewRegistry().State("k")
+	fired := make(chan string, 2)
+	s.Schedule(HalfOpenTimer, time.Hour, func() { fired <- "first" })
+	// A second arming replaces the first: one timer of a kind per state.
+	s.Schedule(HalfOpenTimer, 0, func() { fired <- "second" })
+	if got := <-fired; got != "second" {
+		t.Fatalf("%s timer fired", got)
+	}
+	s.Schedule(ReadmitTimer, time.Hour, func() { fired <- "readmit" })
+	if !s.Scheduled(ReadmitTimer) || s.Scheduled(HalfOpenTimer) {
+		t.Error("Scheduled does not say which timer is armed")
+	}
+	s.Retire()
+	if s.Scheduled(ReadmitTimer) {
+		t.Error("a retired state keeps its timer")
+	}
+	if s.Schedule(ReadmitTimer, 0, func() { fired <- "after retire" }) {
+		t.Error("a retired state armed a timer")
+	}
+	select {
+	case got := <-fired:
+		t.Errorf("%s timer fired", got)
+	default:
+	}
+}
+
+func TestPoolFollowsTransitionsUntilClosed(t *testing.T) {
+	reg := NewRegistry()
+	a := &Server{Name: "a", State: reg.State("a")}
+	old, cur := NewPool("u", []*Server{a}), NewPool("u", []*Server{{Name: "a", State: reg.State("a")}})
+	old.Close()
+	a.SetCircuit(CircuitClosed, CircuitOpen, "test", time.Now())
+	if len(cur.Available()) != 0 {
+		t.Error("a transition made through another pool's server left this pool's snapshot stale")
+	}
+	if len(old.Available()) != 1 {
+		t.Error("a closed pool was refreshed")
+	}
+}
+
+func TestRecordCheckRuns(t *testing.T) {
+	s := NewRegistry().State("k")
+	var got []int
+	for _, ok := range []bool{true, true, false, false, false, true} {
+		got = append(got, s.RecordCheck(Check{OK: ok}))
+	}
+	if want := []int{1, 2, 1, 2, 3, 1}; !slices.Equal(got, want) {
+		t.Errorf("runs %v, want %v", got, want)
 	}
 }

@@ -5,11 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/tbsphathuynh/proxy/internal/window"
 	"github.com/tbsphathuynh/proxy/upstream"
 )
 
@@ -33,33 +30,27 @@ type BreakerConfig struct {
 // failed exchange (errors and 5xx answers), and after its open time lets a
 // few probe requests through (half-open) instead of readmitting blindly:
 // one success closes the circuit, one failure opens it again.
+//
+// A Breaker holds only its policy. The counts, the circuit and its
+// half-open timer belong to each server's State, which outlives a reload;
+// so an outcome that finishes on the breaker of a replaced runtime counts
+// where the current breaker's do, and a circuit it opens goes half-open on
+// time. A Breaker needs no closing.
 type Breaker struct {
 	// OnTransition, if set, is called after every change of a circuit.
 	OnTransition func(s *upstream.Server, c upstream.Circuit, reason string)
 
-	pool  *upstream.Pool
-	cfg   BreakerConfig
-	log   *slog.Logger
-	stats map[*upstream.State]*breakerStats // fixed at construction
-
-	// mu guards timers and closed.
-	mu     sync.Mutex
-	timers map[*upstream.State]*time.Timer
-	closed bool
+	pool *upstream.Pool
+	cfg  BreakerConfig
+	log  *slog.Logger
 }
 
-type breakerStats struct {
-	consecutive atomic.Int64
-	w           *window.Counter // requests, failures
-}
-
-// NewBreaker returns the breaker of pool. Circuits kept open by an earlier
-// runtime get a timer here, so they go half-open on time after a reload.
+// NewBreaker returns the breaker of pool. Circuits that are open get their
+// half-open timer armed again here, with this breaker's open time.
 func NewBreaker(pool *upstream.Pool, cfg BreakerConfig, log *slog.Logger) *Breaker {
-	b := &Breaker{pool: pool, cfg: cfg, log: log, stats: make(map[*upstream.State]*breakerStats), timers: make(map[*upstream.State]*time.Timer)}
+	b := &Breaker{pool: pool, cfg: cfg, log: orDiscard(log)}
 	now := time.Now()
 	for _, s := range pool.Servers {
-		b.stats[s.State] = &breakerStats{w: window.New(cfg.Window)}
 		if s.Circuit() == upstream.CircuitOpen {
 			st, _ := s.CircuitStatus()
 			b.schedule(s, max(st.Since.Add(cfg.OpenTime).Sub(now), 0))
@@ -79,22 +70,13 @@ func (b *Breaker) Observe(s *upstream.Server, status int, err error, _ time.Dura
 
 // Report records one outcome on s at now.
 func (b *Breaker) Report(s *upstream.Server, failed bool, now time.Time) {
-	st := b.stats[s.State]
-	if st == nil {
-		return
-	}
-	var f int64
-	if failed {
-		f = 1
-	}
-	st.w.Add(now, 1, f)
-	switch s.Circuit() {
+	circuit := s.Circuit()
+	n, reqs, fails := s.CircuitOutcome(now, b.cfg.Window, failed, circuit == upstream.CircuitClosed)
+	switch circuit {
 	case upstream.CircuitHalfOpen:
 		if failed {
 			b.open(s, "probe failed in half-open state", now)
 		} else if s.SetCircuit(upstream.CircuitHalfOpen, upstream.CircuitClosed, "probe succeeded", now) {
-			st.consecutive.Store(0)
-			st.w.Reset()
 			b.transition(s, upstream.CircuitClosed, "probe succeeded")
 		}
 		return
@@ -102,19 +84,14 @@ func (b *Breaker) Report(s *upstream.Server, failed bool, now time.Time) {
 		return
 	}
 	if !failed {
-		st.consecutive.Store(0)
 		return
 	}
-	n := st.consecutive.Add(1)
 	if b.cfg.ConsecutiveFailures > 0 && n >= int64(b.cfg.ConsecutiveFailures) {
 		b.open(s, fmt.Sprintf("%d consecutive failures", n), now)
 		return
 	}
-	if b.cfg.FailureRatio > 0 {
-		reqs, fails := st.w.Sum(now)
-		if reqs >= int64(b.cfg.MinRequests) && float64(fails) >= b.cfg.FailureRatio*float64(reqs) {
-			b.open(s, fmt.Sprintf("%d of %d requests failed in %s", fails, reqs, b.cfg.Window), now)
-		}
+	if b.cfg.FailureRatio > 0 && reqs >= int64(b.cfg.MinRequests) && float64(fails) >= b.cfg.FailureRatio*float64(reqs) {
+		b.open(s, fmt.Sprintf("%d of %d requests failed in %s", fails, reqs, b.cfg.Window), now)
 	}
 }
 
@@ -123,35 +100,17 @@ func (b *Breaker) open(s *upstream.Server, reason string, now time.Time) {
 	if from == upstream.CircuitOpen || !s.SetCircuit(from, upstream.CircuitOpen, reason, now) {
 		return
 	}
-	b.pool.Refresh(now)
 	b.transition(s, upstream.CircuitOpen, reason)
 	b.schedule(s, b.cfg.OpenTime)
 }
 
-// schedule turns s half-open after d.
+// schedule arms the state's half-open timer to fire after d.
 func (b *Breaker) schedule(s *upstream.Server, d time.Duration) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return
-	}
-	if t := b.timers[s.State]; t != nil {
-		t.Stop()
-	}
-	b.timers[s.State] = time.AfterFunc(d, func() { b.halfOpen(s) })
+	s.Schedule(upstream.HalfOpenTimer, d, func() { b.halfOpen(s) })
 }
 
 func (b *Breaker) halfOpen(s *upstream.Server) {
-	b.mu.Lock()
-	closed := b.closed
-	b.mu.Unlock()
-	if closed {
-		return
-	}
-	now := time.Now()
-	if s.SetCircuit(upstream.CircuitOpen, upstream.CircuitHalfOpen, "open time over: probing", now) {
-		b.stats[s.State].consecutive.Store(0)
-		b.pool.Refresh(now)
+	if s.SetCircuit(upstream.CircuitOpen, upstream.CircuitHalfOpen, "open time over: probing", time.Now()) {
 		b.transition(s, upstream.CircuitHalfOpen, "open time over: probing")
 	}
 }
@@ -160,16 +119,5 @@ func (b *Breaker) transition(s *upstream.Server, c upstream.Circuit, reason stri
 	b.log.Warn("circuit breaker", "upstream", b.pool.Name, "server", s.Name, "state", c.String(), "reason", reason)
 	if b.OnTransition != nil {
 		b.OnTransition(s, c, reason)
-	}
-}
-
-// Close stops the breaker's timers. Circuit states stay in the servers'
-// State for the next runtime.
-func (b *Breaker) Close() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.closed = true
-	for _, t := range b.timers {
-		t.Stop()
 	}
 }

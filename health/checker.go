@@ -84,16 +84,13 @@ type Setter interface {
 	SetHealthy(s *upstream.Server, healthy bool, reason string, now time.Time) bool
 }
 
-// poolSetter is the default Setter: a compare-and-swap on the server's
-// state, then a rebuild of the pool's snapshot when it changed.
-type poolSetter struct{ pool *upstream.Pool }
+// stateSetter is the default Setter: a compare-and-swap on the server's
+// state, which rebuilds the snapshots of the pools it is in when it
+// changed.
+type stateSetter struct{}
 
-func (p poolSetter) SetHealthy(s *upstream.Server, healthy bool, reason string, now time.Time) bool {
-	if !s.State.SetHealthy(healthy, reason, now) {
-		return false
-	}
-	p.pool.Refresh(now)
-	return true
+func (stateSetter) SetHealthy(s *upstream.Server, healthy bool, reason string, now time.Time) bool {
+	return s.State.SetHealthy(healthy, reason, now)
 }
 
 // Transition is called once per real change of a server's health, active or
@@ -127,10 +124,6 @@ type Checker struct {
 	transport http.RoundTripper
 	own       *http.Transport // our default transport, closed by Stop
 
-	// rise and fall count consecutive passes and failures per server;
-	// only the loop goroutine touches them.
-	rise, fall []int
-
 	// mu guards cancel, which Start sets once.
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -147,8 +140,6 @@ func NewChecker(pool *upstream.Pool, cfg Config, logger *slog.Logger) *Checker {
 		log:       orDiscard(logger),
 		targets:   make([]string, len(pool.Servers)),
 		transport: cfg.Transport,
-		rise:      make([]int, len(pool.Servers)),
-		fall:      make([]int, len(pool.Servers)),
 	}
 	for i, s := range pool.Servers {
 		c.targets[i] = s.URL.Scheme + "://" + s.URL.Host + cfg.Path
@@ -245,30 +236,27 @@ func (c *Checker) round(ctx context.Context) {
 		return // stopped mid-round: the probes failed because of us
 	}
 	for i, s := range servers {
-		c.apply(i, s, results[i])
+		c.apply(s, results[i])
 	}
 }
 
 // apply records one probe's outcome and moves the server across the
-// thresholds.
-func (c *Checker) apply(i int, s *upstream.Server, res upstream.Check) {
+// thresholds. The run of passes or failures is the server's State's, so a
+// reload does not start it again from zero.
+func (c *Checker) apply(s *upstream.Server, res upstream.Check) {
 	_, checkedBefore := s.LastCheck()
-	s.RecordCheck(res)
+	run := s.RecordCheck(res)
 	if c.OnCheck != nil {
 		c.OnCheck(s, res)
 	}
 	reason := "GET " + c.cfg.Path + ": " + res.Result
 	if res.OK {
-		c.rise[i]++
-		c.fall[i] = 0
-		if !s.Healthy() && c.rise[i] >= c.cfg.HealthyThreshold {
+		if !s.Healthy() && run >= c.cfg.HealthyThreshold {
 			c.set(s, true, reason)
 		}
 		return
 	}
-	c.fall[i]++
-	c.rise[i] = 0
-	if s.Healthy() && (c.fall[i] >= c.cfg.UnhealthyThreshold || !checkedBefore) {
+	if s.Healthy() && (run >= c.cfg.UnhealthyThreshold || !checkedBefore) {
 		c.set(s, false, reason)
 	}
 }
@@ -276,7 +264,7 @@ func (c *Checker) apply(i int, s *upstream.Server, res upstream.Check) {
 func (c *Checker) set(s *upstream.Server, healthy bool, reason string) {
 	setter := c.Setter
 	if setter == nil {
-		setter = poolSetter{c.pool}
+		setter = stateSetter{}
 	}
 	if !setter.SetHealthy(s, healthy, reason, time.Now()) {
 		return

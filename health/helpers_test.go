@@ -64,6 +64,8 @@ func poolOf(t testing.TB, reg *upstream.Registry, urls []string, backups ...int)
 	for _, i := range backups {
 		servers[i].Backup = true
 	}
+	// The states' timers end with the test, as a proxy's end with it.
+	t.Cleanup(reg.Close)
 	return upstream.NewPool("test", servers)
 }
 

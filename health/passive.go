@@ -60,7 +60,12 @@ func (c PassiveConfig) withDefaults() PassiveConfig {
 // detection): the forwarder reports every attempt, and a run of
 // ConsecutiveFailures takes the server out for an ejection time. A timer
 // readmits it, so readmission needs neither traffic nor active checks.
-// Close stops the timers.
+//
+// A Passive holds only its policy. The failure run, the backoff and the
+// readmission timer belong to each server's State, which outlives a
+// reload: an attempt that finishes on the Passive of a replaced runtime
+// counts where the current one's do, and a server it ejects comes back on
+// time. A Passive needs no closing.
 type Passive struct {
 	// OnTransition, if set, is called after each ejection and readmission.
 	// Set it before the first Report.
@@ -73,40 +78,23 @@ type Passive struct {
 	cfg  PassiveConfig
 	log  *slog.Logger
 
-	// mu serialises ejections, so MaxEjectionPercent is checked and
-	// applied atomically, and guards the fields below.
-	mu     sync.Mutex
-	closed bool
-	timers map[*upstream.State]*time.Timer
-	// backoff holds, per server, how many times the ejection time has
-	// doubled and when the last ejection ends.
-	backoff map[*upstream.State]backoff
-	// wg counts scheduled readmissions, so Close can wait for a timer
-	// callback already running.
-	wg sync.WaitGroup
-}
-
-type backoff struct {
-	doublings int
-	until     time.Time
+	// mu serialises this Passive's ejections, so MaxEjectionPercent is
+	// checked and applied atomically.
+	mu sync.Mutex
 }
 
 // NewPassive returns passive health for pool. logger may be nil. Servers
-// that a previous runtime ejected (their State outlives a reload) get their
-// readmission scheduled here.
+// that are ejected get their readmission timer armed again here, so it is
+// this Passive that logs it.
 func NewPassive(pool *upstream.Pool, cfg PassiveConfig, logger *slog.Logger) *Passive {
 	p := &Passive{
-		pool:    pool,
-		cfg:     cfg.withDefaults(),
-		log:     orDiscard(logger),
-		timers:  map[*upstream.State]*time.Timer{},
-		backoff: map[*upstream.State]backoff{},
+		pool: pool,
+		cfg:  cfg.withDefaults(),
+		log:  orDiscard(logger),
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	for _, s := range pool.Servers {
 		if until := s.EjectedUntil(); !until.IsZero() {
-			p.scheduleLocked(s, until)
+			p.schedule(s, until)
 		}
 	}
 	return p
@@ -136,7 +124,7 @@ func (p *Passive) Report(s *upstream.Server, failed bool, now time.Time) {
 
 func (p *Passive) eject(s *upstream.Server, failures int64, now time.Time) {
 	p.mu.Lock()
-	if p.closed || s.Ejected(now) {
+	if s.Ejected(now) {
 		p.mu.Unlock()
 		return
 	}
@@ -154,12 +142,12 @@ func (p *Passive) eject(s *upstream.Server, failures int64, now time.Time) {
 			slog.String("upstream", p.pool.Name), slog.String("server", s.Name))
 		return
 	}
-	b := p.backoff[s.State]
-	if !b.until.IsZero() && now.Sub(b.until) > p.cfg.MaxEjectionTime {
-		b.doublings = 0 // it behaved for a long spell: forgive the past
+	doublings, lastEnd := s.EjectBackoff()
+	if !lastEnd.IsZero() && now.Sub(lastEnd) > p.cfg.MaxEjectionTime {
+		doublings = 0 // it behaved for a long spell: forgive the past
 	}
 	d := p.cfg.EjectionTime
-	for range b.doublings {
+	for range doublings {
 		if d >= p.cfg.MaxEjectionTime {
 			break
 		}
@@ -173,12 +161,10 @@ func (p *Passive) eject(s *upstream.Server, failures int64, now time.Time) {
 		return
 	}
 	if d < p.cfg.MaxEjectionTime {
-		b.doublings++
+		doublings++
 	}
-	b.until = until
-	p.backoff[s.State] = b
-	p.pool.Refresh(now)
-	p.scheduleLocked(s, until)
+	s.SetEjectBackoff(doublings, until)
+	p.schedule(s, until)
 	p.mu.Unlock()
 
 	p.log.LogAttrs(context.Background(), slog.LevelWarn, "server ejected",
@@ -189,39 +175,20 @@ func (p *Passive) eject(s *upstream.Server, failures int64, now time.Time) {
 	}
 }
 
-// scheduleLocked arms the readmission of s at until. p.mu must be held.
-func (p *Passive) scheduleLocked(s *upstream.Server, until time.Time) {
-	if old := p.timers[s.State]; old != nil && old.Stop() {
-		p.wg.Done()
-	}
-	p.wg.Add(1)
-	p.timers[s.State] = time.AfterFunc(until.Sub(p.now()), func() {
-		defer p.wg.Done()
-		p.readmit(s)
-	})
+// schedule arms the state's readmission timer to fire at until.
+func (p *Passive) schedule(s *upstream.Server, until time.Time) {
+	s.Schedule(upstream.ReadmitTimer, until.Sub(p.now()), func() { p.readmit(s) })
 }
 
 func (p *Passive) readmit(s *upstream.Server) {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return
-	}
-	delete(p.timers, s.State)
 	now := p.now()
 	if s.Ejected(now) {
 		// The clock says not yet (a fake clock in tests, or a shift):
 		// try again when it says so.
-		p.scheduleLocked(s, s.EjectedUntil())
-		p.mu.Unlock()
+		p.schedule(s, s.EjectedUntil())
 		return
 	}
-	readmitted := s.ReadmitAt(now)
-	if readmitted {
-		p.pool.Refresh(now)
-	}
-	p.mu.Unlock()
-	if !readmitted {
+	if !s.ReadmitAt(now) {
 		return
 	}
 	const reason = "readmitted after ejection"
@@ -231,20 +198,4 @@ func (p *Passive) readmit(s *upstream.Server) {
 	if p.OnTransition != nil {
 		p.OnTransition(s, true, reason)
 	}
-}
-
-// Close stops the readmission timers and waits for any that is running.
-// Ejected servers stay ejected in their State; the Passive of the next
-// runtime readmits them. Report after Close ejects nothing.
-func (p *Passive) Close() {
-	p.mu.Lock()
-	p.closed = true
-	for st, t := range p.timers {
-		if t.Stop() {
-			p.wg.Done()
-		}
-		delete(p.timers, st)
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
 }

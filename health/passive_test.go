@@ -16,7 +16,6 @@ func TestPassiveEjectsRefusingServer(t *testing.T) {
 	pool := poolOf(t, upstream.NewRegistry(), []string{dead, live})
 	var logs logBuffer
 	p := NewPassive(pool, PassiveConfig{Enabled: true, ConsecutiveFailures: 3, EjectionTime: 300 * time.Millisecond}, logs.logger())
-	defer p.Close()
 	events := make(chan event, 4)
 	p.OnTransition = func(s *upstream.Server, healthy bool, reason string) {
 		events <- event{server: s.Name, healthy: healthy, reason: reason}
@@ -85,7 +84,6 @@ func TestMaxEjectionPercent(t *testing.T) {
 			}
 			pool := poolOf(t, upstream.NewRegistry(), urls)
 			p := NewPassive(pool, PassiveConfig{Enabled: true, ConsecutiveFailures: 2, EjectionTime: time.Hour, MaxEjectionPercent: tt.percent}, nil)
-			defer p.Close()
 			now := time.Now()
 			for range 10 { // every server fails, over and over
 				for _, s := range pool.Servers {
@@ -114,7 +112,6 @@ func TestEjectionBackoff(t *testing.T) {
 		Enabled: true, ConsecutiveFailures: 1,
 		EjectionTime: time.Hour, MaxEjectionTime: 3 * time.Hour,
 	}, nil)
-	defer p.Close()
 	s := pool.Servers[0]
 	now := time.Now()
 	for _, want := range []time.Duration{time.Hour, 2 * time.Hour, 3 * time.Hour, 3 * time.Hour} {
@@ -137,7 +134,6 @@ func TestEjectionBackoff(t *testing.T) {
 func TestSuccessResetsRun(t *testing.T) {
 	pool := poolOf(t, upstream.NewRegistry(), []string{"http://10.0.0.1", "http://10.0.0.2"})
 	p := NewPassive(pool, PassiveConfig{Enabled: true, ConsecutiveFailures: 5}, nil)
-	defer p.Close()
 	s, now := pool.Servers[0], time.Now()
 	for range 3 {
 		for range 4 {
@@ -175,14 +171,12 @@ func TestObserve(t *testing.T) {
 			t.Errorf("%s: counted as failure = %v, want %v", tt.name, failed, tt.failed)
 		}
 		s.ReportSuccess()
-		p.Close()
 	}
 }
 
 func TestDisabledPassiveOnlyCounts(t *testing.T) {
 	pool := poolOf(t, upstream.NewRegistry(), []string{"http://10.0.0.1", "http://10.0.0.2"})
 	p := NewPassive(pool, PassiveConfig{ConsecutiveFailures: 1}, nil)
-	defer p.Close()
 	p.Report(pool.Servers[0], true, time.Now())
 	if names(pool) != "ab" || pool.Servers[0].Failures() != 1 {
 		t.Error("a disabled Passive ejected a server or did not count")
@@ -195,21 +189,19 @@ func TestPassiveResumesAcrossReload(t *testing.T) {
 	old := poolOf(t, reg, urls)
 	p := NewPassive(old, PassiveConfig{Enabled: true, ConsecutiveFailures: 1, EjectionTime: 500 * time.Millisecond}, nil)
 	p.Report(old.Servers[0], true, time.Now())
-	p.Close() // the old runtime goes away while a is ejected
+	old.Close() // the old runtime goes away while a is ejected
 
 	fresh := poolOf(t, reg, urls) // same states, by key
 	if names(fresh) != "b" {
 		t.Fatalf("new pool serves %q, want the ejection kept", names(fresh))
 	}
-	p2 := NewPassive(fresh, PassiveConfig{}, nil) // even with ejection now off
-	defer p2.Close()
+	NewPassive(fresh, PassiveConfig{}, nil) // even with ejection now off
 	eventually(t, "readmission by the new runtime", func() bool { return names(fresh) == "ab" })
 }
 
 func TestReportAllocs(t *testing.T) {
 	pool := poolOf(t, upstream.NewRegistry(), []string{"http://10.0.0.1", "http://10.0.0.2"})
 	p := NewPassive(pool, PassiveConfig{Enabled: true}, nil)
-	defer p.Close()
 	s := pool.Servers[0]
 	if n := testing.AllocsPerRun(1000, func() { p.Report(s, false, time.Now()) }); n != 0 {
 		t.Errorf("Report success: %v allocs, want 0", n)
@@ -222,7 +214,6 @@ func TestReportAllocs(t *testing.T) {
 func BenchmarkReport(b *testing.B) {
 	pool := poolOf(b, upstream.NewRegistry(), []string{"http://10.0.0.1", "http://10.0.0.2"})
 	p := NewPassive(pool, PassiveConfig{Enabled: true}, nil)
-	defer p.Close()
 	s := pool.Servers[0]
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

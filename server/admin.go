@@ -84,10 +84,10 @@ func (a adminState) SetDrained(up, server string, drained bool) error {
 	}
 	for _, sv := range cu.pool.Servers {
 		if sv.Name == server {
+			// The state rebuilds the pool's snapshot when it changes.
 			if sv.SetDrained(drained) {
 				a.s.log.Info("server drain changed by the admin API", "upstream", up, "server", server, "drained", drained)
 			}
-			cu.pool.Refresh(time.Now())
 			return nil
 		}
 	}

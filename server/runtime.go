@@ -53,8 +53,14 @@ type compiledUpstream struct {
 // compile builds a runtime from a validated config. Nothing it does is
 // visible until the caller swaps the runtime in; start makes its
 // background work (health checks) run.
-func (s *Server) compile(cfg *config.Config) (*runtime, error) {
+func (s *Server) compile(cfg *config.Config) (_ *runtime, err error) {
 	rt := &runtime{cfg: cfg, upstreams: make(map[string]*compiledUpstream)}
+	defer func() {
+		if err != nil {
+			// The pools joined their servers' states; leave them.
+			rt.close()
+		}
+	}()
 	for _, name := range cfg.UpstreamNames() {
 		uc := cfg.UpstreamByName(name)
 		cu, err := s.compileUpstream(name, uc)
@@ -182,7 +188,7 @@ func routeName(i int, rc config.Route) string {
 	return fmt.Sprintf("route%d", i)
 }
 
-func (s *Server) compileUpstream(name string, uc *config.Upstream) (*compiledUpstream, error) {
+func (s *Server) compileUpstream(name string, uc *config.Upstream) (_ *compiledUpstream, err error) {
 	cb := uc.CircuitBreaker
 	servers := make([]*upstream.Server, len(uc.Servers))
 	for i, sc := range uc.Servers {
@@ -209,6 +215,11 @@ func (s *Server) compileUpstream(name string, uc *config.Upstream) (*compiledUps
 		servers[i] = sv
 	}
 	pool := upstream.NewPool(name, servers)
+	defer func() {
+		if err != nil {
+			pool.Close()
+		}
+	}()
 	policy, err := balancer.New(uc.LoadBalancing.Strategy, balancer.Options{
 		HashKey:     uc.LoadBalancing.HashKey,
 		BoundedLoad: uc.LoadBalancing.BoundedLoad,
@@ -217,7 +228,10 @@ func (s *Server) compileUpstream(name string, uc *config.Upstream) (*compiledUps
 		return nil, fmt.Errorf("upstream %s: %w", name, err)
 	}
 	log := s.log.With("upstream", name)
-	cu := &compiledUpstream{pool: pool, cfg: uc}
+	// The pool's snapshot follows its servers' transitions until the
+	// runtime is closed. Passive health and the breaker need no stopping:
+	// their timers belong to the servers' states.
+	cu := &compiledUpstream{pool: pool, cfg: uc, stop: []func(){pool.Close}}
 
 	hc := uc.HealthChecks
 	pc := health.PassiveConfig{}
@@ -232,7 +246,6 @@ func (s *Server) compileUpstream(name string, uc *config.Upstream) (*compiledUps
 		}
 	}
 	passive := health.NewPassive(pool, pc, log)
-	cu.stop = append(cu.stop, passive.Close)
 	observers := observers{passive}
 
 	if cb != nil {
@@ -243,7 +256,6 @@ func (s *Server) compileUpstream(name string, uc *config.Upstream) (*compiledUps
 			MinRequests:         cb.MinRequests,
 			OpenTime:            cb.OpenTime.D(),
 		}, log)
-		cu.stop = append(cu.stop, br.Close)
 		observers = append(observers, br)
 	}
 

@@ -289,6 +289,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.wg.Wait()
 	s.rt.Load().close()
+	s.states.Close()
 	s.mu.Lock()
 	for _, t := range s.transports {
 		forward.CloseIdleConnections(t)

@@ -23,7 +23,9 @@ import (
 
 // ServeDirect implements h1.Direct.
 func (s *Server) ServeDirect(x *h1.Exchange) bool {
-	return s.rt.Load().serveDirect(s, x)
+	rt := s.enter()
+	defer s.leave(rt)
+	return rt.serveDirect(s, x)
 }
 
 func (rt *runtime) serveDirect(s *Server, x *h1.Exchange) bool {

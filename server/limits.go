@@ -27,8 +27,9 @@ type limiterEntry struct {
 }
 
 // limiter returns the limiter of a route, reusing the one already built for
-// the same route and settings. Called with s.mu held or before start.
-func (s *Server) limiter(routeName string, rl *config.RateLimit) (limiterEntry, error) {
+// the same route and settings; rt holds it (and its Redis client) until rt
+// is released. Called with s.mu held or before start.
+func (s *Server) limiter(rt *runtime, routeName string, rl *config.RateLimit) (limiterEntry, error) {
 	trusted, err := ratelimit.ParseTrustedProxies(rl.TrustedProxies)
 	if err != nil {
 		return limiterEntry{}, fmt.Errorf("route %s: rate_limit: %w", routeName, err)
@@ -41,12 +42,27 @@ func (s *Server) limiter(routeName string, rl *config.RateLimit) (limiterEntry, 
 	if rl.Store == "redis" {
 		k.redis = rl.Redis
 	}
-	if l, ok := s.limiters[k]; ok {
-		return limiterEntry{limiter: l, key: key}, nil
-	}
-	var l ratelimit.Limiter
+	var client *redis.Client
 	if rl.Store == "redis" {
-		l, err = ratelimit.NewRedis(s.redisClient(rl.Redis), rl.RequestsPerSecond, rl.Burst, ratelimit.RedisOptions{
+		// Taken first so rt lets go of it after the limiter that uses it.
+		if client, err = s.redisClient(rt, rl.Redis); err != nil {
+			return limiterEntry{}, err
+		}
+	}
+	l, err := s.limiters.acquire(rt, k, func() (ratelimit.Limiter, error) {
+		return s.newLimiter(routeName, rl, client)
+	})
+	if err != nil {
+		return limiterEntry{}, fmt.Errorf("route %s: rate_limit: %w", routeName, err)
+	}
+	return limiterEntry{limiter: l, key: key}, nil
+}
+
+// newLimiter builds the limiter of a route: in memory, or in Redis through
+// client.
+func (s *Server) newLimiter(routeName string, rl *config.RateLimit, client *redis.Client) (l ratelimit.Limiter, err error) {
+	if rl.Store == "redis" {
+		l, err = ratelimit.NewRedis(client, rl.RequestsPerSecond, rl.Burst, ratelimit.RedisOptions{
 			Scope:        routeName,
 			KeyPrefix:    rl.Redis.KeyPrefix,
 			Timeout:      rl.Redis.Timeout.D(),
@@ -59,22 +75,15 @@ func (s *Server) limiter(routeName string, rl *config.RateLimit) (limiterEntry, 
 		if err == nil {
 			s.metrics.RateLimitStore(routeName, true, false)
 		}
-	} else {
-		l, err = ratelimit.NewMemory(rl.RequestsPerSecond, rl.Burst)
+		return l, err
 	}
-	if err != nil {
-		return limiterEntry{}, fmt.Errorf("route %s: rate_limit: %w", routeName, err)
-	}
-	s.limiters[k] = l
-	return limiterEntry{limiter: l, key: key}, nil
+	return ratelimit.NewMemory(rl.RequestsPerSecond, rl.Burst)
 }
 
-// redisClient returns one pooled client per Redis address and settings.
-func (s *Server) redisClient(rc config.Redis) *redis.Client {
-	if c, ok := s.redis[rc]; ok {
-		return c
-	}
-	c := redis.NewClient(ratelimit.ClientOptions(rc.Address, rc.Password, rc.DB, rc.Timeout.D()))
-	s.redis[rc] = c
-	return c
+// redisClient returns one pooled client per Redis address and settings,
+// held by rt until rt is released.
+func (s *Server) redisClient(rt *runtime, rc config.Redis) (*redis.Client, error) {
+	return s.redis.acquire(rt, rc, func() (*redis.Client, error) {
+		return redis.NewClient(ratelimit.ClientOptions(rc.Address, rc.Password, rc.DB, rc.Timeout.D())), nil
+	})
 }

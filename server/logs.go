@@ -47,9 +47,10 @@ func parseLevel(s string) slog.Level {
 }
 
 // accessLogger returns the logger access lines go to, or nil when the
-// access log is off. Files are opened once and shared across reloads.
-// Called with s.mu held or before the server starts.
-func (s *Server) accessLogger(l config.Logging) (*middleware.AccessLog, error) {
+// access log is off. A file is opened once and shared across reloads, held
+// by rt until rt is released. Called with s.mu held or before the server
+// starts.
+func (s *Server) accessLogger(rt *runtime, l config.Logging) (*middleware.AccessLog, error) {
 	var w io.Writer
 	switch l.AccessLog {
 	case "off":
@@ -59,14 +60,9 @@ func (s *Server) accessLogger(l config.Logging) (*middleware.AccessLog, error) {
 	case "stderr":
 		w = os.Stderr
 	default:
-		f, ok := s.files[l.AccessLog]
-		if !ok {
-			var err error
-			f, err = openLogFile(l.AccessLog)
-			if err != nil {
-				return nil, fmt.Errorf("access log: %w", err)
-			}
-			s.files[l.AccessLog] = f
+		f, err := s.files.acquire(rt, l.AccessLog, func() (*logFile, error) { return openLogFile(l.AccessLog) })
+		if err != nil {
+			return nil, fmt.Errorf("access log: %w", err)
 		}
 		w = f
 	}
@@ -75,14 +71,13 @@ func (s *Server) accessLogger(l config.Logging) (*middleware.AccessLog, error) {
 
 // transport returns the shared transport for a set of timeouts, so
 // upstreams with the same settings share keep-alive pools, and a reload
-// keeps every pooled connection. Called with s.mu held or before start.
-func (s *Server) transport(t config.Timeouts) http.RoundTripper {
+// keeps every pooled connection. rt holds it until rt is released. Called
+// with s.mu held or before start.
+func (s *Server) transport(rt *runtime, t config.Timeouts) http.RoundTripper {
 	key := forwardTimeouts(t)
-	tr, ok := s.transports[key]
-	if !ok {
-		tr = forward.NewTransport(key, forward.Hooks{ProtocolError: s.protoErrors.report})
-		s.transports[key] = tr
-	}
+	tr, _ := s.transports.acquire(rt, key, func() (*http.Transport, error) {
+		return forward.NewTransport(key, forward.Hooks{ProtocolError: s.protoErrors.report}), nil
+	})
 	return tr
 }
 
@@ -133,13 +128,13 @@ func (l *logFile) Close() error {
 func (s *Server) ReopenLogs() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for path, f := range s.files {
+	s.files.each(func(path string, f *logFile) {
 		if err := f.reopen(); err != nil {
 			s.log.Error("reopening access log", "file", path, "err", err)
-			continue
+			return
 		}
 		s.log.Info("access log reopened", "file", path)
-	}
+	})
 }
 
 // tracer returns the tracer for cfg, reusing the current one when the

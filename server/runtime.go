@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/tbsphathuynh/proxy/balancer"
@@ -40,6 +41,15 @@ type runtime struct {
 	accessLog *middleware.AccessLog
 	directs   []*laneRoute
 	directAll *laneRoute
+
+	// releases drop the runtime's references to what it shares with
+	// other runtimes (see shared.go); inflight counts the requests using
+	// it; retired is set when a reload replaced it, released once it let
+	// go.
+	releases []func()
+	inflight atomic.Int64
+	retired  atomic.Bool
+	released atomic.Bool
 }
 
 type compiledUpstream struct {
@@ -57,13 +67,14 @@ func (s *Server) compile(cfg *config.Config) (_ *runtime, err error) {
 	rt := &runtime{cfg: cfg, upstreams: make(map[string]*compiledUpstream)}
 	defer func() {
 		if err != nil {
-			// The pools joined their servers' states; leave them.
-			rt.close()
+			// The pools joined their servers' states and the runtime holds
+			// shared things: let go of both.
+			rt.discard()
 		}
 	}()
 	for _, name := range cfg.UpstreamNames() {
 		uc := cfg.UpstreamByName(name)
-		cu, err := s.compileUpstream(name, uc)
+		cu, err := s.compileUpstream(rt, name, uc)
 		if err != nil {
 			return nil, err
 		}
@@ -104,7 +115,7 @@ func (s *Server) compile(cfg *config.Config) (_ *runtime, err error) {
 		rt.catchAll, rt.directAll = h, direct
 	}
 
-	accessLog, err := s.accessLogger(cfg.Logging)
+	accessLog, err := s.accessLogger(rt, cfg.Logging)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +154,7 @@ func (s *Server) routeHandler(rt *runtime, name string, cu *compiledUpstream, st
 	if rl == nil {
 		return h, direct, nil
 	}
-	l, err := s.limiter(name, rl)
+	l, err := s.limiter(rt, name, rl)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -188,7 +199,7 @@ func routeName(i int, rc config.Route) string {
 	return fmt.Sprintf("route%d", i)
 }
 
-func (s *Server) compileUpstream(name string, uc *config.Upstream) (_ *compiledUpstream, err error) {
+func (s *Server) compileUpstream(rt *runtime, name string, uc *config.Upstream) (_ *compiledUpstream, err error) {
 	cb := uc.CircuitBreaker
 	servers := make([]*upstream.Server, len(uc.Servers))
 	for i, sc := range uc.Servers {
@@ -296,7 +307,7 @@ func (s *Server) compileUpstream(name string, uc *config.Upstream) (_ *compiledU
 		Name:       name,
 		Pool:       pool,
 		Picker:     policy,
-		Transport:  s.transport(uc.Timeouts),
+		Transport:  s.transport(rt, uc.Timeouts),
 		Observer:   observers,
 		Retry:      retry,
 		RetryAfter: retryAfter(uc),

@@ -50,12 +50,13 @@ type Server struct {
 	rt atomic.Pointer[runtime]
 
 	// mu guards transports, files, limiters, redis, the listeners and
-	// reloads, so two reloads never compile at once.
+	// reloads, so two reloads never compile at once. The four shared
+	// kinds are held by the runtimes that use them (see shared.go).
 	mu         sync.Mutex
-	transports map[forward.Timeouts]*http.Transport
-	files      map[string]*logFile
-	limiters   map[limiterKey]ratelimit.Limiter
-	redis      map[config.Redis]*redis.Client
+	transports *shared[forward.Timeouts, *http.Transport]
+	files      *shared[string, *logFile]
+	limiters   *shared[limiterKey, ratelimit.Limiter]
+	redis      *shared[config.Redis, *redis.Client]
 
 	registry    *prometheus.Registry
 	metrics     *metrics.Metrics
@@ -84,10 +85,10 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		opts:       opts,
 		log:        opts.Logger,
 		states:     upstream.NewRegistry(),
-		transports: make(map[forward.Timeouts]*http.Transport),
-		files:      make(map[string]*logFile),
-		limiters:   make(map[limiterKey]ratelimit.Limiter),
-		redis:      make(map[config.Redis]*redis.Client),
+		transports: newShared[forward.Timeouts](forward.CloseIdleConnections),
+		files:      newShared[string](func(f *logFile) { f.Close() }),
+		limiters:   newShared[limiterKey](func(ratelimit.Limiter) {}),
+		redis:      newShared[config.Redis](func(c *redis.Client) { c.Close() }),
 		stopping:   make(chan struct{}),
 	}
 	if s.log == nil {
@@ -108,7 +109,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 
 // ServeHTTP serves r with the current runtime.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.rt.Load().handler.ServeHTTP(w, r)
+	rt := s.enter()
+	defer s.leave(rt)
+	rt.handler.ServeHTTP(w, r)
 }
 
 // Start opens the listeners and serves in the background.
@@ -211,7 +214,7 @@ func (s *Server) apply(cfg *config.Config) error {
 			sock = s.main.sock
 		}
 		if main, err = s.openMain(cfg, sock); err != nil {
-			rt.close()
+			rt.discard()
 			s.dropNewTracer()
 			return err
 		}
@@ -219,7 +222,7 @@ func (s *Server) apply(cfg *config.Config) error {
 	adminMoved := started && adminKey(cfg) != s.admin.keyOf()
 	if adminMoved {
 		if admin, err = s.openAdmin(cfg); err != nil {
-			rt.close()
+			rt.discard()
 			s.dropNewTracer()
 			if main != nil && main.sock != s.main.sock {
 				main.sock.Close()
@@ -235,6 +238,7 @@ func (s *Server) apply(cfg *config.Config) error {
 	}
 	s.rt.Store(rt)
 	old.close()
+	s.retireRuntime(old)
 	s.states.Retain(rt.keys())
 	s.flushTracers(s.oldTraces, cfg.ShutdownTimeout.D())
 	s.oldTraces = nil
@@ -291,15 +295,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.rt.Load().close()
 	s.states.Close()
 	s.mu.Lock()
-	for _, t := range s.transports {
-		forward.CloseIdleConnections(t)
-	}
-	for _, f := range s.files {
-		f.Close()
-	}
-	for _, c := range s.redis {
-		c.Close()
-	}
+	s.transports.closeAll()
+	s.files.closeAll()
+	s.limiters.closeAll()
+	s.redis.closeAll()
 	tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = s.trace.Shutdown(tctx)

@@ -13,14 +13,17 @@ build:
 	go build -ldflags '$(LDFLAGS)' -o proxy-server .
 
 # test installs what the tests need (redis-server) when it is missing,
-# then vets and runs every test, fuzz seed corpora included, under -race;
-# then the allocation tests once more without it, since the race detector
+# then vets and runs every test, fuzz seed corpora included, under -race,
+# twice: with the fast path on, and off (PROXY_FAST_PATH=off: net/http's
+# server and Transport alone), so that any difference between the two is
+# a failing test; then the allocation tests once more without -race, since the race detector
 # makes sync.Pool drop items at random and those tests skip under it, and
 # the packages whose socket reads and writes go through internal/sysio,
 # whose system calls are syscall's own under it.
 test: deps
 	go vet ./...
 	go test -race -count=1 ./...
+	PROXY_FAST_PATH=off go test -race -count=1 ./...
 	go test -count=1 -run 'Alloc' ./...
 	go test -count=1 ./internal/sysio/ ./h1/ ./forward/
 

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"os"
 	"time"
 )
 
@@ -20,6 +21,11 @@ const (
 	// DefaultUpgrade is the one protocol client.allowed_upgrades lets
 	// through when the key is left out.
 	DefaultUpgrade = "websocket"
+	// FastPathEnv names the environment variable that, set to "off",
+	// turns client.fast_path off wherever the config leaves it unset:
+	// the whole test suite runs once so (make test), and an operator can
+	// take the fast path out of a suspect deployment without an edit.
+	FastPathEnv = "PROXY_FAST_PATH"
 )
 
 // SetDefaults fills in every setting that is still its zero value. It is
@@ -58,11 +64,13 @@ func applyDefaults(c *Config, pos *positions) {
 	if d.unset(c.Client.MaxHeaderBytes == 0, "client.max_header_bytes") {
 		c.Client.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
-	if d.unset(!c.Client.FastPath, "client.fast_path") {
-		c.Client.FastPath = true
+	if c.Client.FastPath == nil {
+		on := os.Getenv(FastPathEnv) != "off"
+		c.Client.FastPath = &on
 	}
-	if d.unset(!c.Client.DirectLane, "client.direct_lane") {
-		c.Client.DirectLane = true
+	if c.Client.DirectLane == nil {
+		on := true
+		c.Client.DirectLane = &on
 	}
 	if d.unset(c.Client.AllowedUpgrades == nil, "client.allowed_upgrades") {
 		c.Client.AllowedUpgrades = []string{DefaultUpgrade}

@@ -76,6 +76,7 @@ func defaultRetries(attempts int, budget float64) Retries {
 }
 
 func TestParseSeedAppliesDocumentedDefaults(t *testing.T) {
+	t.Setenv(FastPathEnv, "")
 	got, err := parseEnv(t, seed, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -88,8 +89,8 @@ func TestParseSeedAppliesDocumentedDefaults(t *testing.T) {
 			ReadHeaderTimeout: Duration(10 * time.Second),
 			IdleTimeout:       Duration(120 * time.Second),
 			MaxHeaderBytes:    64 << 10,
-			FastPath:          true,
-			DirectLane:        true,
+			FastPath:          ptr(true),
+			DirectLane:        ptr(true),
 			AllowedUpgrades:   []string{"websocket"},
 		},
 		Upstream: defaultUpstream(
@@ -251,7 +252,7 @@ client: {fast_path: false}
 			Window: Duration(10 * time.Second), MinRequests: 20, HalfOpenRequests: 1,
 		}},
 		{"enabled false kept", c.HealthChecks.Enabled, ptr(false)},
-		{"fast path off kept", c.Client.FastPath, false},
+		{"fast path off kept", c.Client.FastPathOn(), false},
 	}
 	for _, tc := range checks {
 		t.Run(tc.name, func(t *testing.T) {
@@ -358,5 +359,34 @@ func TestRegisterStrategy(t *testing.T) {
 	RegisterStrategy(name)
 	if _, err := parseEnv(t, src, nil); err != nil {
 		t.Errorf("after registering: %v", err)
+	}
+}
+
+// A config built in code can turn the fast path off (SetDefaults keeps an
+// explicit false), and PROXY_FAST_PATH=off turns it off where the file
+// leaves it unset, but not where the file says true.
+func TestFastPathSwitch(t *testing.T) {
+	off := false
+	c := &Config{Client: Client{FastPath: &off}}
+	c.SetDefaults()
+	if c.Client.FastPathOn() || c.Client.DirectLaneOn() {
+		t.Error("SetDefaults turned an explicit fast_path: false back on")
+	}
+	t.Setenv(FastPathEnv, "off")
+	for _, tc := range []struct {
+		yaml string
+		want bool
+	}{
+		{"", false},
+		{"client: {fast_path: true}\n", true},
+		{"client: {fast_path: false}\n", false},
+	} {
+		cfg, err := Parse("t.yaml", []byte("servers: [{url: http://a}]\n"+tc.yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.Client.FastPathOn(); got != tc.want {
+			t.Errorf("%s=off, %q: fast path %v, want %v", FastPathEnv, tc.yaml, got, tc.want)
+		}
 	}
 }

@@ -59,16 +59,21 @@ type Client struct {
 	IdleTimeout Duration `yaml:"idle_timeout"`
 	// MaxHeaderBytes caps the size of request headers; larger gets 431.
 	MaxHeaderBytes Size `yaml:"max_header_bytes"`
-	// FastPath serves plain HTTP/1.1 with the proxy's own parser and
-	// response writer (package h1) rather than net/http's; on by default.
-	// Turning it off is a way back to net/http for every request if the
-	// fast path is ever suspected of a fault.
-	FastPath bool `yaml:"fast_path"`
+	// FastPath is the switch of everything in the proxy that exists only
+	// for speed: its own HTTP/1.1 parser and response writer for clients
+	// (package h1, with the direct lane), its own upstream client for
+	// body-less requests, and the scheduling and system-call tricks both
+	// use. On by default; nil means unset. Off, clients are served by
+	// net/http's server and servers reached through net/http's Transport
+	// alone: the way back if the fast path is ever suspected of a fault.
+	// The environment variable PROXY_FAST_PATH=off turns it off where the
+	// file does not say (see FastPathOn).
+	FastPath *bool `yaml:"fast_path"`
 	// DirectLane forwards the plain requests the fast path reads head to
-	// head, without building a net/http request for them; on by default.
-	// Turning it off sends them through the handler chain like any other
-	// (see docs/performance.md).
-	DirectLane bool `yaml:"direct_lane"`
+	// head, without building a net/http request for them; on by default
+	// with the fast path, nil meaning unset. Off, they go through the
+	// handler chain like any other (see docs/performance.md).
+	DirectLane *bool `yaml:"direct_lane"`
 	// AllowedUpgrades lists the protocols a client may switch to through
 	// the proxy (Connection: Upgrade), compared without regard to case;
 	// websocket by default. Another upgrade is forwarded as an ordinary
@@ -77,6 +82,13 @@ type Client struct {
 	// h2c is never tunnelled (RFC 9113 §3.1 deprecates that upgrade).
 	AllowedUpgrades []string `yaml:"allowed_upgrades"`
 }
+
+// FastPathOn reports whether the fast path serves (see FastPath).
+func (c Client) FastPathOn() bool { return c.FastPath == nil || *c.FastPath }
+
+// DirectLaneOn reports whether the direct lane serves: only with the fast
+// path, which reads the heads it forwards.
+func (c Client) DirectLaneOn() bool { return c.FastPathOn() && (c.DirectLane == nil || *c.DirectLane) }
 
 // Upstream is a named group of servers with the policies that pick among
 // them and guard them.

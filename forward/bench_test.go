@@ -148,7 +148,7 @@ func benchRoundTrip(b *testing.B, rt http.RoundTripper) {
 // BenchmarkClientRoundTrip is one body-less exchange with a loopback
 // server through NewTransport, which hands it to this package's client.
 func BenchmarkClientRoundTrip(b *testing.B) {
-	tr := NewTransport(Timeouts{ResponseHeader: 10 * time.Second}, Hooks{})
+	tr := NewTransport(Timeouts{ResponseHeader: 10 * time.Second}, TransportOptions{})
 	defer CloseIdleConnections(tr)
 	benchRoundTrip(b, tr)
 }

@@ -42,7 +42,7 @@ func newCountingServer(t *testing.T, h http.HandlerFunc) *countingServer {
 }
 
 func newTestTransport(t *testing.T, to Timeouts) *http.Transport {
-	tr := NewTransport(to, Hooks{})
+	tr := NewTransport(to, TransportOptions{})
 	t.Cleanup(func() { CloseIdleConnections(tr) })
 	return tr
 }
@@ -525,7 +525,7 @@ func TestClientNeverReusesAConnectionHoldingStrayBytes(t *testing.T) {
 				})
 				var reports []error
 				var mu sync.Mutex
-				tr := NewTransport(Timeouts{}, Hooks{ProtocolError: func(_ context.Context, err error) {
+				tr := NewTransport(Timeouts{}, TransportOptions{ProtocolError: func(_ context.Context, err error) {
 					mu.Lock()
 					reports = append(reports, err)
 					mu.Unlock()
@@ -577,7 +577,7 @@ func TestClientClosesAConnectionWithBytesBeyondTheAnswer(t *testing.T) {
 		return "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood"
 	})
 	reported := make(chan error, 4)
-	tr := NewTransport(Timeouts{}, Hooks{ProtocolError: func(_ context.Context, err error) { reported <- err }})
+	tr := NewTransport(Timeouts{}, TransportOptions{ProtocolError: func(_ context.Context, err error) { reported <- err }})
 	t.Cleanup(func() { CloseIdleConnections(tr) })
 	if _, body, err := do(t, tr, "GET", "http://"+s.addr+"/one", nil); err != nil || body != "ok" {
 		t.Fatalf("first: %q, %v", body, err)

@@ -75,7 +75,7 @@ func newRelay(t testing.TB, tweak func(*Upstream), backends ...string) *relay {
 		name := fmt.Sprintf("s%d", i+1)
 		servers = append(servers, &upstream.Server{Name: name, URL: u, Weight: 1, State: reg.State(name)})
 	}
-	tr := NewTransport(Timeouts{Connect: time.Second, ResponseHeader: 5 * time.Second, IdleConnection: time.Minute}, Hooks{})
+	tr := NewTransport(Timeouts{Connect: time.Second, ResponseHeader: 5 * time.Second, IdleConnection: time.Minute}, TransportOptions{})
 	t.Cleanup(tr.CloseIdleConnections)
 	up := &Upstream{Name: "test", Pool: upstream.NewPool("test", servers), Picker: first{}, Transport: tr, RetryAfter: "7"}
 	if tweak != nil {
@@ -546,7 +546,7 @@ func TestProxyMadeAnswers(t *testing.T) {
 	}{
 		{"unreachable", dead, nil, 502, ""},
 		{"timeout", slow.URL, func(u *Upstream) {
-			u.Transport = NewTransport(Timeouts{Connect: time.Second, ResponseHeader: 50 * time.Millisecond}, Hooks{})
+			u.Transport = NewTransport(Timeouts{Connect: time.Second, ResponseHeader: 50 * time.Millisecond}, TransportOptions{})
 		}, 504, ""},
 		{"per-try timeout", slow.URL, func(u *Upstream) { u.Retry.PerTryTimeout = 50 * time.Millisecond }, 504, ""},
 		{"none available", slow.URL, func(u *Upstream) { u.Pool = upstream.NewPool("empty", nil) }, 503, "7"},

@@ -23,9 +23,13 @@ type Timeouts struct {
 	IdleConnection time.Duration
 }
 
-// Hooks are a transport's reports to its owner. A nil field is skipped.
-type Hooks struct {
-	// ProtocolError hears of a server's breach of HTTP framing that failed
+// TransportOptions are NewTransport's choices beyond timeouts; the zero
+// value is the fast default.
+type TransportOptions struct {
+	// NetHTTPOnly leaves every request to http.Transport, registering no
+	// client of this package (client.fast_path: false).
+	NetHTTPOnly bool
+	// ProtocolError, if set, hears of a server's breach of HTTP framing that failed
 	// no request, such as an *UnsolicitedError, with the context of the
 	// request that came upon it (its reqinfo record names the upstream and
 	// server). It is called on the request's goroutine, or on a rescue's,
@@ -40,7 +44,7 @@ type Hooks struct {
 // (client.go), registered on the transport where the platform lets it
 // look at idle connections; close idle connections with
 // CloseIdleConnections, which reaches both.
-func NewTransport(t Timeouts, h Hooks) *http.Transport {
+func NewTransport(t Timeouts, o TransportOptions) *http.Transport {
 	d := &net.Dialer{Timeout: t.Connect, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		DialContext:           d.DialContext,
@@ -55,11 +59,11 @@ func NewTransport(t Timeouts, h Hooks) *http.Transport {
 		WriteBufferSize:       16 << 10,
 		ReadBufferSize:        16 << 10,
 	}
-	if !probeSupported {
+	if o.NetHTTPOnly || !probeSupported {
 		return tr
 	}
 	c := registerClient(tr)
-	c.protocolError = h.ProtocolError
+	c.protocolError = o.ProtocolError
 	clients.Store(weak.Make(tr), c)
 	// Forget the client when the transport is gone (tests build many).
 	runtime.AddCleanup(tr, func(k weak.Pointer[http.Transport]) {

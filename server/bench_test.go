@@ -113,7 +113,7 @@ func TestDirectLaneAllocs(t *testing.T) {
 		t.Skip("allocation counts of pooled paths mean nothing under -race")
 	}
 	be := rawhttp.Serve(t, rawhttp.Response(1024))
-	p := startProxy(t, "servers: [{url: 'http://"+be+"'}]\n")
+	p := startProxy(t, fastPathOn+"servers: [{url: 'http://"+be+"'}]\n")
 	c, err := net.Dial("tcp", p.Addr())
 	if err != nil {
 		t.Fatal(err)

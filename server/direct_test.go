@@ -60,7 +60,7 @@ var requestIDLine = regexp.MustCompile(`X-Request-Id: ([0-9a-f]{32})\r\n`)
 // header rebuilt in net/http's canonical form.
 func TestDirectLaneForwardsTheHeadAsItCame(t *testing.T) {
 	addr, heads := headBackend(t, directAnswer)
-	p := startProxy(t, "servers: [{url: 'http://"+addr+"'}]\n")
+	p := startProxy(t, fastPathOn+"servers: [{url: 'http://"+addr+"'}]\n")
 	c, br := dialProxy(t, p)
 
 	res, body := rawExchange(t, c, br, "GET /p/a.js?q=1&r=2 HTTP/1.1\r\nHost: example.com\r\nx-custom: a\r\nUser-Agent: t\r\nAccept: */*\r\n\r\n")
@@ -124,16 +124,20 @@ routes: [{match: {path_prefix: /p}, upstream: api, fallback: {status: 503, body:
 		})
 	}
 	t.Run("lane", func(t *testing.T) {
-		if head := get(t, startProxy(t, srv)); !strings.Contains(head, "\r\nx-custom: a\r\n") {
+		if head := get(t, startProxy(t, fastPathOn+srv)); !strings.Contains(head, "\r\nx-custom: a\r\n") {
 			t.Errorf("not the lane:\n%s", head)
 		}
 	})
 }
 
+// fastPathOn is the config of tests of the fast path's own workings,
+// which hold whatever PROXY_FAST_PATH says.
+const fastPathOn = "client: {fast_path: true}\n"
+
 // bothPaths runs f on the direct lane and on the usual path; extra is the
 // config f adds for it.
 func bothPaths(t *testing.T, f func(t *testing.T, extra string)) {
-	t.Run("lane", func(t *testing.T) { f(t, "") })
+	t.Run("lane", func(t *testing.T) { f(t, fastPathOn) })
 	t.Run("usual path", func(t *testing.T) { f(t, "client: {direct_lane: false}\n") })
 }
 
@@ -280,7 +284,7 @@ func TestDirectLaneRelaysAnswersAsTheUsualPath(t *testing.T) {
 func TestDirectLaneLogs(t *testing.T) {
 	addr, heads := headBackend(t, directAnswer)
 	logFile := filepath.Join(t.TempDir(), "access.log")
-	p := startProxy(t, "servers: [{url: 'http://"+addr+"', name: be}]\nlogging: {access_log: '"+logFile+"', format: json}\n")
+	p := startProxy(t, fastPathOn+"servers: [{url: 'http://"+addr+"', name: be}]\nlogging: {access_log: '"+logFile+"', format: json}\n")
 	c, br := dialProxy(t, p)
 	res, _ := rawExchange(t, c, br, "GET /logged/x?q=1 HTTP/1.1\r\nHost: example.com\r\nx-custom: a\r\n\r\n")
 	if head := nextHead(t, heads); !strings.Contains(head, "\r\nx-custom: a\r\n") {
@@ -321,7 +325,7 @@ func TestDirectLaneRateLimits(t *testing.T) {
 		}
 		for range 2 {
 			head := nextHead(t, heads)
-			checkLane(t, head, extra == "")
+			checkLane(t, head, extra == fastPathOn)
 		}
 	})
 }
@@ -342,12 +346,12 @@ routes: [{match: {path_prefix: /p}, upstream: api, strip_prefix: true}]
 				t.Fatalf("%s: answer %q", target, body)
 			}
 			head := nextHead(t, heads)
-			checkLane(t, head, extra == "")
+			checkLane(t, head, extra == fastPathOn)
 			line, _, _ := strings.Cut(head, "\r\n")
 			lines[extra] = append(lines[extra], line)
 		}
 	})
-	if lane, usual := lines[""], lines["client: {direct_lane: false}\n"]; !reflect.DeepEqual(lane, usual) || len(lane) != len(targets) {
+	if lane, usual := lines[fastPathOn], lines["client: {direct_lane: false}\n"]; !reflect.DeepEqual(lane, usual) || len(lane) != len(targets) {
 		t.Errorf("request lines on the lane\n%q\non the usual path\n%q", lane, usual)
 	}
 }
@@ -363,7 +367,7 @@ func TestDirectLaneForwardingHeaders(t *testing.T) {
 		rawExchange(t, c, br, "GET /x HTTP/1.1\r\nHost: h\r\nx-custom: a\r\nX-Forwarded-For: 10.0.0.1\r\n"+
 			"x-forwarded-for: 10.0.0.2, 10.0.0.3\r\nX-Forwarded-Proto: https\r\nForwarded: for=1.2.3.4\r\nX-Forwarded-Host: evil\r\n\r\n")
 		head := nextHead(t, heads)
-		checkLane(t, head, extra == "")
+		checkLane(t, head, extra == fastPathOn)
 		r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head)))
 		if err != nil {
 			t.Fatal(err)
@@ -371,7 +375,7 @@ func TestDirectLaneForwardingHeaders(t *testing.T) {
 		r.Header.Del("X-Request-Id")
 		got[extra] = r.Header
 	})
-	lane, usual := got[""], got["client: {direct_lane: false}\n"]
+	lane, usual := got[fastPathOn], got["client: {direct_lane: false}\n"]
 	if !reflect.DeepEqual(lane, usual) {
 		t.Errorf("on the lane\n%v\non the usual path\n%v", lane, usual)
 	}
@@ -398,7 +402,7 @@ func TestDirectLaneKeepsTheClientsRequestID(t *testing.T) {
 		} {
 			res, _ := rawExchange(t, c, br, "GET /x HTTP/1.1\r\nHost: h\r\nx-custom: a\r\n"+tc.ids+"\r\n")
 			head := nextHead(t, heads)
-			checkLane(t, head, extra == "")
+			checkLane(t, head, extra == fastPathOn)
 			id := res.Header.Get("X-Request-Id")
 			if tc.want != "" && id != tc.want || tc.want == "" && (len(id) != 32 || strings.Contains(tc.ids, id)) {
 				t.Errorf("%q: the client got back ID %q", tc.ids, id)

@@ -55,7 +55,7 @@ func mainKey(cfg *config.Config) listenKey {
 	c := cfg.Client
 	return listenKey{addr: cfg.Listen, tls: cfg.TLS != nil, h2c: cfg.H2C, client: clientKey{
 		readHeaderTimeout: c.ReadHeaderTimeout, idleTimeout: c.IdleTimeout,
-		maxHeaderBytes: c.MaxHeaderBytes, fastPath: c.FastPath, directLane: c.DirectLane,
+		maxHeaderBytes: c.MaxHeaderBytes, fastPath: c.FastPathOn(), directLane: c.DirectLaneOn(),
 	}}
 }
 
@@ -101,7 +101,7 @@ func (s *Server) openMain(cfg *config.Config, sock *handoff) (*listener, error) 
 		ln = tls.NewListener(ln, hs.TLSConfig)
 		return &listener{key: mainKey(cfg), hs: hs, srv: hs, ln: ln, sock: sock}, nil
 	}
-	if !cfg.Client.FastPath {
+	if !cfg.Client.FastPathOn() {
 		return &listener{key: mainKey(cfg), hs: hs, srv: hs, ln: ln, sock: sock}, nil
 	}
 	fast := h1.New(hs)

@@ -74,11 +74,21 @@ func (s *Server) accessLogger(rt *runtime, l config.Logging) (*middleware.Access
 // keeps every pooled connection. rt holds it until rt is released. Called
 // with s.mu held or before start.
 func (s *Server) transport(rt *runtime, t config.Timeouts) http.RoundTripper {
-	key := forwardTimeouts(t)
+	key := transportKey{forwardTimeouts(t), !rt.cfg.Client.FastPathOn()}
 	tr, _ := s.transports.acquire(rt, key, func() (*http.Transport, error) {
-		return forward.NewTransport(key, forward.Hooks{ProtocolError: s.protoErrors.report}), nil
+		return forward.NewTransport(key.Timeouts, forward.TransportOptions{
+			NetHTTPOnly:   key.netHTTPOnly,
+			ProtocolError: s.protoErrors.report,
+		}), nil
 	})
 	return tr
+}
+
+// transportKey tells transports apart: by timeouts, and by whether the
+// fast path's client is on them.
+type transportKey struct {
+	forward.Timeouts
+	netHTTPOnly bool
 }
 
 // logFile is an access log file that can be reopened in place, so

@@ -400,7 +400,7 @@ func TestFastPathWiring(t *testing.T) {
 		extra string
 		fast  bool
 	}{
-		{"", true},
+		{fastPathOn, true},
 		{"client: {fast_path: false}\n", false},
 	} {
 		p := startProxy(t, tc.extra+"servers:\n"+servers(srv))

@@ -123,7 +123,7 @@ func (s *Server) compile(cfg *config.Config) (_ *runtime, err error) {
 	if err != nil {
 		return nil, err
 	}
-	rt.direct, rt.accessLog = cfg.Client.DirectLane && !tracer.Enabled(), accessLog
+	rt.direct, rt.accessLog = cfg.Client.DirectLaneOn() && !tracer.Enabled(), accessLog
 	rt.handler = middleware.Chain(http.HandlerFunc(rt.dispatch),
 		middleware.Recover(s.log),
 		middleware.CloseChunked,

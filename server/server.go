@@ -53,7 +53,7 @@ type Server struct {
 	// reloads, so two reloads never compile at once. The four shared
 	// kinds are held by the runtimes that use them (see shared.go).
 	mu         sync.Mutex
-	transports *shared[forward.Timeouts, *http.Transport]
+	transports *shared[transportKey, *http.Transport]
 	files      *shared[string, *logFile]
 	limiters   *shared[limiterKey, ratelimit.Limiter]
 	redis      *shared[config.Redis, *redis.Client]
@@ -85,7 +85,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		opts:       opts,
 		log:        opts.Logger,
 		states:     upstream.NewRegistry(),
-		transports: newShared[forward.Timeouts](forward.CloseIdleConnections),
+		transports: newShared[transportKey](forward.CloseIdleConnections),
 		files:      newShared[string](func(f *logFile) { f.Close() }),
 		limiters:   newShared[limiterKey](func(ratelimit.Limiter) {}),
 		redis:      newShared[config.Redis](func(c *redis.Client) { c.Close() }),

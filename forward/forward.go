@@ -380,7 +380,9 @@ func probes(r *http.Request) bool {
 // connection lost) is refused with the error StatusFor answers for, and
 // no server ever sees its head, as nginx and HAProxy refuse it. What it
 // read is handed out first by Read; a read not done in time goes on, and
-// Read waits for it.
+// Read waits for it. The reading goroutine ends when its read does: at
+// the latest when the client's connection closes, as a transport's read
+// of the body would.
 func (b *guardedBody) probe(wait time.Duration) error {
 	e := &earlyRead{done: make(chan struct{}), buf: probeBuffers.Get().(*[]byte)}
 	go func() {

@@ -393,11 +393,18 @@ func (b *guardedBody) probe(wait time.Duration) error {
 	defer t.Stop()
 	select {
 	case <-e.done:
-		if e.err != nil && e.err != io.EOF {
-			e.release()
-			return b.blame(e.err)
-		}
 	case <-t.C:
+		// A read that ended as the wait did still counts.
+		select {
+		case <-e.done:
+		default:
+			b.early = e
+			return nil
+		}
+	}
+	if e.err != nil && e.err != io.EOF {
+		e.release()
+		return b.blame(e.err)
 	}
 	b.early = e
 	return nil

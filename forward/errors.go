@@ -3,6 +3,7 @@ package forward
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"syscall"
@@ -16,7 +17,54 @@ var (
 	ErrNoRoute = errors.New("no route")
 
 	errPerTryTimeout = timeoutError("per-try timeout awaiting response headers")
+
+	// errClientBody marks an error that came from reading the client's
+	// request body: the client's fault, never the server's (see
+	// clientBodyError).
+	errClientBody = errors.New("forward: reading the client's request body")
 )
+
+// clientBodyError is a failure to read the client's request body: bad
+// chunked framing, a body cut short, the connection lost or too slow. It
+// is classified where the read fails (guardedBody), so that whatever the
+// transport wraps it in, StatusFor answers for the client (400, 408, 499),
+// and the attempt is neither retried nor held against the server by
+// passive health, the breaker or the latency average.
+type clientBodyError struct{ err error }
+
+func (e *clientBodyError) Error() string {
+	return "forward: reading the client's request body: " + e.err.Error()
+}
+func (e *clientBodyError) Unwrap() error        { return e.err }
+func (e *clientBodyError) Is(target error) bool { return target == errClientBody }
+
+// clientFault reports whether err is the client's doing rather than the
+// server's: the client went away (context.Canceled) or its request body
+// could not be read. Such an attempt says nothing about the server.
+func clientFault(err error) bool {
+	return errors.Is(err, errClientBody) || errors.Is(err, context.Canceled)
+}
+
+// clientBodyStatus is the status for a request body that could not be
+// read, as nginx answers one: 408 when the client was too slow, 499 when
+// its connection broke (nobody reads an answer), else 400: the body's
+// framing was invalid, or it ended before its length (RFC 9112 §8: an
+// incomplete message).
+func clientBodyStatus(err error) int {
+	var ne net.Error
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return http.StatusBadRequest
+	case errors.As(err, &ne) && ne.Timeout():
+		return http.StatusRequestTimeout
+	case errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE), errors.Is(err, context.Canceled):
+		return 499
+	case errors.As(err, new(*net.OpError)):
+		return 499
+	}
+	return http.StatusBadRequest
+}
 
 // timeoutError is a net.Error that says it timed out, so StatusFor maps it
 // to 504.
@@ -35,6 +83,10 @@ func StatusFor(err error) int {
 		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrNoRoute):
 		return http.StatusNotFound
+	case errors.Is(err, errClientBody):
+		// Before the server's own errors: the transport reports a body it
+		// could not read as its failure to send the request.
+		return clientBodyStatus(err)
 	case errors.Is(err, context.Canceled):
 		// nginx's 499: the client went away before the answer. Nobody reads
 		// it, but the access log and metrics show what happened.
@@ -59,6 +111,10 @@ func bodyFor(status int) string {
 		return "504 Gateway Timeout: the server did not answer in time\n"
 	case http.StatusNotFound:
 		return "404 Not Found: no route matches this request\n"
+	case http.StatusBadRequest:
+		return "400 Bad Request: the request body is malformed or incomplete\n"
+	case http.StatusRequestTimeout:
+		return "408 Request Timeout: the request body did not arrive in time\n"
 	default:
 		return "502 Bad Gateway: the server could not be reached or sent an invalid response\n"
 	}
@@ -76,6 +132,11 @@ func WriteError(w http.ResponseWriter, err error, retryAfter string) int {
 	h.Set("X-Content-Type-Options", "nosniff")
 	if status == http.StatusServiceUnavailable && retryAfter != "" {
 		h.Set("Retry-After", retryAfter)
+	}
+	if errors.Is(err, errClientBody) {
+		// The rest of the body cannot be found, so neither can the next
+		// request on the connection (RFC 9112 §9.6).
+		h.Set("Connection", "close")
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(bodyFor(status)))

@@ -10,6 +10,7 @@
 package forward
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptrace"
@@ -180,6 +181,14 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ob.body.rc = r.Body
 		out.Body = &ob.body
 		defer ob.body.closed.Store(true) // no read after the handler returns (golang/go#46866)
+		if probes(r) {
+			if err := ob.body.probe(probeWait); err != nil {
+				// Broken before any server saw the request: no server
+				// is picked, contacted or blamed.
+				rt.fail(w, r, err)
+				return
+			}
+		}
 	}
 
 	rt.exchange(w, r, out, ob, info, upType)
@@ -293,20 +302,149 @@ func strip(path, prefix string) string {
 }
 
 // guardedBody is the client's request body as the transport sees it:
-// Close does not close the client's body, and reads fail once the handler
-// has returned.
+// Close does not close the client's body, reads fail once the handler
+// has returned, and a read that fails is marked as the client's fault
+// (clientBodyError), so that StatusFor, the retries and the observers
+// blame the client and not the server the body was going to.
 type guardedBody struct {
 	rc interface {
 		Read([]byte) (int, error)
 	}
 	closed atomic.Bool
+	// failed is the first failed read of the client's body: whatever error
+	// the transport then reports (the client's context canceled by the
+	// same broken connection, a write cut short), the attempt failed for
+	// the client, and this is why.
+	failed atomic.Pointer[clientBodyError]
+	// early is the start of the body that probe read, handed out first;
+	// nil once it is (or without a probe). Only the reader touches it.
+	early *earlyRead
 }
 
 func (b *guardedBody) Read(p []byte) (int, error) {
 	if b.closed.Load() {
 		return 0, errBodyAfterReturn
 	}
-	return b.rc.Read(p)
+	if e := b.early; e != nil {
+		<-e.done
+		if e.off < e.n {
+			n := copy(p, (*e.buf)[e.off:e.n])
+			e.off += n
+			return n, nil
+		}
+		b.early = nil
+		e.release()
+		if e.err != nil {
+			return 0, b.blame(e.err)
+		}
+	}
+	n, err := b.rc.Read(p)
+	if err != nil {
+		err = b.blame(err)
+	}
+	return n, err
+}
+
+// blame marks a read error of the client's body as the client's fault;
+// io.EOF, the body's normal end, stays as it is.
+func (b *guardedBody) blame(err error) error {
+	if err == io.EOF {
+		return err
+	}
+	e := &clientBodyError{err}
+	b.failed.CompareAndSwap(nil, e)
+	return e
 }
 
 func (b *guardedBody) Close() error { return nil }
+
+// probeWait bounds how long probe waits for the start of a body, as
+// net/http's transport bounds its own probe of a body of unknown length
+// (golang/go#17480): a client may send its body only after the answer's
+// head, and must not wait on the proxy for long.
+const probeWait = 200 * time.Millisecond
+
+// probes reports whether r's body is worth reading a little of before
+// any server is contacted: an HTTP/1 chunked body, whose framing the
+// client may have got wrong from its first line, as in issue 16's
+// "zz\r\n" chunk size. Not with Expect: 100-continue, where reading
+// would tell the client to go on before the server was asked; not over
+// HTTP/2, which has no chunks and whose streams may wait for the answer.
+func probes(r *http.Request) bool {
+	return r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 && r.ContentLength < 0 &&
+		r.Header["Expect"] == nil
+}
+
+// probe reads the start of the body, waiting at most wait for it, before
+// the request goes to a server: a body already broken (bad chunk size,
+// connection lost) is refused with the error StatusFor answers for, and
+// no server ever sees its head, as nginx and HAProxy refuse it. What it
+// read is handed out first by Read; a read not done in time goes on, and
+// Read waits for it. The reading goroutine ends when its read does: at
+// the latest when the client's connection closes, as a transport's read
+// of the body would.
+func (b *guardedBody) probe(wait time.Duration) error {
+	e := &earlyRead{done: make(chan struct{}), buf: probeBuffers.Get().(*[]byte)}
+	go func() {
+		defer close(e.done)
+		e.n, e.err = b.rc.Read(*e.buf)
+	}()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-e.done:
+	case <-t.C:
+		// A read that ended as the wait did still counts.
+		select {
+		case <-e.done:
+		default:
+			b.early = e
+			return nil
+		}
+	}
+	if e.err != nil && e.err != io.EOF {
+		e.release()
+		return b.blame(e.err)
+	}
+	b.early = e
+	return nil
+}
+
+// earlyRead is the one read probe made.
+type earlyRead struct {
+	done   chan struct{} // closed once n and err are set
+	buf    *[]byte
+	n, off int
+	err    error
+}
+
+func (e *earlyRead) release() {
+	if e.buf != nil {
+		probeBuffers.Put(e.buf)
+		e.buf = nil
+	}
+}
+
+// probeBuffers hold what probe reads: the first chunk as far as the
+// client's connection had it, which net/http's chunked reader returns
+// without waiting for more.
+var probeBuffers = sync.Pool{New: func() any { b := make([]byte, 4<<10); return &b }}
+
+// bodyFailure returns the error of the first failed read of the client's
+// body during the attempt that carried req, or nil.
+func bodyFailure(req *http.Request) error {
+	var g *guardedBody
+	switch b := req.Body.(type) {
+	case *guardedBody:
+		g = b
+	case *joinedBody:
+		g, _ = b.Closer.(*guardedBody)
+	}
+	if g == nil {
+		return nil
+	}
+	if e := g.failed.Load(); e != nil {
+		return e
+	}
+	return nil
+}

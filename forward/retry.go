@@ -60,13 +60,15 @@ func (p *RetryPolicy) wait(ctx context.Context, try int) error {
 // replayable makes a small request body readable more than once, so the
 // request can be sent to another server. It reads at most MaxBodyBytes+1
 // bytes: a larger body is stitched back together and streams as it came,
-// and is then never retried once any of it was sent.
-func (p *RetryPolicy) replayable(req *http.Request) {
+// and is then never retried once any of it was sent. A body that fails to
+// read (the client's fault, see guardedBody) is returned as the error,
+// before any server has seen the request.
+func (p *RetryPolicy) replayable(req *http.Request) error {
 	if req.Body == nil || req.Body == http.NoBody || req.GetBody != nil || p.MaxBodyBytes <= 0 {
-		return
+		return nil
 	}
 	if req.ContentLength > p.MaxBodyBytes {
-		return
+		return nil
 	}
 	limit := p.MaxBodyBytes + 1
 	if req.ContentLength >= 0 {
@@ -74,14 +76,18 @@ func (p *RetryPolicy) replayable(req *http.Request) {
 	}
 	var buf bytes.Buffer
 	_, err := io.CopyN(&buf, req.Body, limit)
+	if errors.Is(err, errClientBody) {
+		return err
+	}
 	if int64(buf.Len()) > p.MaxBodyBytes || (err != nil && !errors.Is(err, io.EOF)) {
 		req.Body = &joinedBody{Reader: io.MultiReader(&buf, req.Body), Closer: req.Body}
-		return
+		return nil
 	}
 	req.Body.Close()
 	data := buf.Bytes()
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
 	req.Body, _ = req.GetBody()
+	return nil
 }
 
 type joinedBody struct {
@@ -90,10 +96,12 @@ type joinedBody struct {
 }
 
 // retriable reports whether a failed attempt may be tried on another
-// server: it never reached a server, or it is idempotent; and the client is
-// still waiting.
+// server: it never reached a server, or it is idempotent; the client is
+// still waiting, and its request body did not fail.
 func retriable(req *http.Request, err error) bool {
-	if req.Context().Err() != nil || errors.Is(err, context.Canceled) {
+	if req.Context().Err() != nil || clientFault(err) {
+		// Another server would get the same broken body, or nobody
+		// waiting for its answer.
 		return false
 	}
 	return isDialError(err) || idempotent(req.Method)

@@ -106,7 +106,11 @@ func (u *Upstream) roundTrip(req *http.Request, info *reqinfo.Info, tb *trackedB
 		rp.Budget.Request(time.Now())
 	}
 	if rp.Attempts > 0 {
-		rp.replayable(req)
+		if err := rp.replayable(req); err != nil {
+			// The body broke while it was being read for replay: no
+			// server was picked, and none is blamed.
+			return nil, err
+		}
 	}
 	var tried [maxTried]*upstream.Server
 	n := 0
@@ -188,7 +192,19 @@ func (u *Upstream) try(req *http.Request, s *upstream.Server, tb *trackedBody) (
 	if err != nil && cancel != nil && req.Context().Err() == nil && errors.Is(err, context.Canceled) {
 		err = errPerTryTimeout
 	}
-	if u.Observer != nil {
+	if err != nil {
+		if be := bodyFailure(req); be != nil {
+			// The client's body failed, and the transport may report
+			// what followed instead: the request's context canceled as
+			// net/http saw the client's connection end, a connection it
+			// tore down. The attempt failed for the client, and why.
+			err = be
+		}
+	}
+	// Only the server's own failures reach passive health, the breaker and
+	// the latency average: an attempt the client broke or left says
+	// nothing about the server.
+	if u.Observer != nil && !clientFault(err) {
 		status := 0
 		if resp != nil {
 			status = resp.StatusCode

@@ -108,7 +108,7 @@ func (s *Server) compile(cfg *config.Config) (*runtime, error) {
 	}
 	rt.direct, rt.accessLog = cfg.Client.DirectLane && !tracer.Enabled(), accessLog
 	rt.handler = middleware.Chain(http.HandlerFunc(rt.dispatch),
-		middleware.Recover(s.log),
+		middleware.Recover(s.log, s.metrics.Panic),
 		middleware.CloseChunked,
 		middleware.Track(accessLog, s.observe),
 		tracer.Middleware,

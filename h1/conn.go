@@ -295,6 +295,13 @@ func (c *conn) run(first, resumed bool) {
 				if v == accept {
 					break
 				}
+				if v == handOff {
+					v = checkHandOff((*c.buf)[c.r:c.w])
+				}
+				if v == reject {
+					c.refuse()
+					return
+				}
 				if v == handOff || c.w-c.r >= limit {
 					handedOver = c.handOver()
 					return
@@ -369,6 +376,16 @@ func (c *conn) skipLeadingEmpty() bool {
 	}
 	return c.r < c.w
 }
+
+// refuse answers a request that must not be served 400, as net/http
+// answers a malformed head, and has the connection close: nothing after
+// the head can be trusted to start a request.
+func (c *conn) refuse() {
+	c.write([]byte(badRequest))
+	c.linger = true
+}
+
+const badRequest = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request"
 
 // shrinkAfter is how long a connection waits for its next request on the
 // goroutine that served the last one. Serving grows a goroutine's stack to

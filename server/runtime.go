@@ -111,6 +111,7 @@ func (s *Server) compile(cfg *config.Config) (*runtime, error) {
 		middleware.Recover(s.log, s.metrics.Panic),
 		middleware.CloseChunked,
 		middleware.Track(accessLog, s.observe),
+		middleware.RefuseMalformed,
 		tracer.Middleware,
 	)
 	return rt, nil

@@ -34,7 +34,9 @@ type recorder struct {
 	hdrs []http.Header
 }
 
-func (rec *recorder) start(t *testing.T, h http.HandlerFunc) string {
+func (rec *recorder) start(t *testing.T, h http.HandlerFunc) string { return rec.startFor(t, h) }
+
+func (rec *recorder) startFor(t testing.TB, h http.HandlerFunc) string {
 	be := backend(t, "a", func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		rec.mu.Lock()

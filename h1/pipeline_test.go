@@ -53,7 +53,9 @@ func TestPipelineFillsTheBufferBehindASlowRequest(t *testing.T) {
 func TestOnPanic(t *testing.T) {
 	got := make(chan string, 1)
 	s := New(&http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })})
-	s.OnPanic = func(_ string, v any, stack []byte) { got <- fmt.Sprint(v, " ", strings.Contains(string(stack), "TestOnPanic")) }
+	s.OnPanic = func(_ string, v any, stack []byte) {
+		got <- fmt.Sprint(v, " ", strings.Contains(string(stack), "TestOnPanic"))
+	}
 	_, addr := start(t, s)
 	c, _ := dial(t, addr)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")

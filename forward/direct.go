@@ -95,9 +95,9 @@ func DirectHead(b []byte, x RawRequest, clientIP, requestID string) (head, host,
 				return b[:start], nil, nil, nil, false
 			}
 			agent = true
-		case notDirect(name) || !token(name):
-			// A name net/http would not send on is for the usual path to
-			// drop; h1 takes none.
+		case notDirect(name) || !token(name) || httpsyntax.UnderscoreAlias(name):
+			// A name net/http would not send on, or one the usual path
+			// drops, is for the usual path to drop; h1 takes none.
 			return b[:start], nil, nil, nil, false
 		}
 		b = append(b, name...)

@@ -116,6 +116,9 @@ type outbound struct {
 	mu   sync.Mutex
 	done bool
 	w    http.ResponseWriter
+	// http10: the client speaks HTTP/1.0, which has no informational
+	// answers; a server MUST NOT send it one (RFC 9110 §15.2).
+	http10 bool
 }
 
 // ServeHTTP implements http.Handler.
@@ -143,7 +146,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ob := &outbound{w: w}
+	ob := &outbound{w: w, http10: !r.ProtoAtLeast(1, 1)}
 	ob.url = *r.URL
 	ob.url.RawQuery = cleanQuery(ob.url.RawQuery)
 	if rt.stripPrefix != "" {
@@ -255,7 +258,7 @@ func recycle(info *reqinfo.Info, out, res http.Header) {
 func (ob *outbound) Got1xx(code int, header textproto.MIMEHeader) error {
 	ob.mu.Lock()
 	defer ob.mu.Unlock()
-	if ob.done {
+	if ob.done || ob.http10 {
 		return nil
 	}
 	h := ob.w.Header()

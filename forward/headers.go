@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/tbsphathuynh/proxy/internal/httpsyntax"
 )
 
 // Values the proxy sets itself. They are shared by every request and must
@@ -117,6 +119,8 @@ func (ob *outbound) outHeader(in *http.Request, requestID, upType string) http.H
 			continue
 		case k == "Forwarded", k == "X-Forwarded-Host", k == "X-Forwarded-Proto":
 			// Set by the proxy below, never trusted from the client.
+			continue
+		case httpsyntax.UnderscoreAlias(k):
 			continue
 		}
 		h[k] = v

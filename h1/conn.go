@@ -91,6 +91,11 @@ type conn struct {
 	// idleUntil is the deadline of the wait for the next request; zero
 	// for none.
 	idleUntil time.Time
+	// skipEmpty is how many CR or LF bytes may still be skipped before
+	// the next request line: after a POST, net/http ignores up to four
+	// (RFC 9112 §2.2, for clients that end a body with CRLF), and so does
+	// the fast path, so that both read the same requests.
+	skipEmpty int
 
 	// The client-gone watch of a slow request (see watchDelay).
 	watch    *time.Timer
@@ -142,9 +147,17 @@ func (s *Server) newConn(rw net.Conn) (*conn, bool) {
 
 func (c *conn) releaseIfEmpty() {
 	if c.buf != nil && c.r == c.w {
-		readBuffers.Put(c.buf)
+		putBuffer(c.buf)
 		c.buf = nil
 		c.r, c.w = 0, 0
+	}
+}
+
+// putBuffer returns a read buffer to the pool, unless keepByte grew it:
+// the pool holds buffers of readBufferSize only.
+func putBuffer(b *[]byte) {
+	if len(*b) == readBufferSize {
+		readBuffers.Put(b)
 	}
 }
 
@@ -271,6 +284,9 @@ func (c *conn) run(first, resumed bool) {
 				if s := c.state.Load(); s != stateActive && (s == stateClosed || !c.state.CompareAndSwap(s, stateActive)) {
 					return // closed by Shutdown
 				}
+				if c.skipEmpty > 0 && !c.skipLeadingEmpty() {
+					goto more
+				}
 				if st == nil {
 					st = getState()
 				}
@@ -278,6 +294,13 @@ func (c *conn) run(first, resumed bool) {
 				n, v = parseHead((*c.buf)[c.r:c.w], &st.head)
 				if v == accept {
 					break
+				}
+				if v == handOff {
+					v = checkHandOff((*c.buf)[c.r:c.w])
+				}
+				if v == reject {
+					c.refuse()
+					return
 				}
 				if v == handOff || c.w-c.r >= limit {
 					handedOver = c.handOver()
@@ -290,6 +313,7 @@ func (c *conn) run(first, resumed bool) {
 					c.setReadDeadline(hs.ReadHeaderTimeout)
 				}
 			}
+		more:
 			err := c.fill()
 			if err == nil {
 				continue
@@ -310,6 +334,7 @@ func (c *conn) run(first, resumed bool) {
 			return
 		}
 
+		post := string((*c.buf)[c.r+int(st.head.method.off):c.r+int(st.head.method.end)]) == http.MethodPost
 		if !c.serveRequest(st, n) {
 			if st.handOff {
 				handedOver = c.handOver()
@@ -318,6 +343,10 @@ func (c *conn) run(first, resumed bool) {
 		}
 		putState(st)
 		st = nil
+		c.skipEmpty = 0
+		if post {
+			c.skipEmpty = 4
+		}
 		if c.srv.shuttingDown() || !c.state.CompareAndSwap(stateActive, stateIdle) {
 			return
 		}
@@ -332,6 +361,31 @@ func (c *conn) run(first, resumed bool) {
 		c.wait.Begin(c.buf == nil)
 	}
 }
+
+// skipLeadingEmpty drops the CR and LF bytes at the start of the buffered
+// bytes that skipEmpty still allows, and reports whether any byte is left
+// to parse.
+func (c *conn) skipLeadingEmpty() bool {
+	for c.skipEmpty > 0 && c.r < c.w {
+		if b := (*c.buf)[c.r]; b != '\r' && b != '\n' {
+			c.skipEmpty = 0
+			break
+		}
+		c.r++
+		c.skipEmpty--
+	}
+	return c.r < c.w
+}
+
+// refuse answers a request that must not be served 400, as net/http
+// answers a malformed head, and has the connection close: nothing after
+// the head can be trusted to start a request.
+func (c *conn) refuse() {
+	c.write([]byte(badRequest))
+	c.linger = true
+}
+
+const badRequest = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request"
 
 // shrinkAfter is how long a connection waits for its next request on the
 // goroutine that served the last one. Serving grows a goroutine's stack to
@@ -385,7 +439,7 @@ func (c *conn) setReadDeadline(d time.Duration) {
 
 func (c *conn) releaseBuffer() {
 	if c.buf != nil {
-		readBuffers.Put(c.buf)
+		putBuffer(c.buf)
 		c.buf = nil
 	}
 }
@@ -478,6 +532,10 @@ func (c *conn) logPanic(v any) {
 	const size = 64 << 10
 	buf := make([]byte, size)
 	buf = buf[:runtime.Stack(buf, false)]
+	if f := c.srv.OnPanic; f != nil {
+		f(c.remoteAddr, v, buf)
+		return
+	}
 	c.srv.logf("h1: panic serving %v: %v\n%s", c.remoteAddr, v, buf)
 }
 
@@ -540,14 +598,30 @@ func (c *conn) stopWatch() {
 	<-done
 	if c.wGot {
 		c.wGot = false
-		if c.buf == nil {
-			c.buf = readBuffers.Get().(*[]byte)
-			c.r, c.w = 0, 0
-		} else if c.w == len(*c.buf) {
-			c.w = copy(*c.buf, (*c.buf)[c.r:c.w])
-			c.r = 0
-		}
-		(*c.buf)[c.w] = c.wByte[0]
-		c.w++
+		c.keepByte(c.wByte[0])
 	}
+}
+
+// keepByte appends b, a byte the watch read, to the buffered bytes. A
+// buffer full of bytes not consumed yet (a request declined by the
+// Direct handler or cut off by a panic keeps its head there) is replaced
+// by a larger one, so the byte is never lost: a pipelined request after it
+// would be read shifted by one (RFC 9112 §9.3.2).
+func (c *conn) keepByte(b byte) {
+	switch {
+	case c.buf == nil:
+		c.buf = readBuffers.Get().(*[]byte)
+		c.r, c.w = 0, 0
+	case c.w < len(*c.buf):
+	case c.r > 0:
+		c.w = copy(*c.buf, (*c.buf)[c.r:c.w])
+		c.r = 0
+	default:
+		nb := make([]byte, len(*c.buf)+1)
+		copy(nb, *c.buf)
+		putBuffer(c.buf)
+		c.buf = &nb
+	}
+	(*c.buf)[c.w] = b
+	c.w++
 }

@@ -146,6 +146,11 @@ func (c *conn) serveDirect(d Direct, st *reqState, n int) (served, keep bool) {
 	}()
 	c.armWatch()
 	served = d.ServeDirect(x)
+	if served {
+		// The head is consumed before the watch stops, so that the byte it
+		// may have read has room after the bytes still buffered.
+		c.r += n
+	}
 	c.stopWatch()
 	if !served {
 		if x.err != nil || x.stop || x.w != nil {
@@ -153,7 +158,6 @@ func (c *conn) serveDirect(d Direct, st *reqState, n int) (served, keep bool) {
 		}
 		return false, false
 	}
-	c.r += n
 	keep = x.err == nil && !x.stop
 	if w := x.w; w != nil {
 		w.finish()

@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"bytes"
 	"strings"
 
 	"github.com/tbsphathuynh/proxy/internal/httpsyntax"
@@ -20,6 +21,10 @@ const (
 	// leaves to net/http, an upgrade, an error net/http answers); the
 	// connection goes to net/http with every byte read so far.
 	handOff
+	// reject: a head whose framing is faulty in a way net/http would not
+	// see (an HTTP/1.0 request with Transfer-Encoding): the fast path
+	// answers 400 and closes, and no handler sees it.
+	reject
 )
 
 // maxFields is the most header lines the fast path takes; a request with
@@ -200,6 +205,43 @@ func parseHead(b []byte, h *head) (int, verdict) {
 		h.noCache = false
 	}
 	return i, accept
+}
+
+// checkHandOff looks at the head at the start of b, which parseHead hands
+// to net/http, for what net/http would serve though it must not: an
+// HTTP/1.0 request with Transfer-Encoding. net/http ignores the field on
+// such a request and frames the body by Content-Length alone, where a
+// server or proxy in front that honours it reads the rest as another
+// request; RFC 9112 §6.1 calls that framing faulty, and the fast path
+// refuses the request, as nginx does. It reports reject as soon as a
+// complete Transfer-Encoding line has come, handOff at the end of a head
+// without one or for any other version, and needMore before that. Lines
+// are split as net/http's reader splits them, at LF with an optional CR
+// before it.
+func checkHandOff(b []byte) verdict {
+	end := bytes.IndexByte(b, '\n')
+	if end < 0 {
+		return needMore
+	}
+	line := bytes.TrimSuffix(b[:end], []byte{'\r'})
+	if !bytes.HasSuffix(line, []byte(" HTTP/1.0")) {
+		return handOff
+	}
+	b = b[end+1:]
+	for {
+		end := bytes.IndexByte(b, '\n')
+		if end < 0 {
+			return needMore
+		}
+		line := bytes.TrimSuffix(b[:end], []byte{'\r'})
+		if len(line) == 0 {
+			return handOff
+		}
+		if name, _, ok := bytes.Cut(line, []byte{':'}); ok && httpsyntax.EqualFold(name, "transfer-encoding") {
+			return reject
+		}
+		b = b[end+1:]
+	}
 }
 
 // The fields the parser acts on.

@@ -39,6 +39,13 @@ type Server struct {
 	// the fast path before Handler (see Direct).
 	Direct Direct
 
+	// OnPanic, when set before Serve, is told of every panic recovered on
+	// the fast path (http.ErrAbortHandler aside, which only cuts a
+	// response off) with the client's address and the stack of the
+	// goroutine that panicked; nil logs them to the http.Server's
+	// ErrorLog, as net/http does.
+	OnPanic func(remoteAddr string, v any, stack []byte)
+
 	hs *http.Server
 
 	// base is the context of every request: it carries

@@ -40,6 +40,7 @@ const (
 	ConfigLastReloadAt     = "proxy_config_last_reload_success_timestamp_seconds"
 	HealthCheckDuration    = "proxy_health_check_duration_seconds"
 	BuildInfo              = "proxy_build_info"
+	PanicsTotal            = "proxy_panics_total"
 )
 
 // DurationBuckets are the request latency bucket bounds in seconds. A proxy
@@ -80,6 +81,7 @@ type Metrics struct {
 	storeUp     *prometheus.GaugeVec
 	storeSwitch *prometheus.CounterVec
 	protoErrors *prometheus.CounterVec
+	panics      prometheus.Counter
 	servers     *serverCollector
 
 	// now is the clock for reload timestamps; tests replace it.
@@ -169,11 +171,15 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: ProtocolErrorsTotal,
 			Help: "Breaches of HTTP framing by a server that failed no request, such as bytes sent on a kept-alive connection outside any answer; the connection was closed, never reused.",
 		}, []string{"upstream", "server"}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: PanicsTotal,
+			Help: "Panics recovered while serving, wherever they were caught (the proxy's handler, its HTTP/1.1 fast path, net/http); each is also logged at ERROR with its stack.",
+		}),
 		servers: newServerCollector(),
 		now:     time.Now,
 	}
 	reg.MustRegister(m.requests, m.duration, m.rateLimited, m.retries, m.reloads,
-		m.reloadOK, m.reloadAt, m.health, m.build, m.storeUp, m.storeSwitch, m.protoErrors, m.servers)
+		m.reloadOK, m.reloadAt, m.health, m.build, m.storeUp, m.storeSwitch, m.protoErrors, m.panics, m.servers)
 	// The process has loaded its first config by the time it builds its
 	// metrics, so the last load counts as successful until a reload fails.
 	m.reloadOK.Set(1)
@@ -262,6 +268,9 @@ func (m *Metrics) Reload(ok bool) {
 	m.reloadOK.Set(1)
 	m.reloadAt.Set(float64(m.now().UnixNano()) / 1e9)
 }
+
+// Panic counts a panic recovered while serving a request or a connection.
+func (m *Metrics) Panic() { m.panics.Inc() }
 
 // HealthCheck records one active health check of server in upstream. It
 // is off the request path, so it resolves its labels on every call.

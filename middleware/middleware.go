@@ -20,15 +20,16 @@ func Chain(h http.Handler, mws ...Middleware) http.Handler {
 	return h
 }
 
-// Recover turns a panic in h into a 500 and a log line with the stack, so
-// one bad request never takes the process down. http.ErrAbortHandler passes
+// Recover turns a panic in h into a 500 and a log line at ERROR with the
+// stack, so one bad request never takes the process down; onPanic, when
+// not nil, is called for each (to count it). http.ErrAbortHandler passes
 // through: it is how the forwarder aborts a response already under way.
-func Recover(log *slog.Logger) Middleware {
+func Recover(log *slog.Logger, onPanic func()) Middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			defer func() {
 				if v := recover(); v != nil {
-					Recovered(log, v, w, r.Method, r.URL.Path)
+					Recovered(log, onPanic, v, w, r.Method, r.URL.Path)
 				}
 			}()
 			next.ServeHTTP(w, r)
@@ -40,9 +41,15 @@ func Recover(log *slog.Logger) Middleware {
 // request for method and path, for a caller with no http.Request (the
 // direct lane). It must be called from the deferred function that
 // recovered v, for the stack to show where v came from.
-func Recovered(log *slog.Logger, v any, w http.ResponseWriter, method, path string) {
+func Recovered(log *slog.Logger, onPanic func(), v any, w http.ResponseWriter, method, path string) {
 	if v == http.ErrAbortHandler {
 		panic(v)
+	}
+	if onPanic != nil {
+		onPanic()
+	}
+	if log == nil {
+		log = slog.Default()
 	}
 	log.Error("panic serving request", "panic", v, "method", method, "path", path, "stack", string(debug.Stack()))
 	http.Error(w, "500 Internal Server Error\n", http.StatusInternalServerError)

@@ -159,7 +159,7 @@ func BenchmarkNewID(b *testing.B) {
 // server wraps the dispatcher.
 func BenchmarkChain(b *testing.B) {
 	h := Chain(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) }),
-		Recover(nil), CloseChunked, Track(nil, nil))
+		Recover(nil, nil), CloseChunked, Track(nil, nil))
 	r := httptest.NewRequest("GET", "/", nil)
 	w := &nopWriter{h: make(http.Header)}
 	b.ReportAllocs()

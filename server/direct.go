@@ -68,7 +68,7 @@ func (rt *runtime) serveDirect(s *Server, x *h1.Exchange) bool {
 	defer forward.PutDirectBuffer(buf, info)
 	defer func() {
 		if v := recover(); v != nil {
-			middleware.Recovered(s.log, v, w, r.Method, string(path))
+			middleware.Recovered(s.log, s.metrics.Panic, v, w, r.Method, string(path))
 		}
 	}()
 	lr.serve(w, r, info)

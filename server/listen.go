@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -83,7 +82,7 @@ func (s *Server) openMain(cfg *config.Config, sock *handoff) (*listener, error) 
 		ReadHeaderTimeout: cfg.Client.ReadHeaderTimeout.D(),
 		IdleTimeout:       cfg.Client.IdleTimeout.D(),
 		MaxHeaderBytes:    int(cfg.Client.MaxHeaderBytes),
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ErrorLog:          s.errorLog(),
 		// Each connection's requests keep their record in a slot of the
 		// connection's context (see reqinfo.Slot).
 		ConnContext: func(ctx context.Context, _ net.Conn) context.Context { return reqinfo.WithSlot(ctx) },
@@ -106,6 +105,7 @@ func (s *Server) openMain(cfg *config.Config, sock *handoff) (*listener, error) 
 	}
 	fast := h1.New(hs)
 	fast.Direct = s
+	fast.OnPanic = s.fastPathPanic
 	return &listener{key: mainKey(cfg), hs: hs, srv: fast, ln: ln, sock: sock}, nil
 }
 

@@ -125,9 +125,10 @@ func (s *Server) compile(cfg *config.Config) (_ *runtime, err error) {
 	}
 	rt.direct, rt.accessLog = cfg.Client.DirectLaneOn() && !tracer.Enabled(), accessLog
 	rt.handler = middleware.Chain(http.HandlerFunc(rt.dispatch),
-		middleware.Recover(s.log),
+		middleware.Recover(s.log, s.metrics.Panic),
 		middleware.CloseChunked,
 		middleware.Track(accessLog, s.observe),
+		middleware.RefuseMalformed,
 		tracer.Middleware,
 	)
 	return rt, nil

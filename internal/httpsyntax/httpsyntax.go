@@ -125,3 +125,48 @@ func RequestID[T string | []byte](s T) bool {
 	}
 	return true
 }
+
+// underscoreAliased are the fields a name spelled with underscores for
+// hyphens must not stand in for: the framing fields, and those the proxy
+// sets or trusts for the server. Servers behind CGI-like gateways (PHP,
+// WSGI, Rack) read X_Forwarded_For and X-Forwarded-For as one variable,
+// and a lenient parser may frame a body by Transfer_Encoding.
+var underscoreAliased = []string{
+	"content-length", "transfer-encoding", "host", "connection", "keep-alive",
+	"proxy-connection", "upgrade", "te", "trailer",
+	"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip", "x-request-id",
+}
+
+// UnderscoreAlias reports whether a field name holds an underscore and,
+// read with hyphens for underscores, names one of the fields above
+// (Transfer_Encoding, content_length). Such a field is dropped, as nginx
+// drops every name with an underscore by default.
+func UnderscoreAlias[T string | []byte](name T) bool {
+	hasUnderscore := false
+	for i := 0; i < len(name); i++ {
+		if name[i] == '_' {
+			hasUnderscore = true
+			break
+		}
+	}
+	if !hasUnderscore {
+		return false
+	}
+Names:
+	for _, a := range underscoreAliased {
+		if len(a) != len(name) {
+			continue
+		}
+		for i := 0; i < len(name); i++ {
+			c := lower(name[i])
+			if c == '_' {
+				c = '-'
+			}
+			if c != a[i] {
+				continue Names
+			}
+		}
+		return true
+	}
+	return false
+}

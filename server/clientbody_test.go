@@ -68,9 +68,9 @@ func sendRaw(t *testing.T, addr, raw string, halfClose bool) int {
 
 func TestBrokenRequestBodyIsTheClientsFault(t *testing.T) {
 	for _, path := range []struct{ name, extra string }{
-		{"fast path", ""},
+		{"fast path", fastPathOn},
 		{"net/http", "client: {fast_path: false}\n"},
-		{"fast path with retries", "retries: {attempts: 2, max_body_bytes: 1024}\n"},
+		{"fast path with retries", fastPathOn + "retries: {attempts: 2, max_body_bytes: 1024}\n"},
 		{"net/http with retries", "client: {fast_path: false}\nretries: {attempts: 2, max_body_bytes: 1024}\n"},
 	} {
 		t.Run(path.name, func(t *testing.T) { testBrokenRequestBody(t, path.extra) })
@@ -200,7 +200,7 @@ servers: [{url: %s, name: a}, {url: %s, name: b}]
 // server.
 func TestClientGoneMidBodyIs499(t *testing.T) {
 	for _, path := range []struct{ name, extra string }{
-		{"fast path", ""},
+		{"fast path", fastPathOn},
 		{"net/http", "client: {fast_path: false}\n"},
 	} {
 		t.Run(path.name, func(t *testing.T) {

@@ -140,7 +140,7 @@ func FuzzFastPathMatchesNetHTTP(f *testing.F) {
 			time.Sleep(150 * time.Millisecond)
 		}
 	})
-	fast := startProxy(f, "servers:\n  - url: "+url+"\n")
+	fast := startProxy(f, fastPathOn+"servers:\n  - url: "+url+"\n")
 	plain := startProxy(f, "client: {fast_path: false}\nservers:\n  - url: "+url+"\n")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		raw, splits := pipeline(data)

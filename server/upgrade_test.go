@@ -122,7 +122,7 @@ func TestH2CWhenEnabled(t *testing.T) {
 // no X-Forwarded-For and no rate limit.
 func TestUpgradesOnlyThoseAllowed(t *testing.T) {
 	for _, mode := range []struct{ name, yaml string }{
-		{"fast path", ""},
+		{"fast path", fastPathOn},
 		{"fast path off", "client: {fast_path: false}\n"},
 		{"echo allowed", "client: {allowed_upgrades: [websocket, echo]}\n"},
 	} {

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"github.com/tbsphathuynh/proxy/forward"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tbsphathuynh/proxy/config"
+	"github.com/tbsphathuynh/proxy/forward"
 	"github.com/tbsphathuynh/proxy/middleware"
 	"github.com/tbsphathuynh/proxy/tracing"
 )
@@ -192,4 +192,19 @@ func (s *Server) flushTracers(old []*tracing.Tracer, wait time.Duration) {
 			_ = tr.Shutdown(ctx)
 		}
 	}()
+}
+
+// StdLogWriter is a sink for the standard library's log package (set it
+// with log.SetOutput and log.SetFlags(0)): net/http's Transport writes
+// there what it notices by itself, such as "Unsolicited response received
+// on idle HTTP channel". Each line becomes one WARN record of l with the
+// line as its message, so that it is structured like every other line
+// the proxy writes rather than a bare line on stderr.
+func StdLogWriter(l *slog.Logger) io.Writer { return stdLog{l} }
+
+type stdLog struct{ l *slog.Logger }
+
+func (s stdLog) Write(p []byte) (int, error) {
+	s.l.Warn(strings.TrimRight(string(p), "\n"), "from", "go")
+	return len(p), nil
 }

@@ -2,8 +2,10 @@ package server
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -118,5 +120,20 @@ servers: [{url: "http://`+ln.Addr().String()+`", name: be}]
 				t.Errorf("the warning does not name the server:\n%s", log.String())
 			}
 		})
+	}
+}
+
+// What net/http's Transport notices by itself reaches the proxy's log as
+// one structured WARN record, not a bare line on stderr.
+func TestStdLogWriterMakesOneRecordPerLine(t *testing.T) {
+	var buf logBuffer
+	w := StdLogWriter(slog.New(slog.NewJSONHandler(&buf, nil)))
+	fmt.Fprintf(w, "Unsolicited response received on idle HTTP channel starting with %q; err=<nil>\n", "HTTP/1.1 200 OK")
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(buf.String()), &rec); err != nil {
+		t.Fatalf("not one JSON record: %v\n%s", err, buf.String())
+	}
+	if rec["level"] != "WARN" || !strings.HasPrefix(rec["msg"].(string), "Unsolicited response") || strings.HasSuffix(rec["msg"].(string), "\n") {
+		t.Errorf("record %v", rec)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"runtime"
 	"runtime/debug"
@@ -77,6 +78,8 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) int {
 
 func serve(ctx context.Context, cfg *config.Config, path string, stderr io.Writer) int {
 	log, level := server.NewLogger(cfg.Logging, stderr)
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(server.StdLogWriter(log))
 	if err := server.Run(ctx, cfg, server.Options{ConfigPath: path, Logger: log, LogLevel: level, Version: Version, Commit: Commit}); err != nil {
 		log.Error("proxy stopped", "err", err)
 		return 1

@@ -18,6 +18,20 @@ const (
 	DefaultReadHeaderTimeout = Duration(10 * time.Second)
 	DefaultIdleTimeout       = Duration(120 * time.Second)
 	DefaultMaxHeaderBytes    = 64 * KiB
+	// FallbackAdminListen is the admin's default when listen takes
+	// DefaultAdminListen's port.
+	FallbackAdminListen = "127.0.0.1:9902"
+	// DefaultHealthInterval and DefaultHealthTimeout apply to whichever of
+	// the two is left out, bent so as never to clash with the other: an
+	// unset timeout is at most the interval, an unset interval at least
+	// the timeout.
+	DefaultHealthInterval = Duration(10 * time.Second)
+	DefaultHealthTimeout  = Duration(2 * time.Second)
+	// DefaultEjectionTime and DefaultMaxEjectionTime are bent the same way:
+	// an unset ejection_time is at most max_ejection_time, an unset
+	// max_ejection_time at least ejection_time.
+	DefaultEjectionTime    = Duration(30 * time.Second)
+	DefaultMaxEjectionTime = Duration(300 * time.Second)
 	// DefaultUpgrade is the one protocol client.allowed_upgrades lets
 	// through when the key is left out.
 	DefaultUpgrade = "websocket"
@@ -48,8 +62,13 @@ func applyDefaults(c *Config, pos *positions) {
 		c.Listen = DefaultListen
 	}
 	if c.Admin.Listen == nil {
-		// nil means absent; an explicit "" (admin off) is kept.
+		// nil means absent; an explicit "" (admin off) is kept. A main
+		// listener on the admin's default port moves the admin one port
+		// up rather than make the file invalid over a key it never set.
 		addr := DefaultAdminListen
+		if sameSocket(addr, c.Listen) {
+			addr = FallbackAdminListen
+		}
 		c.Admin.Listen = &addr
 	}
 	if d.unset(c.ShutdownTimeout == 0, "shutdown_timeout") {
@@ -161,13 +180,21 @@ func (d defaulter) upstream(u *Upstream, p string) {
 		lb.BoundedLoad = 0.25
 	}
 
+	// A default gives way to what the file says: an interval of 200ms
+	// shortens the default timeout rather than clash with it, and a long
+	// timeout lengthens the default interval.
 	hc := &u.HealthChecks
 	hp := p + "health_checks."
 	if d.unset(hc.Interval == 0, hp+"interval") {
-		hc.Interval = Duration(10 * time.Second)
+		hc.Interval = max(DefaultHealthInterval, hc.Timeout)
 	}
 	if d.unset(hc.Timeout == 0, hp+"timeout") {
-		hc.Timeout = Duration(2 * time.Second)
+		hc.Timeout = min(DefaultHealthTimeout, hc.Interval)
+		if hc.Timeout <= 0 {
+			// The interval is invalid; keep the timeout's own default
+			// so only the interval is reported.
+			hc.Timeout = DefaultHealthTimeout
+		}
 	}
 	if d.unset(hc.Path == "", hp+"path") {
 		hc.Path = "/"
@@ -187,10 +214,13 @@ func (d defaulter) upstream(u *Upstream, p string) {
 			ps.ConsecutiveFailures = 5
 		}
 		if d.unset(ps.EjectionTime == 0, pp+"ejection_time") {
-			ps.EjectionTime = Duration(30 * time.Second)
+			ps.EjectionTime = DefaultEjectionTime
+			if ps.MaxEjectionTime > 0 {
+				ps.EjectionTime = min(DefaultEjectionTime, ps.MaxEjectionTime)
+			}
 		}
 		if d.unset(ps.MaxEjectionTime == 0, pp+"max_ejection_time") {
-			ps.MaxEjectionTime = Duration(300 * time.Second)
+			ps.MaxEjectionTime = max(DefaultMaxEjectionTime, ps.EjectionTime)
 		}
 		if d.unset(ps.MaxEjectionPercent == 0, pp+"max_ejection_percent") {
 			ps.MaxEjectionPercent = 50
@@ -293,7 +323,12 @@ func defaultServerName(raw string, taken map[string]bool) string {
 		name = net.JoinHostPort(u.Hostname(), port)
 	}
 	if taken[name] {
-		return raw
+		name = raw
+	}
+	// A name written in the file may be this URL too; number the default
+	// rather than clash with it.
+	for n := 2; taken[name]; n++ {
+		name = fmt.Sprintf("%s#%d", raw, n)
 	}
 	return name
 }

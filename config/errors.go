@@ -15,6 +15,9 @@ type Error struct {
 	// cannot be read, or a YAML syntax error the parser did not locate).
 	Line, Col int
 	Msg       string
+	// Warning marks a note that does not stop the config from loading,
+	// such as a key the chosen strategy ignores.
+	Warning bool
 
 	// err is the cause, when there is one, so errors.Is(err, fs.ErrNotExist)
 	// works on what Load returns.
@@ -24,7 +27,8 @@ type Error struct {
 	path string
 }
 
-// Error formats e as FILE:LINE:COL: message, leaving out unknown parts.
+// Error formats e as FILE:LINE:COL: message, leaving out unknown parts;
+// a warning reads FILE:LINE:COL: warning: message, as compilers write them.
 func (e *Error) Error() string {
 	var b strings.Builder
 	if e.File != "" {
@@ -41,6 +45,9 @@ func (e *Error) Error() string {
 	}
 	if b.Len() > 0 {
 		b.WriteByte(' ')
+	}
+	if e.Warning {
+		b.WriteString("warning: ")
 	}
 	b.WriteString(e.Msg)
 	return b.String()
@@ -110,10 +117,21 @@ type positions struct {
 	// set holds the paths that were given a non-null value; defaults apply
 	// only to the others, so an explicit 0 stays 0 and can be validated.
 	set map[string]bool
+	// src names where a value came from when it was not the file, such as
+	// "-listen :9000" for a command-line override.
+	src map[string]string
 }
 
 func newPositions() *positions {
-	return &positions{at: map[string]Pos{"": {1, 1}}, set: map[string]bool{}}
+	return &positions{at: map[string]Pos{"": {1, 1}}, set: map[string]bool{}, src: map[string]string{}}
+}
+
+// source returns what set path from outside the file, or "".
+func (p *positions) source(path string) string {
+	if p == nil {
+		return ""
+	}
+	return p.src[path]
 }
 
 // lookup returns the position of path or, when it was not written (a

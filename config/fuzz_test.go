@@ -39,7 +39,7 @@ func FuzzParse(f *testing.F) {
 		return "", false
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := parse("f.yaml", data, lookup)
+		c, err := parse("f.yaml", data, lookup, false, nil)
 		if err == nil {
 			if c == nil {
 				t.Fatal("nil config without an error")

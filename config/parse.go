@@ -15,9 +15,15 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Load reads, decodes, defaults and validates the config file at path.
-// On failure the error is an ErrorList holding every problem found.
-func Load(path string) (*Config, error) {
+// Load reads, decodes, defaults and validates the config file at path,
+// reading the certificate and key it names as the proxy will at start.
+// On failure the error is an ErrorList holding every problem found; on
+// success Config.Warnings holds what is worth saying but not fatal.
+func Load(path string) (*Config, error) { return LoadWith(path) }
+
+// LoadWith is Load with settings from outside the file (command-line
+// flags) taking precedence over the file's.
+func LoadWith(path string, overrides ...Override) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		reason := err.Error()
@@ -26,19 +32,25 @@ func Load(path string) (*Config, error) {
 		}
 		return nil, ErrorList{{File: path, Msg: "cannot read config: " + reason, err: err}}
 	}
-	return Parse(path, data)
+	return parse(path, data, os.LookupEnv, true, overrides)
 }
 
 // Parse decodes data, read from file (used only in messages and stored in
 // Config.File), expands ${VAR} from the environment, applies defaults and
 // validates the result. On failure it returns a nil Config and an
 // ErrorList holding every unknown key, wrong type and invalid value found,
-// each with its line and column.
+// each with its line and column. Unlike Load it reads no other file: the
+// tls files are only checked to be named.
 func Parse(file string, data []byte) (*Config, error) {
-	return parse(file, data, os.LookupEnv)
+	return parse(file, data, os.LookupEnv, false, nil)
 }
 
-func parse(file string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
+// ParseWith is Parse with overrides, as LoadWith.
+func ParseWith(file string, data []byte, overrides ...Override) (*Config, error) {
+	return parse(file, data, os.LookupEnv, false, overrides)
+}
+
+func parse(file string, data []byte, lookup func(string) (string, bool), files bool, overrides []Override) (*Config, error) {
 	if e := checkText(file, data); e != nil {
 		return nil, ErrorList{e}
 	}
@@ -52,7 +64,13 @@ func parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	if root != nil {
 		w.decode(root, reflect.ValueOf(cfg).Elem(), "")
 	}
+	for _, o := range overrides {
+		if err := o.apply(cfg, w.pos); err != nil {
+			w.errs = append(w.errs, &Error{Msg: err.Error()})
+		}
+	}
 	cfg.File = file
+	cfg.pos = w.pos
 	applyDefaults(cfg, w.pos)
 
 	// Validate even when decoding failed, so one run shows every problem;
@@ -63,14 +81,17 @@ func parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 			bad[e.path] = true
 		}
 	}
-	ch := &checker{file: file, pos: w.pos, bad: bad}
+	ch := &checker{file: file, pos: w.pos, bad: bad, files: files}
 	// A file that is not a mapping at all has nothing worth validating.
 	if root == nil || root.Kind == yaml.MappingNode || isNull(root) {
 		ch.config(cfg)
 	}
 	if err := append(w.errs, ch.errs...).err(); err != nil {
-		return nil, err
+		// The warnings go with the errors: whoever fixes the file reads
+		// them in the same pass.
+		return nil, append(err.(ErrorList), ch.warns...).sorted()
 	}
+	cfg.Warnings = ch.warns.sorted()
 	return cfg, nil
 }
 

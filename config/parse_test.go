@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // parseEnv parses src as "t.yaml" with env as the whole environment, so
@@ -21,7 +22,7 @@ func parseEnv(t *testing.T, src string, env map[string]string) (*Config, error) 
 	return parse("t.yaml", []byte(src), func(k string) (string, bool) {
 		v, ok := env[k]
 		return v, ok
-	})
+	}, false, nil)
 }
 
 // errLines returns err's errors as "FILE:LINE:COL: message" strings.
@@ -101,7 +102,7 @@ func TestParseSeedAppliesDocumentedDefaults(t *testing.T) {
 		Tracing: Tracing{SampleRatio: 0.1},
 		File:    "t.yaml",
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreUnexported(Config{})); diff != "" {
 		t.Errorf("seed config (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]string{DefaultUpstream}, got.UpstreamNames()); diff != "" {

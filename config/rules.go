@@ -50,6 +50,20 @@ func isLoopback(addr string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
+// sameSocket reports whether listening on a and on b would clash: the
+// same port (not 0, which picks a free one) on the same host, or on every
+// interface for either of them.
+func sameSocket(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || pa != pb || pa == "0" {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	local := func(h string) bool { return strings.EqualFold(h, "localhost") || h == "127.0.0.1" }
+	return wild(ha) || wild(hb) || strings.EqualFold(ha, hb) || local(ha) && local(hb)
+}
+
 // checkServerURL returns why raw is not a usable server URL, or "".
 func checkServerURL(raw string) string {
 	if raw == "" {

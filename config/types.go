@@ -28,6 +28,13 @@ type Config struct {
 	// File is the path the config was read from, for error messages and
 	// reloads. It is not part of the YAML.
 	File string `yaml:"-"`
+	// Warnings are what validation found worth saying but not fatal, such
+	// as a key the chosen strategy ignores; each prints as
+	// FILE:LINE:COL: warning: message.
+	Warnings ErrorList `yaml:"-"`
+
+	// pos remembers where each setting was written, for Where.
+	pos *positions
 }
 
 // DefaultUpstream is the name of the upstream described by the top-level

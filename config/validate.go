@@ -9,39 +9,66 @@ import (
 
 // Validate checks a config built in code (after SetDefaults) with the same
 // rules Parse applies. Its errors carry no line numbers. It returns nil or
-// an ErrorList.
+// an ErrorList, and records warnings in c.Warnings.
 func (c *Config) Validate() error {
-	ch := &checker{file: c.File}
+	ch := &checker{file: c.File, pos: c.pos}
 	ch.config(c)
+	c.Warnings = ch.warns.sorted()
 	return ch.errs.err()
 }
 
-// checker collects validation errors, locating each through the positions
-// recorded while decoding (nil for a config built in code).
+// checker collects validation errors and warnings, locating each through
+// the positions recorded while decoding (nil for a config built in code).
 type checker struct {
 	file string
 	pos  *positions
 	// bad holds paths that failed to decode; their zero value would only
 	// cause a second, misleading error.
-	bad  map[string]bool
-	errs ErrorList
+	bad map[string]bool
+	// files asks for the files the config names (tls) to be read, as the
+	// proxy will read them at start.
+	files bool
+	errs  ErrorList
+	warns ErrorList
 }
 
 func (c *checker) errf(path, format string, args ...any) {
+	if e := c.note(path, format, args...); e != nil {
+		c.errs = append(c.errs, e)
+	}
+}
+
+// warnf records something worth saying that does not stop the config from
+// loading.
+func (c *checker) warnf(path, format string, args ...any) {
+	if e := c.note(path, format, args...); e != nil {
+		e.Warning = true
+		c.warns = append(c.warns, e)
+	}
+}
+
+// note builds the message about path, or returns nil when path already
+// has a decoding error.
+func (c *checker) note(path, format string, args ...any) *Error {
 	for p := path; ; p = parentPath(p) {
 		if c.bad[p] {
-			return
+			return nil
 		}
 		if p == "" {
 			break
 		}
 	}
-	at := c.pos.lookup(path)
 	msg := fmt.Sprintf(format, args...)
+	if src := c.pos.source(path); src != "" {
+		// Set by a flag: name the flag, since the file's line is not
+		// what the operator has to change.
+		return &Error{Msg: src + ": " + msg, path: path}
+	}
+	at := c.pos.lookup(path)
 	if path != "" {
 		msg = path + ": " + msg
 	}
-	c.errs = append(c.errs, &Error{File: c.file, Line: at.Line, Col: at.Col, Msg: msg, path: path})
+	return &Error{File: c.file, Line: at.Line, Col: at.Col, Msg: msg, path: path}
 }
 
 // upstreamSections are the top-level keys that belong to the default
@@ -140,9 +167,8 @@ func (c *checker) admin(cfg *Config) {
 	if !c.listen("admin.listen", addr) {
 		return
 	}
-	// Port 0 asks the system for any free port, so two of them never clash.
-	if addr == cfg.Listen && !strings.HasSuffix(addr, ":0") {
-		c.errf("admin.listen", "must differ from listen (%s)", quote(cfg.Listen))
+	if sameSocket(addr, cfg.Listen) {
+		c.errf("admin.listen", "must differ from listen (%s): both would take the same port", quote(cfg.Listen))
 	}
 	if !isLoopback(addr) && cfg.Admin.Token == "" {
 		c.errf("admin.token", "required when admin.listen is not a loopback address: the admin API can reload the config")
@@ -165,20 +191,22 @@ func (c *checker) upstream(p string, u *Upstream) {
 		}
 		c.errf(p+"load_balancing.strategy", "unknown strategy %s%s", quote(lb.Strategy), hint)
 	}
-	// Built-in strategies other than consistent_hash ignore these two;
-	// setting them is a mistake worth reporting. Custom ones may use them.
+	// Built-in strategies other than consistent_hash ignore these two.
+	// Setting them is worth a warning, not an error: switching strategy
+	// for a test must not force deleting keys. Custom strategies may use
+	// them.
 	onlyHash := builtinStrategy(lb.Strategy) && lb.Strategy != "consistent_hash"
 	if lb.HashKey != "" {
-		if onlyHash {
-			c.errf(p+"load_balancing.hash_key", "only used with strategy consistent_hash, not %s", quote(lb.Strategy))
-		} else if msg := checkKey(lb.HashKey, "ip", "uri", "header", "cookie"); msg != "" {
+		if msg := checkKey(lb.HashKey, "ip", "uri", "header", "cookie"); msg != "" {
 			c.errf(p+"load_balancing.hash_key", "%s", msg)
+		} else if onlyHash {
+			c.warnf(p+"load_balancing.hash_key", "ignored: only strategy consistent_hash uses it, not %s", quote(lb.Strategy))
 		}
 	}
-	if c.pos.isSet(p+"load_balancing.bounded_load") && onlyHash {
-		c.errf(p+"load_balancing.bounded_load", "only used with strategy consistent_hash, not %s", quote(lb.Strategy))
-	} else if !(lb.BoundedLoad > 0) || math.IsInf(lb.BoundedLoad, 0) {
+	if !(lb.BoundedLoad > 0) || math.IsInf(lb.BoundedLoad, 0) {
 		c.errf(p+"load_balancing.bounded_load", "must be greater than 0, such as 0.25")
+	} else if c.pos.isSet(p+"load_balancing.bounded_load") && onlyHash {
+		c.warnf(p+"load_balancing.bounded_load", "ignored: only strategy consistent_hash uses it, not %s", quote(lb.Strategy))
 	}
 
 	c.health(p+"health_checks.", u.HealthChecks)

@@ -50,8 +50,17 @@ func TestValidation(t *testing.T) {
 		// Load balancing.
 		{"strategy typo", one + "load_balancing: {strategy: least_conections}\n",
 			nil, `t.yaml:2:28: load_balancing.strategy: unknown strategy "least_conections", did you mean "least_connections"?`},
-		{"hash_key needs consistent_hash", one + "load_balancing: {strategy: ip_hash, hash_key: uri}\n",
-			nil, `t.yaml:2:47: load_balancing.hash_key: only used with strategy consistent_hash, not "ip_hash"`},
+		{"hash_key under another strategy warns", one + "load_balancing: {strategy: ip_hash, hash_key: uri}\n",
+			nil, `t.yaml:2:47: warning: load_balancing.hash_key: ignored: only strategy consistent_hash uses it, not "ip_hash"`},
+		{"hash_key under the default strategy warns", one + "load_balancing: {hash_key: \"header:X-User\"}\n",
+			nil, `t.yaml:2:28: warning: load_balancing.hash_key: ignored: only strategy consistent_hash uses it, not "round_robin"`},
+		{"bad hash_key under another strategy is still an error", one + "load_balancing: {strategy: random, hash_key: body}\n",
+			nil, `t.yaml:2:46: load_balancing.hash_key: must be ip | uri | header:NAME | cookie:NAME, not "body"`},
+		{"warnings come with the errors", one + "load_balancing: {strategy: random, hash_key: ip}\nlisten: 80\n",
+			nil, `t.yaml:2:46: warning: load_balancing.hash_key: ignored: only strategy consistent_hash uses it, not "random"` + "\n" +
+				`t.yaml:3:9: listen: "80" is not a host:port address; write ":80" to use every interface`},
+		{"named upstream warns", "upstreams: {api: {servers: [{url: http://b}], load_balancing: {hash_key: uri}}}\nroutes: [{upstream: api}]\n",
+			nil, `t.yaml:1:74: warning: upstreams.api.load_balancing.hash_key: ignored: only strategy consistent_hash uses it, not "round_robin"`},
 		{"hash_key kind", one + "load_balancing: {strategy: consistent_hash, hash_key: body}\n",
 			nil, `t.yaml:2:55: load_balancing.hash_key: must be ip | uri | header:NAME | cookie:NAME, not "body"`},
 		{"hash_key header name", one + "load_balancing: {strategy: consistent_hash, hash_key: \"header:\"}\n",
@@ -62,8 +71,8 @@ func TestValidation(t *testing.T) {
 			nil, `t.yaml:2:55: load_balancing.hash_key: "ip" takes no name; must be ip | uri | header:NAME | cookie:NAME`},
 		{"bounded_load zero", one + "load_balancing: {strategy: consistent_hash, bounded_load: 0}\n",
 			nil, `t.yaml:2:59: load_balancing.bounded_load: must be greater than 0, such as 0.25`},
-		{"bounded_load without consistent_hash", one + "load_balancing: {bounded_load: 0.5}\n",
-			nil, `t.yaml:2:32: load_balancing.bounded_load: only used with strategy consistent_hash, not "round_robin"`},
+		{"bounded_load without consistent_hash warns", one + "load_balancing: {bounded_load: 0.5}\n",
+			nil, `t.yaml:2:32: warning: load_balancing.bounded_load: ignored: only strategy consistent_hash uses it, not "round_robin"`},
 
 		// Health checks.
 		{"interval zero", one + "health_checks: {interval: 0}\n",
@@ -172,7 +181,9 @@ func TestValidation(t *testing.T) {
 		{"admin public with token", one + "admin: {listen: \":9901\", token: \"${T}\"}\n", map[string]string{"T": "x"}, ""},
 		{"admin on localhost", one + "admin: {listen: \"localhost:9901\"}\n", nil, ""},
 		{"admin same as listen", one + "listen: \"127.0.0.1:80\"\nadmin: {listen: \"127.0.0.1:80\"}\n",
-			nil, `t.yaml:3:17: admin.listen: must differ from listen ("127.0.0.1:80")`},
+			nil, `t.yaml:3:17: admin.listen: must differ from listen ("127.0.0.1:80"): both would take the same port`},
+		{"admin on the port listen takes everywhere", one + "listen: \":80\"\nadmin: {listen: \"127.0.0.1:80\"}\n",
+			nil, `t.yaml:3:17: admin.listen: must differ from listen (":80"): both would take the same port`},
 		{"max header bytes", one + "client: {max_header_bytes: 0}\n",
 			nil, `t.yaml:2:28: client.max_header_bytes: must be greater than 0`},
 
@@ -188,12 +199,16 @@ func TestValidation(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := parseEnv(t, tc.src, tc.env)
+			c, err := parseEnv(t, tc.src, tc.env)
 			var want []string
 			if tc.want != "" {
 				want = strings.Split(tc.want, "\n")
 			}
-			if diff := cmp.Diff(want, errLines(t, err)); diff != "" {
+			got := errLines(t, err)
+			if err == nil {
+				got = errLines(t, c.Warnings.err())
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("errors (-want +got):\n%s", diff)
 			}
 		})

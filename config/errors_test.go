@@ -38,6 +38,24 @@ func TestParseErrors(t *testing.T) {
 		src:  "servers: [{url: http://a}]\ninterval: 5s\n",
 		want: []string{`t.yaml:2:1: interval: unknown key, did you mean "health_checks.interval" (it belongs inside "health_checks")?`},
 	}, {
+		// "path" is two edits from "watch", but a key that is valid in
+		// the section just above was indented too little.
+		name: "key dedented out of its section",
+		src:  "servers: [{url: http://a}]\nhealth_checks:\n  interval: 5s\npath: /health\n",
+		want: []string{`t.yaml:4:1: path: unknown key, did you mean "health_checks.path" (it belongs inside "health_checks")?`},
+	}, {
+		name: "key valid in another section than the one above",
+		src:  "servers: [{url: http://a}]\nrate_limit:\n  requests_per_second: 5\ntimeout: 1s\n",
+		want: []string{`t.yaml:4:1: timeout: unknown key, did you mean "health_checks.timeout" (it belongs inside "health_checks")?`},
+	}, {
+		name: "key dedented out of a nested section",
+		src:  "servers: [{url: http://a}]\nhealth_checks:\n  passive:\n    on_5xx: true\n  ejection_time: 5s\n",
+		want: []string{`t.yaml:5:3: health_checks.ejection_time: unknown key, did you mean "passive.ejection_time" (it belongs inside "passive")?`},
+	}, {
+		name: "key dedented out of retries",
+		src:  "servers: [{url: http://a}]\nretries:\n  attempts: 2\nbackoff: 1s\n",
+		want: []string{`t.yaml:4:1: backoff: unknown key, did you mean "retries.backoff" (it belongs inside "retries")?`},
+	}, {
 		name: "case style",
 		src:  "servers: [{url: http://a}]\nloadBalancing: {}\n",
 		want: []string{`t.yaml:2:1: loadBalancing: unknown key, did you mean "load_balancing"?`},
@@ -93,7 +111,44 @@ func TestParseErrors(t *testing.T) {
 	}, {
 		name: "syntax error",
 		src:  "servers: http://a\n  weight: 2\n",
-		want: []string{`t.yaml:2: invalid YAML: mapping values are not allowed in this context`},
+		want: []string{`t.yaml:2:9: invalid YAML: mapping values are not allowed in this context (put a value that contains ": " in quotes, or check the indentation)`},
+	}, {
+		// The parser blames line 1, where the block began.
+		name: "key indented less than its block",
+		src:  "servers:\n  - url: http://a\n    weight: 2\n   name: x\n",
+		want: []string{`t.yaml:4:4: invalid YAML: did not find expected '-' indicator (is this line indented more or less than the lines above?)`},
+	}, {
+		name: "key indented between two levels",
+		src:  "servers: [{url: http://a}]\nhealth_checks:\n    interval: 1s\n  timeout: 2s\n",
+		want: []string{`t.yaml:4:3: invalid YAML: did not find expected key (is this line indented more or less than the lines above?)`},
+	}, {
+		name: "tab as indentation",
+		src:  "servers:\n\t- url: http://a\n",
+		want: []string{`t.yaml:2:1: invalid YAML: tabs are not allowed for indentation in YAML; use spaces`},
+	}, {
+		name: "tab after spaces",
+		src:  "servers:\n  - url: http://a\n  \t- url: http://b\n",
+		want: []string{`t.yaml:3:3: invalid YAML: tabs are not allowed for indentation in YAML; use spaces`},
+	}, {
+		name: "tab deeper in the file",
+		src:  "listen: \":80\"\nservers:\n  - url: http://a\n    weight: 2\nhealth_checks:\n\tinterval: 1s\n",
+		want: []string{`t.yaml:6:1: invalid YAML: tabs are not allowed for indentation in YAML; use spaces`},
+	}, {
+		name: "unclosed quote",
+		src:  "listen: \":80\"\nservers:\n  - url: \"http://a\n",
+		want: []string{`t.yaml:3:10: invalid YAML: found unexpected end of stream (this quote is never closed)`},
+	}, {
+		name: "list on the key's line",
+		src:  "listen: \":80\"\nservers: - url: http://a\n",
+		want: []string{`t.yaml:2:10: invalid YAML: block sequence entries are not allowed in this context (start the list on the next line)`},
+	}, {
+		name: "reserved character",
+		src:  "servers: [{url: http://a}]\nlisten: @x\n",
+		want: []string{`t.yaml:2:9: invalid YAML: found character that cannot start any token ('@' is reserved: put the value in quotes)`},
+	}, {
+		name: "unknown anchor",
+		src:  "servers: [{url: http://a}]\nhealth_checks: *hc\n",
+		want: []string{`t.yaml:2:16: invalid YAML: unknown anchor 'hc' referenced`},
 	}, {
 		name: "invalid UTF-8",
 		src:  "servers: [{url: http://a}]\nlisten: \"\xff\"\n",

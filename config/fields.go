@@ -14,6 +14,8 @@ type fieldSet struct {
 	// nested maps a key of a child struct to the key that holds it, so a
 	// key written one level too high gets "did you mean parent.key?".
 	nested map[string]string
+	// children holds the keys of each struct-valued key.
+	children map[string]*fieldSet
 }
 
 var fieldCache sync.Map // reflect.Type → *fieldSet
@@ -22,7 +24,7 @@ func fieldsOf(t reflect.Type) *fieldSet {
 	if fs, ok := fieldCache.Load(t); ok {
 		return fs.(*fieldSet)
 	}
-	fs := &fieldSet{byName: map[string][]int{}, nested: map[string]string{}}
+	fs := &fieldSet{byName: map[string][]int{}, nested: map[string]string{}, children: map[string]*fieldSet{}}
 	collectFields(t, nil, fs)
 	for _, name := range fs.names {
 		ft := t.FieldByIndex(fs.byName[name]).Type
@@ -34,6 +36,7 @@ func fieldsOf(t reflect.Type) *fieldSet {
 		}
 		child := &fieldSet{byName: map[string][]int{}}
 		collectFields(ft, nil, child)
+		fs.children[name] = child
 		for _, c := range child.names {
 			if _, taken := fs.nested[c]; !taken {
 				fs.nested[c] = name + "." + c
@@ -68,13 +71,22 @@ func collectFields(t reflect.Type, index []int, fs *fieldSet) {
 	}
 }
 
-// hint returns the "did you mean" text for an unknown key.
-func (fs *fieldSet) hint(key string) string {
-	if s := suggest(key, fs.names); s != "" {
-		return didYouMean(s)
+// hint returns the "did you mean" text for an unknown key; prev is the key
+// written just before it in the same mapping, or "".
+//
+// A key that is valid one level down is most likely indented too little,
+// so that hint comes before a spelling one: "path" dedented out of
+// health_checks means health_checks.path, not "watch". The section just
+// above is the likeliest home, then any other.
+func (fs *fieldSet) hint(key, prev string) string {
+	home := ""
+	if c := fs.children[prev]; c != nil && c.byName[key] != nil {
+		home = prev
+	} else if full, ok := fs.nested[key]; ok {
+		home, _, _ = strings.Cut(full, ".")
 	}
-	if full, ok := fs.nested[key]; ok {
-		return ", did you mean " + quote(full) + " (it belongs inside " + quote(strings.Split(full, ".")[0]) + ")?"
+	if home != "" {
+		return ", did you mean " + quote(home+"."+key) + " (it belongs inside " + quote(home) + ")?"
 	}
-	return ""
+	return didYouMean(suggest(key, fs.names))
 }

@@ -7,9 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"reflect"
-	"regexp"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -105,7 +103,7 @@ func readDocument(file string, data []byte) (*yaml.Node, *Error) {
 		if errors.Is(err, io.EOF) {
 			return nil, nil
 		}
-		return nil, syntaxError(file, err)
+		return nil, syntaxError(file, data, err)
 	}
 	var extra yaml.Node
 	switch err := dec.Decode(&extra); {
@@ -113,28 +111,12 @@ func readDocument(file string, data []byte) (*yaml.Node, *Error) {
 		return nil, &Error{File: file, Line: extra.Line, Col: extra.Column,
 			Msg: "a second YAML document: a config file holds exactly one (remove the ---)"}
 	case !errors.Is(err, io.EOF):
-		return nil, syntaxError(file, err)
+		return nil, syntaxError(file, data, err)
 	}
 	if len(doc.Content) == 0 {
 		return nil, nil
 	}
 	return doc.Content[0], nil
-}
-
-var yamlLine = regexp.MustCompile(`^line (\d+): `)
-
-// syntaxError turns a yaml.v3 parse error ("yaml: line 3: mapping values
-// are not allowed in this context") into an Error. The parser reports a
-// line but no column.
-func syntaxError(file string, err error) *Error {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	e := &Error{File: file}
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		e.Line, _ = strconv.Atoi(m[1])
-		msg = msg[len(m[0]):]
-	}
-	e.Msg = "invalid YAML: " + msg
-	return e
 }
 
 // checkText rejects bytes YAML does not allow, with their exact position;

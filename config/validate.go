@@ -87,6 +87,7 @@ func (c *checker) config(cfg *Config) {
 		if cfg.H2C {
 			c.errf("h2c", "has no effect with tls, where HTTP/2 is offered through ALPN; remove one of them")
 		}
+		c.tlsFiles(cfg.TLS)
 	}
 	c.admin(cfg)
 	c.nonNegative("shutdown_timeout", cfg.ShutdownTimeout)

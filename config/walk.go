@@ -225,12 +225,14 @@ func (w *walker) structure(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	fields := fieldsOf(v.Type())
+	prev := ""
 	for _, p := range w.pairs(n, path) {
 		f, ok := fields.byName[p.key.Value]
 		if !ok {
-			w.errorf(p.key, joinPath(path, p.key.Value), "unknown key%s", fields.hint(p.key.Value))
+			w.errorf(p.key, joinPath(path, p.key.Value), "unknown key%s", fields.hint(p.key.Value, prev))
 			continue
 		}
+		prev = p.key.Value
 		w.decode(p.val, v.FieldByIndex(f), joinPath(path, p.key.Value))
 	}
 }

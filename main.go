@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -30,13 +31,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var o cli.Options
 	fs.StringVar(&o.ConfigPath, "config", "config.yaml", "config file (YAML)")
 	fs.BoolVar(&o.Demo, "demo", false, "start three demo backends on loopback and the proxy in front of them")
-	fs.StringVar(&o.Listen, "listen", "", "quick mode: address to listen on, e.g. :8080 (demo: default 127.0.0.1:8080)")
-	fs.StringVar(&o.Admin, "admin", "", "quick and demo mode: admin listener address (demo default 127.0.0.1:9901)")
+	fs.StringVar(&o.Listen, "listen", "", "address to listen on, e.g. :8080; takes precedence over the config file's listen (demo: default 127.0.0.1:8080)")
+	fs.StringVar(&o.Admin, "admin", "", "admin listener address; takes precedence over the config file's admin.listen (demo: default 127.0.0.1:9901)")
 	fs.Var(&o.To, "to", "quick mode: a server URL (repeat for more)")
 	fs.StringVar(&o.Strategy, "strategy", "round_robin", "quick mode: load balancing strategy")
 	fs.BoolVar(&o.Validate, "validate", false, "check the config file and exit")
 	fs.BoolVar(&o.Version, "version", false, "print the version and exit")
+	// -h prints the whole help to stdout and succeeds; a mistake in the
+	// flags gets flag's own message and a pointer to -h.
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			cli.Usage(stdout, fs)
+			return 0
+		}
+		fmt.Fprintln(stderr, "run proxy-server -h for help")
 		return 2
 	}
 	if fs.NArg() > 0 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/tbsphathuynh/proxy/admin"
@@ -72,7 +73,7 @@ func (s *Server) openMain(cfg *config.Config, sock *handoff) (*listener, error) 
 	if sock == nil {
 		raw, err := net.Listen("tcp", cfg.Listen)
 		if err != nil {
-			return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+			return nil, listenError("listen", cfg.Listen, cfg.Where("listen"), err)
 		}
 		sock = newHandoff(raw)
 	}
@@ -120,10 +121,22 @@ func (s *Server) openAdmin(cfg *config.Config) (*listener, error) {
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("admin listen %s: %w", addr, err)
+		return nil, listenError("admin.listen", addr, cfg.Where("admin.listen"), err)
 	}
 	hs := &http.Server{Handler: s.adminHandler(cfg, addr), ReadHeaderTimeout: 10 * time.Second}
 	return &listener{key: adminKey(cfg), hs: hs, srv: hs, ln: ln}, nil
+}
+
+// listenError says which setting, written where, asked for an address that
+// cannot be had: "listen 127.0.0.1:8080 (config.yaml:3): address already
+// in use". The system's reason alone is kept; net's own wording repeats
+// the address.
+func listenError(key, addr, where string, err error) error {
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		err = se.Err
+	}
+	return fmt.Errorf("%s %s (%s): %w", key, addr, where, err)
 }
 
 func (s *Server) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {

@@ -39,6 +39,9 @@ type Options struct {
 	Logger *slog.Logger
 	// LogLevel, when set, is adjusted to logging.level on every reload.
 	LogLevel *slog.LevelVar
+	// Overrides are command-line settings that take precedence over the
+	// file, on every reload as at start.
+	Overrides []config.Override
 }
 
 // Server is a running proxy.
@@ -104,7 +107,16 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.rt.Store(rt)
+	s.logWarnings(cfg)
 	return s, nil
+}
+
+// logWarnings logs what validation found worth saying about cfg, as
+// -validate prints it, so an operator who never ran -validate sees it too.
+func (s *Server) logWarnings(cfg *config.Config) {
+	for _, w := range cfg.Warnings {
+		s.log.Warn("config warning", "warning", w.Error())
+	}
 }
 
 // ServeHTTP serves r with the current runtime.
@@ -169,7 +181,7 @@ func (s *Server) Reload() error {
 	if s.opts.ConfigPath == "" {
 		return errors.New("no config file to reload: the proxy was started from the command line")
 	}
-	cfg, err := config.Load(s.opts.ConfigPath)
+	cfg, err := config.LoadWith(s.opts.ConfigPath, s.opts.Overrides...)
 	if err != nil {
 		s.metrics.Reload(false)
 		s.log.Error("reload failed; keeping the current config", "file", s.opts.ConfigPath, "err", err)
@@ -192,6 +204,7 @@ func (s *Server) Apply(cfg *config.Config) error {
 	}
 	s.metrics.Reload(true)
 	s.log.Info("config reloaded", "file", s.opts.ConfigPath)
+	s.logWarnings(cfg)
 	return nil
 }
 

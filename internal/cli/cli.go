@@ -4,12 +4,14 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	stdlog "log"
 	"log/slog"
 	"runtime"
-	"runtime/debug"
+	"strconv"
 	"strings"
 
 	"github.com/tbsphathuynh/proxy/config"
@@ -18,8 +20,8 @@ import (
 )
 
 // Version and Commit are stamped at build time by `make dist`
-// (-ldflags "-X .../internal/cli.Version=v1.2.3"); Commit falls back to
-// the VCS stamp of the build, when there is one.
+// (-ldflags "-X .../internal/cli.Version=v1.2.3"); when they are not, the
+// go command's record of the build fills them in (see buildVersion).
 var (
 	Version = "dev"
 	Commit  = ""
@@ -52,35 +54,67 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, versionString())
 		return 0
 	case o.Validate:
-		if _, err := config.Load(o.ConfigPath); err != nil {
+		cfg, err := loadFile(o)
+		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
+		}
+		// Warnings go with errors, one per line as a compiler writes
+		// them, and do not fail the check.
+		for _, w := range cfg.Warnings {
+			fmt.Fprintln(stderr, w)
 		}
 		fmt.Fprintf(stdout, "%s: ok\n", o.ConfigPath)
 		return 0
 	case o.Demo:
 		return runDemo(ctx, o, stdout, stderr)
-	case o.Listen != "" || len(o.To) > 0:
+	case len(o.To) > 0:
 		cfg, err := quickConfig(o)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 2
 		}
-		return serve(ctx, cfg, "", stderr)
+		return serve(ctx, cfg, "", nil, stderr)
 	}
-	cfg, err := config.Load(o.ConfigPath)
+	cfg, err := loadFile(o)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	return serve(ctx, cfg, o.ConfigPath, stderr)
+	return serve(ctx, cfg, o.ConfigPath, o.overrides(), stderr)
 }
 
-func serve(ctx context.Context, cfg *config.Config, path string, stderr io.Writer) int {
+// overrides are the flags that take precedence over the config file, on
+// start and on every reload.
+func (o Options) overrides() []config.Override {
+	var ov []config.Override
+	if o.Listen != "" {
+		ov = append(ov, config.Override{Key: "listen", Value: o.Listen, Source: "-listen"})
+	}
+	if o.Admin != "" {
+		ov = append(ov, config.Override{Key: "admin.listen", Value: o.Admin, Source: "-admin"})
+	}
+	return ov
+}
+
+// loadFile loads -config with the flags that override it. A missing file
+// at the default path is most likely a first try, so the message says what
+// else there is.
+func loadFile(o Options) (*config.Config, error) {
+	cfg, err := config.LoadWith(o.ConfigPath, o.overrides()...)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w\n(give -config FILE, or -to URL to proxy without a file; -h for help)", err)
+	}
+	return cfg, err
+}
+
+func serve(ctx context.Context, cfg *config.Config, path string, overrides []config.Override, stderr io.Writer) int {
 	log, level := server.NewLogger(cfg.Logging, stderr)
 	stdlog.SetFlags(0)
 	stdlog.SetOutput(server.StdLogWriter(log))
-	if err := server.Run(ctx, cfg, server.Options{ConfigPath: path, Logger: log, LogLevel: level, Version: Version, Commit: Commit}); err != nil {
+	version, commit := buildVersion()
+	opts := server.Options{ConfigPath: path, Overrides: overrides, Logger: log, LogLevel: level, Version: version, Commit: commit}
+	if err := server.Run(ctx, cfg, opts); err != nil {
 		log.Error("proxy stopped", "err", err)
 		return 1
 	}
@@ -89,25 +123,35 @@ func serve(ctx context.Context, cfg *config.Config, path string, stderr io.Write
 
 // quickConfig builds a config from -listen, -to and -strategy, through the
 // same parser and validation as a file, so quick mode cannot accept what a
-// file would not.
+// file would not. Its errors name the flag, not a line of a file the user
+// never saw.
 func quickConfig(o Options) (*config.Config, error) {
-	if len(o.To) == 0 {
-		return nil, fmt.Errorf("quick mode needs at least one -to URL")
-	}
-	listen := o.Listen
-	if listen == "" {
-		listen = ":8080"
-	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "listen: %q\nload_balancing: {strategy: %q}\n", listen, o.Strategy)
-	if o.Admin != "" {
-		fmt.Fprintf(&b, "admin: {listen: %q}\n", o.Admin)
-	}
+	// from[i] is the flag behind line i of the generated file.
+	from := []string{"", ""}
 	b.WriteString("servers:\n")
 	for _, u := range o.To {
 		fmt.Fprintf(&b, "  - url: %q\n", u)
+		from = append(from, "-to "+u)
 	}
-	return config.Parse("command line", []byte(b.String()))
+	ov := append(o.overrides(), config.Override{Key: "load_balancing.strategy", Value: o.Strategy, Source: "-strategy"})
+	cfg, err := config.ParseWith("command line", []byte(b.String()), ov...)
+	var list config.ErrorList
+	if !errors.As(err, &list) {
+		return cfg, err
+	}
+	for i, e := range list {
+		if e.Line <= 0 || e.Line >= len(from) || from[e.Line] == "" {
+			continue
+		}
+		// "servers[0].url: "x" needs a scheme" becomes
+		// "-to x: needs a scheme".
+		_, msg, _ := strings.Cut(e.Msg, ": ")
+		_, value, _ := strings.Cut(from[e.Line], " ")
+		msg = strings.TrimPrefix(msg, strconv.Quote(value)+" ")
+		list[i] = &config.Error{Msg: from[e.Line] + ": " + msg, Warning: e.Warning}
+	}
+	return nil, list
 }
 
 func runDemo(ctx context.Context, o Options, stdout, stderr io.Writer) int {
@@ -144,20 +188,10 @@ func runDemo(ctx context.Context, o Options, stdout, stderr io.Writer) int {
 		backends[len(backends)-1].Name, demo.FlakyDown, demo.FlakyCycle)
 	fmt.Fprintf(stdout, "try:  curl -s http://%s/   (repeat it: each answer names the backend that served it)\n", o.Listen)
 	fmt.Fprintf(stdout, "      dashboard: http://%s/   API: http://%s/api/upstreams\n", o.Admin, o.Admin)
-	return serve(ctx, cfg, "", stderr)
+	return serve(ctx, cfg, "", nil, stderr)
 }
 
 func versionString() string {
-	commit := Commit
-	if bi, ok := debug.ReadBuildInfo(); ok && commit == "" {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				commit = s.Value
-			}
-		}
-	}
-	if commit == "" {
-		commit = "unknown"
-	}
-	return fmt.Sprintf("proxy-server %s commit %s %s %s/%s", Version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	version, commit := buildVersion()
+	return fmt.Sprintf("proxy-server %s commit %s %s %s/%s", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }

@@ -187,6 +187,7 @@ func TestErrorFormat(t *testing.T) {
 		{"whole file", &Error{File: "f.yaml", Msg: "m"}, "f.yaml: m"},
 		{"no file", &Error{Line: 1, Col: 2, Msg: "m"}, "1:2: m"},
 		{"nothing", &Error{Msg: "m"}, "m"},
+		{"warning", &Error{File: "f.yaml", Line: 3, Col: 5, Msg: "m", Warning: true}, "f.yaml:3:5: warning: m"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,6 +10,8 @@ PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 win
 # else docker (whose error then says what is missing).
 CONTAINER ?= $(shell if docker info >/dev/null 2>&1; then echo docker; elif command -v podman >/dev/null 2>&1; then echo podman; elif command -v docker >/dev/null 2>&1; then echo docker; fi)
 IMAGE ?= proxy-server:$(VERSION)
+# IMAGE_FLAGS are more flags for the build, e.g. --build-arg GO_IMAGE=...
+IMAGE_FLAGS ?=
 FUZZTIME ?= 30s
 STATICCHECK_VERSION := v0.8.2
 
@@ -71,7 +73,7 @@ dist:
 # image builds the container image from Dockerfile as $(IMAGE).
 image:
 	@test -n "$(CONTAINER)" || { echo "make image: neither docker nor podman is installed"; exit 1; }
-	$(CONTAINER) build --build-arg VERSION='$(VERSION)' --build-arg COMMIT='$(COMMIT)' -t '$(IMAGE)' .
+	$(CONTAINER) build --build-arg VERSION='$(VERSION)' --build-arg COMMIT='$(COMMIT)' $(IMAGE_FLAGS) -t '$(IMAGE)' .
 
 clean:
 	rm -rf proxy-server dist

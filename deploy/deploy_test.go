@@ -182,6 +182,7 @@ func TestPromtool(t *testing.T) {
 		{"check", "rules", "prometheus/alerts.yml"},
 		{"check", "config", "prometheus/prometheus.yml"},
 		{"check", "config", "prometheus/compose.yml"},
+		{"test", "rules", "prometheus/alerts_test.yml"},
 	} {
 		if out, err := exec.Command("promtool", args...).CombinedOutput(); err != nil {
 			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)

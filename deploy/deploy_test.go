@@ -198,7 +198,7 @@ func TestShippedQueriesUseRealMetricNames(t *testing.T) {
 	for _, n := range []string{
 		metrics.RequestsTotal, metrics.RequestDuration, metrics.ServerUp, metrics.ServerInFlight,
 		metrics.ServerEjections, metrics.ServerDrained, metrics.ServerLatencyEWMA, metrics.ServerCircuit,
-		metrics.RateLimitedTotal, metrics.RateLimitStoreUp, metrics.RateLimitStoreSwitches, metrics.RetriesTotal, metrics.ProtocolErrorsTotal,
+		metrics.RateLimitedTotal, metrics.RateLimitStoreUp, metrics.RateLimitStoreSwitches, metrics.RetriesTotal, metrics.ProtocolErrorsTotal, metrics.PanicsTotal,
 		metrics.ConfigReloadsTotal, metrics.ConfigLastReloadOK, metrics.ConfigLastReloadAt,
 		metrics.HealthCheckDuration, metrics.BuildInfo,
 	} {

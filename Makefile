@@ -1,13 +1,21 @@
-# proxy: build, test, benchmark, lint, fuzz and cross-build.
+# proxy: build, test, benchmark, lint, fuzz, release archives and the
+# container image.
 
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# VERSION is the v0.x.y tag on HEAD, else dev-<commit> (scripts/version.sh).
+VERSION ?= $(shell bash scripts/version.sh)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X github.com/tbsphathuynh/proxy/internal/cli.Version=$(VERSION) -X github.com/tbsphathuynh/proxy/internal/cli.Commit=$(COMMIT)
-PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
+PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
+# CONTAINER builds the image: docker when its engine answers, else podman,
+# else docker (whose error then says what is missing).
+CONTAINER ?= $(shell if docker info >/dev/null 2>&1; then echo docker; elif command -v podman >/dev/null 2>&1; then echo podman; elif command -v docker >/dev/null 2>&1; then echo docker; fi)
+IMAGE ?= proxy-server:$(VERSION)
+# IMAGE_FLAGS are more flags for the build, e.g. --build-arg GO_IMAGE=...
+IMAGE_FLAGS ?=
 FUZZTIME ?= 30s
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: build test deps bench bench-go bench-peers lint fuzz dist clean
+.PHONY: build test deps bench bench-go bench-peers lint fuzz dist image clean
 
 build:
 	go build -ldflags '$(LDFLAGS)' -o proxy-server .
@@ -57,15 +65,15 @@ fuzz:
 	  done; \
 	done
 
+# dist writes dist/proxy-server_VERSION_OS_ARCH.tar.gz (.zip for windows)
+# for each of PLATFORMS, and dist/SHA256SUMS (scripts/dist.sh).
 dist:
-	@rm -rf dist && mkdir -p dist
-	@for p in $(PLATFORMS); do \
-	  os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
-	  out=dist/proxy-server-$(VERSION)-$$os-$$arch$$ext; \
-	  echo "build $$out"; \
-	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath -ldflags '$(LDFLAGS)' -o $$out . || exit 1; \
-	done
-	@cd dist && sha256sum proxy-server-* > SHA256SUMS && cat SHA256SUMS
+	@VERSION='$(VERSION)' COMMIT='$(COMMIT)' PLATFORMS='$(PLATFORMS)' bash scripts/dist.sh
+
+# image builds the container image from Dockerfile as $(IMAGE).
+image:
+	@test -n "$(CONTAINER)" || { echo "make image: neither docker nor podman is installed"; exit 1; }
+	$(CONTAINER) build --build-arg VERSION='$(VERSION)' --build-arg COMMIT='$(COMMIT)' $(IMAGE_FLAGS) -t '$(IMAGE)' .
 
 clean:
 	rm -rf proxy-server dist

@@ -35,6 +35,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Admin, "admin", "", "admin listener address; takes precedence over the config file's admin.listen (demo: default 127.0.0.1:9901)")
 	fs.Var(&o.To, "to", "quick mode: a server URL (repeat for more)")
 	fs.StringVar(&o.Strategy, "strategy", "round_robin", "quick mode: load balancing strategy")
+	fs.StringVar(&o.DemoBackend, "demo-backend", "", "run one demo backend on this address, e.g. :9001 (deploy/compose.yaml's backends)")
+	fs.StringVar(&o.DemoName, "demo-name", "backend", "demo backend: the name it answers with")
+	fs.BoolVar(&o.DemoFlaky, "demo-flaky", false, "demo backend: fail the health check 20s of every minute")
 	fs.BoolVar(&o.Validate, "validate", false, "check the config file and exit")
 	fs.BoolVar(&o.Version, "version", false, "print the version and exit")
 	// -h prints the whole help to stdout and succeeds; a mistake in the

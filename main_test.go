@@ -206,3 +206,27 @@ func TestDemoBalancesAcrossBackends(t *testing.T) {
 		t.Errorf("demo answers came from %v, want three backends", seen)
 	}
 }
+
+// TestDemoBackendAnswersWithItsName runs the single backend the compose
+// stack in deploy/ starts three of.
+func TestDemoBackendAnswersWithItsName(t *testing.T) {
+	addr := freePort(t)
+	p := start(t, "-demo-backend", addr, "-demo-name", "backend-2")
+	p.waitLog(t, "demo backend listening")
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("X-Backend"); got != "backend-2" {
+		t.Errorf("X-Backend %q, want backend-2", got)
+	}
+	resp, err = http.Get("http://" + addr + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/health of a steady backend: %d", resp.StatusCode)
+	}
+}

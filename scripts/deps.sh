@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs the programs the tests run for real: redis-server for the shared
-# rate limiter, and headless Chromium for the admin dashboard's browser test
-# (admin/browser_test.go). Uses Debian's packages; needs root or sudo.
+# rate limiter, headless Chromium for the admin dashboard's browser test
+# (admin/browser_test.go), and promtool (Debian's prometheus package, a
+# few seconds) for the Prometheus config and alert rules in deploy/.
+# systemd-analyze (deploy/systemd) comes with Debian's systemd; docker or
+# podman for the image test is left to the developer. Uses Debian's
+# packages; needs root or sudo.
 set -euo pipefail
 
 need=()
@@ -9,6 +13,7 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 # Chromium's recommended packages (cups, avahi, ...) are not needed
 # headless; fonts-liberation is, so the screenshot has readable text.
 command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-liberation)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
@@ -21,3 +26,4 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 # The package may start a system service; the tests start their own.
 $SUDO service redis-server stop >/dev/null 2>&1 || true
+$SUDO service prometheus stop >/dev/null 2>&1 || true

@@ -22,6 +22,7 @@ import (
 
 	"github.com/tbsphathuynh/proxy/config"
 	"github.com/tbsphathuynh/proxy/forward"
+	"github.com/tbsphathuynh/proxy/internal/sdnotify"
 	"github.com/tbsphathuynh/proxy/metrics"
 	"github.com/tbsphathuynh/proxy/ratelimit"
 	"github.com/tbsphathuynh/proxy/tracing"
@@ -42,6 +43,11 @@ type Options struct {
 	// Overrides are command-line settings that take precedence over the
 	// file, on every reload as at start.
 	Overrides []config.Override
+	// Notify receives the service states of sd_notify(3) (READY=1 once the
+	// listeners accept, RELOADING=1 and READY=1 around a reload, STOPPING=1
+	// when draining starts). Nil means systemd's $NOTIFY_SOCKET, when the
+	// process has one.
+	Notify func(state string)
 }
 
 // Server is a running proxy.
@@ -178,6 +184,11 @@ func (s *Server) AdminAddr() string {
 // Reload re-reads the config file and swaps in the new runtime. On any
 // error the current config keeps serving.
 func (s *Server) Reload() error {
+	if s.opts.Notify != nil {
+		s.opts.Notify(sdnotify.Reloading)
+		// Whether or not the new file is taken, a config is serving.
+		defer s.opts.Notify(sdnotify.Ready)
+	}
 	if s.opts.ConfigPath == "" {
 		return errors.New("no config file to reload: the proxy was started from the command line")
 	}
@@ -351,9 +362,13 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
+	if s.opts.Notify == nil {
+		s.opts.Notify = s.systemdNotify(sdnotify.FromEnv(os.Getenv))
+	}
 	if err := s.Start(); err != nil {
 		return err
 	}
+	s.opts.Notify(sdnotify.Ready)
 	if cfg.Watch && opts.ConfigPath != "" {
 		wctx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -368,11 +383,23 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		case <-usr1:
 			s.ReopenLogs()
 		case <-ctx.Done():
+			s.opts.Notify(sdnotify.Stopping)
 			timeout := s.rt.Load().cfg.ShutdownTimeout.D()
 			s.log.Info("shutting down: draining in-flight requests", "timeout", timeout)
 			sctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
 			return s.Shutdown(sctx)
+		}
+	}
+}
+
+// systemdNotify sends states to n, logging a failure once: systemd that
+// misses READY=1 fails the unit at its start timeout, and the log says why.
+func (s *Server) systemdNotify(n *sdnotify.Notifier) func(string) {
+	var warned atomic.Bool
+	return func(state string) {
+		if err := n.Send(state); err != nil && !warned.Swap(true) {
+			s.log.Warn("cannot notify systemd", "state", state, "err", err)
 		}
 	}
 }

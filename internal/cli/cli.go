@@ -37,6 +37,11 @@ type Options struct {
 	Strategy   string
 	Validate   bool
 	Version    bool
+	// DemoBackend, when set, runs a single demo backend on this address,
+	// named DemoName and failing part of the time if DemoFlaky.
+	DemoBackend string
+	DemoName    string
+	DemoFlaky   bool
 }
 
 // URLs collects a repeated flag.
@@ -68,6 +73,13 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) int {
 		return 0
 	case o.Demo:
 		return runDemo(ctx, o, stdout, stderr)
+	case o.DemoBackend != "":
+		log := slog.New(slog.NewTextHandler(stderr, nil))
+		if err := demo.Serve(ctx, log, o.DemoBackend, o.DemoName, o.DemoFlaky); err != nil {
+			fmt.Fprintln(stderr, "demo backend:", err)
+			return 1
+		}
+		return 0
 	case len(o.To) > 0:
 		cfg, err := quickConfig(o)
 		if err != nil {

@@ -75,6 +75,31 @@ func Start(log *slog.Logger, ports []int) ([]*Backend, func(), error) {
 	return backends, stop, nil
 }
 
+// Serve runs one demo backend named name on addr until ctx ends: the
+// backends of the compose stack in deploy/, each in its own container.
+// A flaky one fails its health check as the last backend of Start does.
+func Serve(ctx context.Context, log *slog.Logger, addr, name string, flaky bool) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	b := &Backend{Name: name, URL: "http://" + ln.Addr().String(), flaky: flaky, started: time.Now()}
+	b.srv = &http.Server{Handler: b.handler(), ReadHeaderTimeout: 5 * time.Second}
+	log.Info("demo backend listening", "name", name, "addr", ln.Addr().String(), "flaky", flaky)
+	done := make(chan error, 1)
+	go func() { done <- b.srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = b.srv.Shutdown(sctx)
+	<-done
+	return err
+}
+
 func (b *Backend) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {

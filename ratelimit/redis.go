@@ -211,8 +211,11 @@ func (l *Redis) Allow(ctx context.Context, key string, now time.Time) Decision {
 		l.retryAt.Store(now.Add(l.backoff).UnixNano())
 		if l.healthy.CompareAndSwap(true, false) {
 			l.changes.Add(1)
-			l.log.Warn("rate limit store unavailable; deciding locally until it recovers",
-				slog.String("scope", l.scope), slog.String("on_store_error", l.policy()), slog.Any("err", err))
+			msg := "rate limit store unavailable; deciding locally until it recovers"
+			if l.policy() == string(StoreErrorDeny) {
+				msg = "rate limit store unavailable; refusing requests with 429 until it recovers"
+			}
+			l.log.Warn(msg, slog.String("scope", l.scope), slog.String("on_store_error", l.policy()), slog.Any("err", err))
 			if l.notify != nil {
 				l.notify(false)
 			}
@@ -288,5 +291,24 @@ func ClientOptions(addr, password string, db int, timeout time.Duration) *redis.
 		PoolTimeout:           timeout,
 		ContextTimeoutEnabled: true,
 		MaxRetries:            -1,
+	}
+}
+
+// RedisLogger adapts l for the Redis client library's own log
+// (redis.SetLogger), which writes a line every time a pooled connection
+// fails to dial: during an outage, every second per client. The limiter
+// already says once per outage what happened and what it does meanwhile,
+// so the library's lines go to DEBUG, as structured records of l.
+func RedisLogger(l *slog.Logger) interface {
+	Printf(ctx context.Context, format string, v ...any)
+} {
+	return redisLog{l}
+}
+
+type redisLog struct{ l *slog.Logger }
+
+func (r redisLog) Printf(ctx context.Context, format string, v ...any) {
+	if r.l.Enabled(ctx, slog.LevelDebug) {
+		r.l.DebugContext(ctx, strings.TrimSpace(fmt.Sprintf(format, v...)), slog.String("from", "go-redis"))
 	}
 }

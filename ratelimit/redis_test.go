@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"sync"
@@ -292,6 +293,30 @@ func TestRedisOutageDeny(t *testing.T) {
 		}
 	}
 	tr.check(t, false)
+	if log := tr.log.String(); !strings.Contains(log, "refusing requests with 429") || strings.Contains(log, "deciding locally") {
+		t.Errorf("the deny policy's warning must say it refuses, not that it decides locally:\n%s", log)
+	}
+}
+
+// The Redis client library's own lines go to the proxy's logger at DEBUG,
+// as structured records, rather than a bare line on stderr every second
+// of an outage.
+func TestRedisLoggerIsStructuredAndQuiet(t *testing.T) {
+	var buf lockedWriter
+	l := RedisLogger(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	l.Printf(context.Background(), "redis: connection pool: failed to dial after %d attempts: %v\n", 1, "refused")
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(buf.String()), &rec); err != nil {
+		t.Fatalf("not one JSON record: %v: %s", err, buf.String())
+	}
+	if rec["level"] != "DEBUG" || rec["msg"] != "redis: connection pool: failed to dial after 1 attempts: refused" {
+		t.Errorf("record %v", rec)
+	}
+	buf = lockedWriter{}
+	RedisLogger(slog.New(slog.NewJSONHandler(&buf, nil))).Printf(context.Background(), "noise")
+	if buf.String() != "" {
+		t.Errorf("at the default level the library's lines must not show: %q", buf.String())
+	}
 }
 
 func TestRedisCallerGone(t *testing.T) {

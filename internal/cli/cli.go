@@ -14,8 +14,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/tbsphathuynh/proxy/config"
 	"github.com/tbsphathuynh/proxy/internal/demo"
+	"github.com/tbsphathuynh/proxy/ratelimit"
 	"github.com/tbsphathuynh/proxy/server"
 )
 
@@ -124,6 +127,7 @@ func serve(ctx context.Context, cfg *config.Config, path string, overrides []con
 	log, level := server.NewLogger(cfg.Logging, stderr)
 	stdlog.SetFlags(0)
 	stdlog.SetOutput(server.StdLogWriter(log))
+	redis.SetLogger(ratelimit.RedisLogger(log))
 	version, commit := buildVersion()
 	opts := server.Options{ConfigPath: path, Overrides: overrides, Logger: log, LogLevel: level, Version: version, Commit: commit}
 	if err := server.Run(ctx, cfg, opts); err != nil {

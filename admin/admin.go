@@ -105,13 +105,17 @@ func New(opts Options) http.Handler {
 	mux.Handle("POST /api/upstreams/{upstream}/servers/{server}/{action}", a.auth(http.HandlerFunc(a.drain)))
 
 	if opts.Pprof {
-		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		// Profiles show memory, command line and timings: they need the
+		// token as the state-changing endpoints do (the same rule: a
+		// configured token always, and always off loopback).
+		prof := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, a.auth(h)) }
+		prof("GET /debug/pprof/", pprof.Index)
+		prof("GET /debug/pprof/cmdline", pprof.Cmdline)
+		prof("GET /debug/pprof/profile", pprof.Profile)
 		// go tool pprof looks symbols up with POST; it changes nothing.
-		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		prof("GET /debug/pprof/symbol", pprof.Symbol)
+		prof("POST /debug/pprof/symbol", pprof.Symbol)
+		prof("GET /debug/pprof/trace", pprof.Trace)
 	}
 
 	ui, err := fs.Sub(uiFiles, "ui")

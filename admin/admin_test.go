@@ -293,6 +293,30 @@ func TestPprofOffByDefault(t *testing.T) {
 	}
 }
 
+// Profiles need the admin token like every sensitive endpoint: off
+// loopback always, and on loopback when one is set.
+func TestPprofNeedsTheToken(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		opts     Options
+		token    string
+		wantCode int
+	}{
+		{"off loopback, no token sent", Options{Token: "s3cret", Pprof: true}, "", 401},
+		{"off loopback, wrong token", Options{Token: "s3cret", Pprof: true}, "nope", 401},
+		{"off loopback, the token", Options{Token: "s3cret", Pprof: true}, "s3cret", 200},
+		{"loopback with a token, none sent", Options{Loopback: true, Token: "s3cret", Pprof: true}, "", 401},
+		{"loopback without a token", Options{Loopback: true, Pprof: true}, "", 200},
+	} {
+		f := newFixture(t, tc.opts)
+		for _, path := range []string{"/debug/pprof/", "/debug/pprof/cmdline"} {
+			if code, _ := f.do(t, "GET", path, tc.token); code != tc.wantCode {
+				t.Errorf("%s: GET %s: %d, want %d", tc.name, path, code, tc.wantCode)
+			}
+		}
+	}
+}
+
 func TestDashboardServed(t *testing.T) {
 	f := newFixture(t, Options{Loopback: true})
 	for path, want := range map[string]string{

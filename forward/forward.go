@@ -70,6 +70,17 @@ type Route struct {
 	upgrades []string
 }
 
+// Label writes the route's and its upstream's names into a request's
+// record (nil is fine), as ServeHTTP does: a handler in front of the
+// route that may answer for it, such as its rate limit, calls it first,
+// so that its answer is logged and counted under the route too.
+func (rt *Route) Label(info *reqinfo.Info) {
+	if info != nil {
+		info.Route = rt.name
+		info.Upstream = rt.up.Name
+	}
+}
+
 // AllowUpgrades sets the protocols a client may switch to through the
 // route (Connection: Upgrade), compared without regard to case; none
 // until it is called. Another upgrade is forwarded as an ordinary

@@ -84,8 +84,11 @@ type laneRoute struct {
 }
 
 func (lr *laneRoute) serve(w http.ResponseWriter, r *http.Request, info *reqinfo.Info) {
-	if l := lr.limit; l != nil && !middleware.Limit(w, r, l.limiter, l.key, lr.onLimited) {
-		return
+	if l := lr.limit; l != nil {
+		lr.fr.Label(info)
+		if !middleware.Limit(w, r, l.limiter, l.key, lr.onLimited) {
+			return
+		}
 	}
 	lr.fr.ServeDirect(w, r, info)
 }

@@ -3,7 +3,9 @@ package server
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -72,4 +74,45 @@ func TestRateLimitKeysByHeaderAndSurvivesReload(t *testing.T) {
 	if s := do("bob"); s != 429 {
 		t.Errorf("bob after a reload: %d, want still limited", s)
 	}
+}
+
+// A request refused with 429 is counted and logged under the route and
+// upstream it matched, like any other answer of the route, on the direct
+// lane as on the usual path.
+func TestRateLimitedRequestsKeepTheirRoute(t *testing.T) {
+	bothPaths(t, func(t *testing.T, extra string) {
+		a := backend(t, "a", nil)
+		var log logBuffer
+		dir := t.TempDir()
+		p := startProxyLogging(t, extra+fmt.Sprintf(`admin: {listen: "127.0.0.1:0"}
+logging: {access_log: %s/access.log, format: json}
+servers: [{url: %s}]
+upstreams:
+  api: {servers: [{url: %s, name: api-1}], health_checks: {enabled: false}}
+routes:
+  - name: limited
+    match: {path_prefix: /api}
+    upstream: api
+    rate_limit: {requests_per_second: 0.01, burst: 1}
+`, dir, a.URL, a.URL), &log)
+		for _, want := range []int{200, 429} {
+			if status, _, _ := get(t, http.DefaultClient, "http://"+p.Addr()+"/api/x"); status != want {
+				t.Fatalf("status %d, want %d", status, want)
+			}
+		}
+		mfs := scrape(t, p.AdminAddr())
+		if n, _ := value(mfs, "proxy_requests_total", map[string]string{"route": "limited", "upstream": "api", "code": "429"}); n != 1 {
+			t.Errorf("proxy_requests_total{route=limited,upstream=api,code=429} = %v, want 1", n)
+		}
+		waitFor(t, "the 429's access log line", func() bool {
+			b, _ := os.ReadFile(dir + "/access.log")
+			return strings.Contains(string(b), `"status":429`)
+		})
+		b, _ := os.ReadFile(dir + "/access.log")
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			if strings.Contains(line, `"status":429`) && (!strings.Contains(line, `"route":"limited"`) || !strings.Contains(line, `"upstream":"api"`)) {
+				t.Errorf("the 429's access log line lacks its route or upstream:\n%s", line)
+			}
+		}
+	})
 }

@@ -169,7 +169,20 @@ func (s *Server) routeHandler(rt *runtime, name string, cu *compiledUpstream, st
 			direct = nil
 		}
 	}
-	return middleware.RateLimit(l.limiter, l.key, onLimited)(h), direct, nil
+	return labeled{fr, middleware.RateLimit(l.limiter, l.key, onLimited)(h)}, direct, nil
+}
+
+// labeled names a route in the request's record before its rate limit
+// runs, so that a 429 is logged and counted under the route and upstream
+// it matched, like any answer of the route.
+type labeled struct {
+	fr   *forward.Route
+	next http.Handler
+}
+
+func (l labeled) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	l.fr.Label(reqinfo.From(r.Context()))
+	l.next.ServeHTTP(w, r)
 }
 
 // observe records a served request in the metrics.

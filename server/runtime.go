@@ -252,7 +252,8 @@ func (s *Server) compileUpstream(rt *runtime, name string, uc *config.Upstream) 
 	if err != nil {
 		return nil, fmt.Errorf("upstream %s: %w", name, err)
 	}
-	log := s.log.With("upstream", name)
+	// health names the upstream in each of its lines itself.
+	log := s.log
 	// The pool's snapshot follows its servers' transitions until the
 	// runtime is closed. Passive health and the breaker need no stopping:
 	// their timers belong to the servers' states.

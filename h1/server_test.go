@@ -493,7 +493,9 @@ func waitsAfter(t *testing.T, pauses ...time.Duration) []wait {
 // reads that find nothing and the bounded parks are over, and reports how
 // the connection waited for the second.
 func waits(t *testing.T) (spins, parks int) {
-	w := waitsAfter(t, 0, 50*time.Millisecond)[1]
+	// The pause leaves a loaded machine time for the reads and parks, and
+	// ends before shrinkAfter.
+	w := waitsAfter(t, 0, 90*time.Millisecond)[1]
 	return w.spins, w.parks
 }
 
@@ -520,7 +522,7 @@ func TestBoundedParks(t *testing.T) {
 // requests come at once again (sched.Peer).
 func TestClientThatPausesIsNotSpunFor(t *testing.T) {
 	defer sched.AlwaysBusy()()
-	pause := 50 * time.Millisecond
+	pause := 90 * time.Millisecond // as in waits
 	waits := waitsAfter(t, 0, pause, pause)
 	if w := waits[1]; w.spins != sched.MaxSpins || w.parks != sched.MaxBoundedParks || w.quick {
 		t.Errorf("first pause: %+v, want %d reads retried, %d bounded parks, the client slow after it", w, sched.MaxSpins, sched.MaxBoundedParks)

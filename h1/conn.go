@@ -328,6 +328,24 @@ func (c *conn) run(first, resumed bool) {
 				go c.run(false, true)
 				return
 			}
+			if !headerTimeout && c.buf == nil && errors.Is(err, os.ErrDeadlineExceeded) {
+				// The wait for the next request passed its deadline, with
+				// nothing of a request read yet.
+				if c.idleUntil.IsZero() || time.Now().Before(c.idleUntil) {
+					// The deadline was one an earlier wait set, a little
+					// before this one's (setWaitDeadline): wait on, the
+					// connection has not been idle for IdleTimeout yet.
+					c.rwc.SetReadDeadline(c.idleUntil)
+					c.waitDeadline = c.idleUntil
+					goto more
+				}
+				if c.readLate() {
+					// A request came in time, but this goroutine ran only
+					// after the deadline: serve it, as nginx, which handles
+					// what its sockets hold before the timers that expired.
+					continue
+				}
+			}
 			if err == errHeadTooLong {
 				handedOver = c.handOver()
 			}
@@ -414,8 +432,10 @@ func (c *conn) closeWriteAndWait() {
 // setWaitDeadline sets the deadline of the wait for the next request,
 // unless the one the last wait set is still in place and at most a little
 // earlier: under load a connection waits every few milliseconds, and
-// moving the runtime's timer each time cost 1.5% of the CPU. A wait may so
-// end up to waitDeadlineSlack early, an eighth of its length at most.
+// moving the runtime's timer each time cost 1.5% of the CPU. The deadline
+// may so pass up to waitDeadlineSlack early, an eighth of the wait at
+// most; run then waits on until idleUntil, so that a connection is never
+// closed before it has been idle for IdleTimeout.
 func (c *conn) setWaitDeadline(d, now time.Time) {
 	if w := c.waitDeadline; !w.IsZero() && !d.IsZero() && !d.Before(w) &&
 		d.Sub(w) < min(waitDeadlineSlack, d.Sub(now)/8) {
@@ -425,7 +445,7 @@ func (c *conn) setWaitDeadline(d, now time.Time) {
 	c.waitDeadline = d
 }
 
-// waitDeadlineSlack bounds how early a wait's deadline may be.
+// waitDeadlineSlack bounds how early a wait's deadline may pass.
 const waitDeadlineSlack = 10 * time.Millisecond
 
 func (c *conn) setReadDeadline(d time.Duration) {

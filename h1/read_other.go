@@ -7,3 +7,5 @@ package h1
 const fastPathSupported = false
 
 func (c *conn) readSome(fd uintptr) bool { return true }
+
+func (c *conn) readLate() bool { return false }

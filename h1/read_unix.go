@@ -5,6 +5,7 @@ package h1
 import (
 	"io"
 	"syscall"
+	"time"
 
 	"github.com/tbsphathuynh/proxy/internal/sysio"
 )
@@ -57,4 +58,35 @@ func (c *conn) readSome(fd uintptr) bool {
 		}
 		return true
 	}
+}
+
+// readLate reads, without waiting, what the socket holds once the wait for
+// the next request has passed its deadline, and reports whether anything
+// came. Past its deadline a read fails before it looks at the socket, and
+// a goroutine that ran late (a loaded machine, a busy scheduler) would
+// close a connection whose request had come in time: the client would
+// see a reset and not know whether its request was served.
+func (c *conn) readLate() bool {
+	c.rwc.SetReadDeadline(time.Time{})
+	c.waitDeadline = time.Time{}
+	if c.buf == nil {
+		c.buf = readBuffers.Get().(*[]byte)
+		c.r, c.w = 0, 0
+	}
+	got := false
+	c.raw.Read(func(fd uintptr) bool {
+		for {
+			n, err := sysio.Read(fd, (*c.buf)[c.w:])
+			if err == syscall.EINTR {
+				continue
+			}
+			if err == nil && n > 0 {
+				c.w += n
+				got = true
+			}
+			return true
+		}
+	})
+	c.releaseIfEmpty()
+	return got
 }

@@ -132,7 +132,9 @@ func (u *Upstream) roundTrip(req *http.Request, info *reqinfo.Info, tb *trackedB
 		// budget last, another server is there, and the failure is one a
 		// retry cannot make worse.
 		var next *upstream.Server
-		if attempt < rp.Attempts && n < maxTried {
+		switch {
+		case n >= maxTried:
+		case attempt < rp.Attempts:
 			if err == nil {
 				if rp.retryStatus(resp.StatusCode) && idempotent(req.Method) {
 					next = u.pick(req, tried[:n])
@@ -140,6 +142,12 @@ func (u *Upstream) roundTrip(req *http.Request, info *reqinfo.Info, tb *trackedB
 			} else if retriable(req, err) {
 				next = u.pick(req, tried[:n])
 			}
+		case err != nil && isDialError(err) && req.Context().Err() == nil:
+			// No connection to the server could be made, so nothing of the
+			// request reached it: another server gets it whatever the
+			// method and whatever retries.attempts says, as nginx's
+			// proxy_next_upstream does by default; each server once.
+			next = u.pick(req, tried[:n])
 		}
 		if next != nil && (!u.mayRetry() || !rewind(req)) {
 			next.Release()

@@ -24,8 +24,9 @@ type Config struct {
 	// Timeout bounds one probe, connect to body; default 2s. Rounds never
 	// overlap: the next one starts Interval after the previous one ended.
 	Timeout time.Duration
-	// Path is the request target of the GET, from the server's root (not
-	// under its URL's base path); default "/".
+	// Path is the request target of the GET under the server's base path
+	// (a server at http://h/app is checked at /app/health for "/health"),
+	// as requests are forwarded under it; default "/".
 	Path string
 	// Host, when set, replaces the Host header (a virtual host the server
 	// answers health checks on).
@@ -142,7 +143,7 @@ func NewChecker(pool *upstream.Pool, cfg Config, logger *slog.Logger) *Checker {
 		transport: cfg.Transport,
 	}
 	for i, s := range pool.Servers {
-		c.targets[i] = s.URL.Scheme + "://" + s.URL.Host + cfg.Path
+		c.targets[i] = s.URL.Scheme + "://" + s.URL.Host + strings.TrimSuffix(s.URL.EscapedPath(), "/") + cfg.Path
 	}
 	if c.transport == nil {
 		c.own = &http.Transport{

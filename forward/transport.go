@@ -186,17 +186,25 @@ func (u *Upstream) mayRetry() bool {
 func (u *Upstream) try(req *http.Request, s *upstream.Server, tb *trackedBody) (*http.Response, error) {
 	out := req
 	var cancel context.CancelFunc
+	var timer *time.Timer
 	if d := u.Retry.PerTryTimeout; d > 0 {
 		// The deadline covers the wait for response headers only; once they
 		// arrive the body streams for as long as it takes.
 		var ctx context.Context
 		ctx, cancel = context.WithCancel(req.Context())
-		timer := time.AfterFunc(d, cancel)
+		timer = time.AfterFunc(d, cancel)
 		out = req.WithContext(ctx)
-		defer timer.Stop()
 	}
 	start := time.Now()
 	resp, err := u.send(out)
+	if timer != nil && !timer.Stop() && err == nil {
+		// The timeout fired as the head came: its cancel has ended, or
+		// is ending, the exchange the body would be read from, and a
+		// client relayed this answer would get its head and a cut body.
+		// It is the timeout's, as if the head had come a moment later.
+		resp.Body.Close()
+		resp, err = nil, errPerTryTimeout
+	}
 	if err != nil && cancel != nil && req.Context().Err() == nil && errors.Is(err, context.Canceled) {
 		err = errPerTryTimeout
 	}

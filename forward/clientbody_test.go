@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -212,3 +213,43 @@ func TestChunkedBodyProbedBeforeContact(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// cancelingTransport reports every exchange canceled, as http.Transport
+// now and then does while reloads run beside it, though the client is
+// still there.
+type cancelingTransport struct{ tries atomic.Int64 }
+
+func (c *cancelingTransport) RoundTrip(*http.Request) (*http.Response, error) {
+	c.tries.Add(1)
+	return nil, context.Canceled
+}
+
+// An exchange the transport calls canceled while the client is still
+// there is a failure to reach the server, answered 502 and retried where
+// retries allow, never the client's 499: net/http would end a handler
+// that wrote nothing with an empty 200, a whole answer that is not one.
+// Nor is it held against the server.
+func TestTransportCancelWithTheClientThereIs502(t *testing.T) {
+	tr := &cancelingTransport{}
+	obs := &countingObserver{}
+	route := twoServerRoute(t, tr, obs, RetryPolicy{Attempts: 1})
+	front := httptest.NewServer(route)
+	defer front.Close()
+	res, err := http.Get(front.URL + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadGateway || len(body) == 0 {
+		t.Errorf("answer %d %q, want 502 with its text", res.StatusCode, body)
+	}
+	if n := tr.tries.Load(); n != 2 {
+		t.Errorf("%d tries, want 2: the retry goes to the other server", n)
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if len(obs.calls) != 0 {
+		t.Errorf("observer told of %v; the server did nothing wrong", obs.calls)
+	}
+}

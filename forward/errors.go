@@ -18,6 +18,11 @@ var (
 
 	errPerTryTimeout = timeoutError("per-try timeout awaiting response headers")
 
+	// errTransportCanceled is an exchange the transport reported canceled
+	// while the client was still there and no per-try timeout had fired:
+	// a failure to reach the server, not the client leaving.
+	errTransportCanceled = errors.New("the transport canceled the exchange")
+
 	// errClientBody marks an error that came from reading the client's
 	// request body: the client's fault, never the server's (see
 	// clientBodyError).
@@ -42,7 +47,7 @@ func (e *clientBodyError) Is(target error) bool { return target == errClientBody
 // server's: the client went away (context.Canceled) or its request body
 // could not be read. Such an attempt says nothing about the server.
 func clientFault(err error) bool {
-	return errors.Is(err, errClientBody) || errors.Is(err, context.Canceled)
+	return errors.Is(err, errClientBody) || errors.Is(err, context.Canceled) && !errors.Is(err, errTransportCanceled)
 }
 
 // clientBodyStatus is the status for a request body that could not be
@@ -87,7 +92,7 @@ func StatusFor(err error) int {
 		// Before the server's own errors: the transport reports a body it
 		// could not read as its failure to send the request.
 		return clientBodyStatus(err)
-	case errors.Is(err, context.Canceled):
+	case errors.Is(err, context.Canceled) && !errors.Is(err, errTransportCanceled):
 		// nginx's 499: the client went away before the answer. Nobody reads
 		// it, but the access log and metrics show what happened.
 		return 499

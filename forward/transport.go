@@ -3,6 +3,7 @@ package forward
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -205,8 +206,17 @@ func (u *Upstream) try(req *http.Request, s *upstream.Server, tb *trackedBody) (
 		resp.Body.Close()
 		resp, err = nil, errPerTryTimeout
 	}
-	if err != nil && cancel != nil && req.Context().Err() == nil && errors.Is(err, context.Canceled) {
-		err = errPerTryTimeout
+	if err != nil && req.Context().Err() == nil && errors.Is(err, context.Canceled) {
+		if cancel != nil && out.Context().Err() != nil {
+			err = errPerTryTimeout
+		} else {
+			// Canceled, with neither the client gone nor a per-try
+			// timeout: http.Transport says so now and then while
+			// reloads run beside it. The client is there and must get an
+			// answer: taken as 499, it would get an empty 200 from
+			// net/http, which ends a response its handler never began.
+			err = fmt.Errorf("%w: %w", errTransportCanceled, err)
+		}
 	}
 	if err != nil {
 		if be := bodyFailure(req); be != nil {
@@ -220,7 +230,7 @@ func (u *Upstream) try(req *http.Request, s *upstream.Server, tb *trackedBody) (
 	// Only the server's own failures reach passive health, the breaker and
 	// the latency average: an attempt the client broke or left says
 	// nothing about the server.
-	if u.Observer != nil && !clientFault(err) {
+	if u.Observer != nil && !clientFault(err) && !errors.Is(err, errTransportCanceled) {
 		status := 0
 		if resp != nil {
 			status = resp.StatusCode

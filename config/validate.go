@@ -5,6 +5,8 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Validate checks a config built in code (after SetDefaults) with the same
@@ -101,7 +103,8 @@ func (c *checker) config(cfg *Config) {
 		switch {
 		case strings.EqualFold(u, "h2c"):
 			c.errf(at, "h2c is never tunnelled: RFC 9113 §3.1 deprecates that upgrade; set h2c: true to serve HTTP/2 without TLS")
-		case !isToken(u):
+		case !httpguts.ValidHeaderFieldName(u):
+			// A field name is a token (RFC 9110 §5.1), as a protocol name is.
 			c.errf(at, "%s is not a protocol name (a token such as websocket)", quote(u))
 		}
 	}
@@ -407,22 +410,4 @@ func (c *checker) nonNegative(path string, d Duration) {
 	if d < 0 {
 		c.errf(path, "must not be negative")
 	}
-}
-
-// isToken reports whether s is an HTTP token (RFC 9110 §5.6.2), as a
-// protocol name in Upgrade must be.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }

@@ -143,11 +143,13 @@ func (u *Upstream) roundTrip(req *http.Request, info *reqinfo.Info, tb *trackedB
 			} else if retriable(req, err) {
 				next = u.pick(req, tried[:n])
 			}
-		case err != nil && isDialError(err) && req.Context().Err() == nil:
+		case err != nil && req.Context().Err() == nil && (isDialError(err) || idempotent(req.Method) && isReset(err) && !clientFault(err)):
 			// No connection to the server could be made, so nothing of the
 			// request reached it: another server gets it whatever the
-			// method and whatever retries.attempts says, as nginx's
-			// proxy_next_upstream does by default; each server once.
+			// method and whatever retries.attempts says; or an idempotent
+			// request found its connection closed or reset before any
+			// answer (a server going away under it). nginx's default
+			// proxy_next_upstream (error) does both; each server once.
 			next = u.pick(req, tried[:n])
 		}
 		if next != nil && (!u.mayRetry() || !rewind(req)) {

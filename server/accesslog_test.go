@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/tbsphathuynh/proxy/config"
-	"github.com/tbsphathuynh/proxy/middleware"
+	"github.com/tbsphathuynh/proxy/internal/accesslog"
 )
 
 func TestAccessLogLineHasTheFields(t *testing.T) {
@@ -56,8 +56,8 @@ func TestAccessLogLineHasTheFields(t *testing.T) {
 }
 
 func TestAccessLogChosenFieldsAndSampling(t *testing.T) {
-	if !slices.Equal(config.AccessLogFieldNames, middleware.AccessLogFields) {
-		t.Fatalf("config accepts fields %v, the access log writes %v", config.AccessLogFieldNames, middleware.AccessLogFields)
+	if !slices.Equal(config.AccessLogFieldNames, accesslog.AccessLogFields) {
+		t.Fatalf("config accepts fields %v, the access log writes %v", config.AccessLogFieldNames, accesslog.AccessLogFields)
 	}
 	ok := backend(t, "ok", nil)
 	bad := backend(t, "bad", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) })

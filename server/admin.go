@@ -8,7 +8,7 @@ import (
 
 	"github.com/tbsphathuynh/proxy/admin"
 	"github.com/tbsphathuynh/proxy/config"
-	"github.com/tbsphathuynh/proxy/forward"
+	"github.com/tbsphathuynh/proxy/internal/forward"
 	"github.com/tbsphathuynh/proxy/metrics"
 )
 

@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tbsphathuynh/proxy/internal/accesslog"
 	"github.com/tbsphathuynh/proxy/internal/rawhttp"
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
-	"github.com/tbsphathuynh/proxy/middleware"
 )
 
 var kib = strings.Repeat("x", 1024)
@@ -63,11 +63,11 @@ func BenchmarkEndToEnd(b *testing.B) {
 func BenchmarkMetricsAndAccessLog(b *testing.B) {
 	srv := backend(b, "a", nil)
 	p := startProxy(b, "servers:\n"+servers(srv))
-	al, err := middleware.NewAccessLog(slog.New(slog.NewJSONHandler(io.Discard, nil)), nil, 1)
+	al, err := accesslog.NewAccessLog(slog.New(slog.NewJSONHandler(io.Discard, nil)), nil, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
-	h := middleware.Track(al, p.observe)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := accesslog.Track(al, p.observe)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		info := reqinfo.From(r.Context())
 		info.Route, info.Upstream, info.Server = "default", "default", "a"
 		w.WriteHeader(200)

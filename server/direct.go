@@ -6,14 +6,15 @@ import (
 	"unsafe"
 
 	"github.com/tbsphathuynh/proxy/config"
-	"github.com/tbsphathuynh/proxy/forward"
-	"github.com/tbsphathuynh/proxy/h1"
+	"github.com/tbsphathuynh/proxy/internal/accesslog"
+	"github.com/tbsphathuynh/proxy/internal/forward"
+	"github.com/tbsphathuynh/proxy/internal/h1"
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
 	"github.com/tbsphathuynh/proxy/middleware"
 )
 
 // The direct lane: h1 offers each body-less request's raw head to
-// ServeDirect before it builds an http.Request. A request the lane can
+// lane.ServeDirect before it builds an http.Request. A request the lane can
 // forward head to head (forward.DirectHead), on a route that can serve
 // it, goes straight to the route's forwarder with a record tracked, and
 // logged, as Track does; anything else goes through the handler chain as
@@ -21,8 +22,13 @@ import (
 // tracing is on, which reads and rewrites the request's header.
 // docs/performance.md has what it saves.
 
+// lane is the Server as h1 sees it: an unexported type, so that the
+// h1.Direct method stays out of the Server's exported API.
+type lane struct{ s *Server }
+
 // ServeDirect implements h1.Direct.
-func (s *Server) ServeDirect(x *h1.Exchange) bool {
+func (l lane) ServeDirect(x *h1.Exchange) bool {
+	s := l.s
 	rt := s.enter()
 	defer s.leave(rt)
 	return rt.serveDirect(s, x)
@@ -32,7 +38,7 @@ func (rt *runtime) serveDirect(s *Server, x *h1.Exchange) bool {
 	if !rt.direct {
 		return false
 	}
-	t := middleware.Begin()
+	t := accesslog.Begin()
 	info := t.Info()
 	buf := forward.DirectBuffer()
 	head, host, path, clientID, ok := forward.DirectHead((*buf)[:0], x, clientIP(x.RemoteAddr()), info.RequestID)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/tbsphathuynh/proxy/admin"
 	"github.com/tbsphathuynh/proxy/config"
-	"github.com/tbsphathuynh/proxy/h1"
+	"github.com/tbsphathuynh/proxy/internal/h1"
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
 )
 
@@ -105,7 +105,7 @@ func (s *Server) openMain(cfg *config.Config, sock *handoff) (*listener, error) 
 		return &listener{key: mainKey(cfg), hs: hs, srv: hs, ln: ln, sock: sock}, nil
 	}
 	fast := h1.New(hs)
-	fast.Direct = s
+	fast.Direct = lane{s}
 	fast.OnPanic = s.fastPathPanic
 	return &listener{key: mainKey(cfg), hs: hs, srv: fast, ln: ln, sock: sock}, nil
 }

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/tbsphathuynh/proxy/config"
-	"github.com/tbsphathuynh/proxy/forward"
-	"github.com/tbsphathuynh/proxy/middleware"
+	"github.com/tbsphathuynh/proxy/internal/accesslog"
+	"github.com/tbsphathuynh/proxy/internal/forward"
 	"github.com/tbsphathuynh/proxy/tracing"
 )
 
@@ -50,7 +50,7 @@ func parseLevel(s string) slog.Level {
 // access log is off. A file is opened once and shared across reloads, held
 // by rt until rt is released. Called with s.mu held or before the server
 // starts.
-func (s *Server) accessLogger(rt *runtime, l config.Logging) (*middleware.AccessLog, error) {
+func (s *Server) accessLogger(rt *runtime, l config.Logging) (*accesslog.AccessLog, error) {
 	var w io.Writer
 	switch l.AccessLog {
 	case "off":
@@ -66,7 +66,7 @@ func (s *Server) accessLogger(rt *runtime, l config.Logging) (*middleware.Access
 		}
 		w = f
 	}
-	return middleware.NewAccessLog(slog.New(newHandler(l.Format, w, slog.LevelInfo)), l.AccessLogFields, l.AccessLogSample)
+	return accesslog.NewAccessLog(slog.New(newHandler(l.Format, w, slog.LevelInfo)), l.AccessLogFields, l.AccessLogSample)
 }
 
 // transport returns the shared transport for a set of timeouts, so

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tbsphathuynh/proxy/forward"
+	"github.com/tbsphathuynh/proxy/internal/forward"
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
 )
 

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tbsphathuynh/proxy/h1"
+	"github.com/tbsphathuynh/proxy/internal/h1"
 )
 
 func TestRoundRobinSplitsEvenly(t *testing.T) {

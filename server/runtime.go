@@ -11,8 +11,9 @@ import (
 
 	"github.com/tbsphathuynh/proxy/balancer"
 	"github.com/tbsphathuynh/proxy/config"
-	"github.com/tbsphathuynh/proxy/forward"
 	"github.com/tbsphathuynh/proxy/health"
+	"github.com/tbsphathuynh/proxy/internal/accesslog"
+	"github.com/tbsphathuynh/proxy/internal/forward"
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
 	"github.com/tbsphathuynh/proxy/middleware"
 	"github.com/tbsphathuynh/proxy/route"
@@ -38,7 +39,7 @@ type runtime struct {
 	// forwarder when it can serve the lane, directAll the default
 	// upstream's; accessLog is the chain's, nil when off.
 	direct    bool
-	accessLog *middleware.AccessLog
+	accessLog *accesslog.AccessLog
 	directs   []*laneRoute
 	directAll *laneRoute
 
@@ -127,7 +128,7 @@ func (s *Server) compile(cfg *config.Config) (_ *runtime, err error) {
 	rt.handler = middleware.Chain(http.HandlerFunc(rt.dispatch),
 		middleware.Recover(s.log, s.metrics.Panic),
 		middleware.CloseChunked,
-		middleware.Track(accessLog, s.observe),
+		accesslog.Track(accessLog, s.observe),
 		middleware.RefuseMalformed,
 		tracer.Middleware,
 	)

@@ -21,7 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tbsphathuynh/proxy/config"
-	"github.com/tbsphathuynh/proxy/forward"
+	"github.com/tbsphathuynh/proxy/internal/forward"
 	"github.com/tbsphathuynh/proxy/internal/sdnotify"
 	"github.com/tbsphathuynh/proxy/metrics"
 	"github.com/tbsphathuynh/proxy/ratelimit"

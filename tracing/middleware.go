@@ -21,7 +21,7 @@ import (
 // what the request's reqinfo.Info says (route, upstream, server, retries,
 // request ID) with the method, path, host and final status.
 //
-// The Info must already be in the request context (middleware.Track, placed
+// The Info must already be in the request context (accesslog.Track, placed
 // outside this one) and is read only after next returns.
 //
 // On an off Tracer, Middleware returns next itself.

@@ -24,7 +24,7 @@ const (
 	clientDropped = "00-" + clientTraceID + "-" + clientSpanID + "-00"
 )
 
-// withInfo stands for middleware.Track: it puts a fresh Info in the
+// withInfo stands for accesslog.Track: it puts a fresh Info in the
 // request context before the tracing middleware runs.
 func withInfo(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

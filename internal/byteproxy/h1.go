@@ -8,7 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/tbsphathuynh/proxy/h1"
+	"github.com/tbsphathuynh/proxy/internal/h1"
 )
 
 func serveH1(ln net.Listener, backends []string) error {

@@ -1,6 +1,6 @@
 //go:build race
 
-package middleware
+package accesslog
 
 // raceEnabled: the race detector makes sync.Pool drop items at random, so
 // allocation counts of pooled paths mean nothing under it.

@@ -1,4 +1,4 @@
-package middleware
+package accesslog
 
 import (
 	"bufio"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
+	"github.com/tbsphathuynh/proxy/middleware"
 )
 
 // Observe is called once per request after it is served, with its record,
@@ -28,7 +29,7 @@ type Observe func(info *reqinfo.Info, method string, status int, bytes int64, d 
 // allocation once every 64 requests. The record goes into the slot of the
 // request's connection when it has one (reqinfo.WithSlot), else into a new
 // context and request: two allocations.
-func Track(log *AccessLog, observe Observe) Middleware {
+func Track(log *AccessLog, observe Observe) middleware.Middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ex := exchanges.Get().(*exchange)

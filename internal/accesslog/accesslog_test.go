@@ -1,4 +1,4 @@
-package middleware
+package accesslog
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
+	"github.com/tbsphathuynh/proxy/middleware"
 )
 
 func TestRequestIDKeptOrMade(t *testing.T) {
@@ -158,8 +159,8 @@ func BenchmarkNewID(b *testing.B) {
 // BenchmarkChain is Recover, CloseChunked and Track together, as the
 // server wraps the dispatcher.
 func BenchmarkChain(b *testing.B) {
-	h := Chain(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) }),
-		Recover(nil, nil), CloseChunked, Track(nil, nil))
+	h := middleware.Chain(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) }),
+		middleware.Recover(nil, nil), middleware.CloseChunked, Track(nil, nil))
 	r := httptest.NewRequest("GET", "/", nil)
 	w := &nopWriter{h: make(http.Header)}
 	b.ReportAllocs()

@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"sync"
 
-	"github.com/tbsphathuynh/proxy/h1"
+	"github.com/tbsphathuynh/proxy/internal/h1"
 	"github.com/tbsphathuynh/proxy/internal/httpsyntax"
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
 )

@@ -8,7 +8,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-// The metric names /api/stats reads; they are the product's (SPEC.md) and
+// The metric names /api/stats reads; they are the product's (docs/observability.md) and
 // package metrics defines them. admin does not import metrics so that it
 // works with any gatherer carrying these names.
 const (

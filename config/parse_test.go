@@ -113,7 +113,8 @@ func TestParseSeedAppliesDocumentedDefaults(t *testing.T) {
 	}
 }
 
-// specExample is SPEC.md's larger example with its "..." filled in.
+// specExample is the product contract's larger example (every key of
+// docs/configuration.md) with its "..." filled in.
 const specExample = `listen: ":8080"                  # default ":8080"
 tls: {cert_file: cert.pem, key_file: key.pem}   # optional; then h2 is offered via ALPN
 admin:

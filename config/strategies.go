@@ -6,37 +6,49 @@ import (
 	"sync"
 )
 
-// Strategies lists the load-balancing strategy names a config may use. The
-// config package does not import the balancer package (it imports nothing
-// of ours), so the names are kept here; a custom build adds its own with
-// RegisterStrategy. Read it through KnownStrategies when registration may
-// run concurrently.
-var Strategies = []string{
-	"round_robin",
-	"weighted_round_robin",
-	"least_connections",
-	"ip_hash",
-	"consistent_hash",
-	"random",
-	"power_of_two",
-	"least_latency",
+// strategy is what the config and the proxy know of a load-balancing
+// strategy besides its code, which the balancer package registers under
+// the same name. The config package does not import the balancer package
+// (it imports nothing of ours), so this table is the one list of names:
+// validation reads it, the direct lane asks it (ReadsRequest), and a test
+// in server checks that the balancer has a factory for each entry.
+type strategy struct {
+	name string
+	// custom: registered by a custom build (RegisterStrategy); its use of
+	// hash_key and bounded_load, and of the request, is unknown.
+	custom bool
+	// hashKey: it reads load_balancing.hash_key and bounded_load.
+	hashKey bool
 }
 
-// strategiesMu guards Strategies against RegisterStrategy running while a
-// config is validated (a reload on another goroutine).
-var strategiesMu sync.RWMutex
+// strategies is the table; strategiesMu guards it against RegisterStrategy
+// running while a config is validated (a reload on another goroutine).
+var (
+	strategiesMu sync.RWMutex
+	strategies   = []strategy{
+		{name: "round_robin"},
+		{name: "weighted_round_robin"},
+		{name: "least_connections"},
+		{name: "ip_hash"},
+		{name: "consistent_hash", hashKey: true},
+		{name: "random"},
+		{name: "power_of_two"},
+		{name: "least_latency"},
+	}
+)
 
 // RegisterStrategy makes name a valid load_balancing.strategy. Call it
 // before loading a config, typically from the init function of the package
-// that implements the strategy. Registering a name twice is harmless.
+// that implements the strategy (server.RegisterStrategy does, with the
+// balancer's factory). Registering a name twice is harmless.
 func RegisterStrategy(name string) {
 	if name == "" {
 		panic("config: RegisterStrategy with an empty name")
 	}
 	strategiesMu.Lock()
 	defer strategiesMu.Unlock()
-	if !slices.Contains(Strategies, name) {
-		Strategies = append(Strategies, name)
+	if lookupStrategy(name) == nil {
+		strategies = append(strategies, strategy{name: name, custom: true})
 	}
 }
 
@@ -44,18 +56,62 @@ func RegisterStrategy(name string) {
 func KnownStrategies() []string {
 	strategiesMu.RLock()
 	defer strategiesMu.RUnlock()
-	names := slices.Clone(Strategies)
+	names := make([]string, 0, len(strategies))
+	for _, s := range strategies {
+		names = append(names, s.name)
+	}
 	sort.Strings(names)
 	return names
 }
 
-// builtinStrategy reports whether name is one of the strategies that ship
-// with the proxy, whose use of hash_key and bounded_load is known.
-func builtinStrategy(name string) bool {
-	switch name {
-	case "round_robin", "weighted_round_robin", "least_connections", "ip_hash",
-		"consistent_hash", "random", "power_of_two", "least_latency":
+// BuiltinStrategies returns the names of the strategies that ship with the
+// proxy, sorted.
+func BuiltinStrategies() []string {
+	strategiesMu.RLock()
+	defer strategiesMu.RUnlock()
+	var names []string
+	for _, s := range strategies {
+		if !s.custom {
+			names = append(names, s.name)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// lookupStrategy finds name in the table; the caller holds strategiesMu.
+func lookupStrategy(name string) *strategy {
+	i := slices.IndexFunc(strategies, func(s strategy) bool { return s.name == name })
+	if i < 0 {
+		return nil
+	}
+	return &strategies[i]
+}
+
+// strategyTraits returns what the table says of name: whether it is known,
+// custom, and a reader of hash_key.
+func strategyTraits(name string) (known, custom, hashKey bool) {
+	strategiesMu.RLock()
+	defer strategiesMu.RUnlock()
+	s := lookupStrategy(name)
+	if s == nil {
+		return false, false, false
+	}
+	return true, s.custom, s.hashKey
+}
+
+// ReadsRequest reports whether the strategy may read more of a request
+// than the client's address to pick a server: a hash of a header, cookie
+// or URI, or a custom strategy, which may read anything. The direct lane,
+// which never builds the request's header, serves only upstreams whose
+// strategy does not.
+func (lb LoadBalancing) ReadsRequest() bool {
+	known, custom, hashKey := strategyTraits(lb.Strategy)
+	if lb.Strategy == "" {
+		return false // the default, round_robin
+	}
+	if !known || custom {
 		return true
 	}
-	return false
+	return hashKey && lb.HashKey != "" && lb.HashKey != "ip"
 }

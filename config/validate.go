@@ -199,7 +199,8 @@ func (c *checker) upstream(p string, u *Upstream) {
 	// Setting them is worth a warning, not an error: switching strategy
 	// for a test must not force deleting keys. Custom strategies may use
 	// them.
-	onlyHash := builtinStrategy(lb.Strategy) && lb.Strategy != "consistent_hash"
+	builtin, custom, hashKey := strategyTraits(lb.Strategy)
+	onlyHash := builtin && !custom && !hashKey
 	if lb.HashKey != "" {
 		if msg := checkKey(lb.HashKey, "ip", "uri", "header", "cookie"); msg != "" {
 			c.errf(p+"load_balancing.hash_key", "%s", msg)

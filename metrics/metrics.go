@@ -20,7 +20,7 @@ import (
 )
 
 // Metric names, shared with the admin package's /api/stats and the Grafana
-// dashboard in deploy/. They are part of the product contract (SPEC.md).
+// dashboard in deploy/. They are part of the product contract (docs/observability.md).
 const (
 	RequestsTotal          = "proxy_requests_total"
 	RequestDuration        = "proxy_request_duration_seconds"

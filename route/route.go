@@ -74,16 +74,6 @@ func (t *Table) MatchHostPath(host, path string) int {
 	return -1
 }
 
-// Strip removes a matched rule's prefix from path, keeping a leading slash.
-func Strip(path, prefix string) string {
-	prefix = strings.TrimSuffix(prefix, "/")
-	rest := strings.TrimPrefix(path, prefix)
-	if rest == "" || rest[0] != '/' {
-		return "/" + rest
-	}
-	return rest
-}
-
 func segmentPrefix(path, prefix string, slashEnd bool) bool {
 	if !strings.HasPrefix(path, prefix) {
 		return false

@@ -111,16 +111,8 @@ func clientIP(remoteAddr string) string {
 }
 
 // directBalancing reports whether a balancer picks without the request's
-// URL or header, which the direct lane's request lacks: every built-in
-// strategy but consistent_hash on a header, a cookie or the URI. A
-// strategy registered by a program using the server may read anything.
+// URL or header, which the direct lane's request lacks (the strategy table
+// in config says which do).
 func directBalancing(lb config.LoadBalancing) bool {
-	switch lb.Strategy {
-	case "", "round_robin", "weighted_round_robin", "least_connections", "ip_hash",
-		"random", "power_of_two", "least_latency":
-		return true
-	case "consistent_hash":
-		return lb.HashKey == "" || lb.HashKey == "ip"
-	}
-	return false
+	return !lb.ReadsRequest()
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -434,4 +435,37 @@ func checkLane(t *testing.T, head string, want bool) {
 	if lane := strings.Contains(head, "\r\nx-custom: a\r\n"); lane != want {
 		t.Errorf("served by the lane: %v, want %v:\n%s", lane, want, head)
 	}
+}
+
+// The handler chain's middleware and what the lane does in its place
+// (docs/performance.md, "The direct lane"): Recover is the lane's own
+// deferred recover; CloseChunked has nothing to do, the lane takes no
+// body; Track is accesslog.Begin and End (TestDirectLaneLogs,
+// TestDirectLaneKeepsTheClientsRequestID); tracing turns the lane off.
+// RefuseMalformed's refusals are the lane's too: each request below gets
+// the same answer and the same close, and no server sees it.
+func TestDirectLaneRefusesAsTheChain(t *testing.T) {
+	cases := []struct{ name, req, status string }{
+		{"empty host", "GET /x HTTP/1.1\r\nHost: \r\nx-custom: a\r\n\r\n", "400"},
+		{"connect", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nx-custom: a\r\n\r\n", "405"},
+	}
+	bothPaths(t, func(t *testing.T, extra string) {
+		addr, heads := headBackend(t, directAnswer)
+		p := startProxy(t, extra+"servers: [{url: 'http://"+addr+"'}]\n")
+		for _, tc := range cases {
+			c, br := dialProxy(t, p)
+			res, _ := rawExchange(t, c, br, tc.req)
+			if got := strconv.Itoa(res.StatusCode); got != tc.status || !res.Close {
+				t.Errorf("%s: %s (close %v), want %s and a close", tc.name, got, res.Close, tc.status)
+			}
+		}
+		// One request the lane serves shows the backend saw nothing before.
+		c, br := dialProxy(t, p)
+		rawExchange(t, c, br, "GET /ok HTTP/1.1\r\nHost: h\r\nx-custom: a\r\n\r\n")
+		head := nextHead(t, heads)
+		if !strings.HasPrefix(head, "GET /ok ") {
+			t.Errorf("a refused request reached the server:\n%s", head)
+		}
+		checkLane(t, head, extra == fastPathOn)
+	})
 }

@@ -125,6 +125,9 @@ func (s *Server) compile(cfg *config.Config) (_ *runtime, err error) {
 		return nil, err
 	}
 	rt.direct, rt.accessLog = cfg.Client.DirectLaneOn() && !tracer.Enabled(), accessLog
+	// The direct lane (direct.go) does what each of these does without
+	// running them; a middleware added here must be given its place there
+	// (docs/performance.md, "The handler chain, middleware by middleware").
 	rt.handler = middleware.Chain(http.HandlerFunc(rt.dispatch),
 		middleware.Recover(s.log, s.metrics.Panic),
 		middleware.CloseChunked,

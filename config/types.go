@@ -229,6 +229,9 @@ type Route struct {
 	RateLimit   *RateLimit `yaml:"rate_limit"`
 	// Fallback answers when no server of the upstream can.
 	Fallback *Fallback `yaml:"fallback"`
+	// Policies run in order on the route's requests, before its rate
+	// limit (policies.go).
+	Policies []Policy `yaml:"policies"`
 }
 
 // Fallback is what a route answers when no server can: a fixed answer, or

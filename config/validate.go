@@ -377,6 +377,7 @@ func (c *checker) routes(cfg *Config) {
 		if r.RateLimit != nil {
 			c.rateLimit(p+"rate_limit.", r.RateLimit)
 		}
+		c.policies(p, r.Policies)
 		if fb := r.Fallback; fb != nil {
 			switch {
 			case fb.Upstream != "" && (fb.Status != 0 || fb.Body != "" || len(fb.Headers) > 0):

@@ -84,6 +84,10 @@ func (w *walker) decode(n *yaml.Node, v reflect.Value, path string) {
 		w.custom(n, v, path)
 		return
 	}
+	if v.Type() == policyType {
+		w.policy(n, v, path)
+		return
+	}
 	switch v.Kind() {
 	case reflect.Pointer:
 		if v.IsNil() {

@@ -41,6 +41,7 @@ const (
 	HealthCheckDuration    = "proxy_health_check_duration_seconds"
 	BuildInfo              = "proxy_build_info"
 	PanicsTotal            = "proxy_panics_total"
+	PolicyRejectionsTotal  = "proxy_policy_rejections_total"
 )
 
 // DurationBuckets are the request latency bucket bounds in seconds. A proxy
@@ -69,20 +70,21 @@ const otherCode = "other"
 // Metrics holds the proxy's collectors. Its methods are safe for concurrent
 // use. The zero value is not usable: call New.
 type Metrics struct {
-	requests    *prometheus.CounterVec
-	duration    *prometheus.HistogramVec
-	rateLimited *prometheus.CounterVec
-	retries     *prometheus.CounterVec
-	reloads     *prometheus.CounterVec
-	reloadOK    prometheus.Gauge
-	reloadAt    prometheus.Gauge
-	health      *prometheus.HistogramVec
-	build       *prometheus.GaugeVec
-	storeUp     *prometheus.GaugeVec
-	storeSwitch *prometheus.CounterVec
-	protoErrors *prometheus.CounterVec
-	panics      prometheus.Counter
-	servers     *serverCollector
+	requests       *prometheus.CounterVec
+	duration       *prometheus.HistogramVec
+	rateLimited    *prometheus.CounterVec
+	policyRejected *prometheus.CounterVec
+	retries        *prometheus.CounterVec
+	reloads        *prometheus.CounterVec
+	reloadOK       prometheus.Gauge
+	reloadAt       prometheus.Gauge
+	health         *prometheus.HistogramVec
+	build          *prometheus.GaugeVec
+	storeUp        *prometheus.GaugeVec
+	storeSwitch    *prometheus.CounterVec
+	protoErrors    *prometheus.CounterVec
+	panics         prometheus.Counter
+	servers        *serverCollector
 
 	// now is the clock for reload timestamps; tests replace it.
 	now func() time.Time
@@ -134,6 +136,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: RateLimitedTotal,
 			Help: "Requests refused with 429 by a route's rate limit.",
 		}, []string{"route"}),
+		policyRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: PolicyRejectionsTotal,
+			Help: "Requests a route's policy answered itself instead of letting them through (ip_filter 403, basic_auth 401, cors preflight 403, max_body 413, or a custom policy's), by route and policy.",
+		}, []string{"route", "policy"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: RetriesTotal,
 			Help: "Extra attempts made on another server of the upstream after a failed try.",
@@ -178,7 +184,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		servers: newServerCollector(),
 		now:     time.Now,
 	}
-	reg.MustRegister(m.requests, m.duration, m.rateLimited, m.retries, m.reloads,
+	reg.MustRegister(m.requests, m.duration, m.rateLimited, m.policyRejected, m.retries, m.reloads,
 		m.reloadOK, m.reloadAt, m.health, m.build, m.storeUp, m.storeSwitch, m.protoErrors, m.panics, m.servers)
 	// The process has loaded its first config by the time it builds its
 	// metrics, so the last load counts as successful until a reload fails.
@@ -241,6 +247,13 @@ func (m *Metrics) RateLimited(route string) {
 		c = m.limited.add(route, func(r string) prometheus.Counter { return m.rateLimited.WithLabelValues(r) })
 	}
 	c.Inc()
+}
+
+// PolicyRejections returns the counter of requests route's policy answered
+// itself, made once when the route's policies are built so that counting
+// costs no lookup.
+func (m *Metrics) PolicyRejections(route, policy string) prometheus.Counter {
+	return m.policyRejected.WithLabelValues(route, policy)
 }
 
 // Retry counts n extra attempts made for one request on upstream. Calling

@@ -1,6 +1,7 @@
 // Package middleware holds the pieces wrapped around the proxy handler:
-// panic recovery, request IDs, the access log, connection hygiene and rate
-// limits. Each is a func(http.Handler) http.Handler.
+// panic recovery, connection hygiene, refusals and rate limits. Each is a
+// func(http.Handler) http.Handler; a route's policies (package policy) are
+// too.
 package middleware
 
 import (

@@ -16,6 +16,7 @@ import (
 	"github.com/tbsphathuynh/proxy/internal/forward"
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
 	"github.com/tbsphathuynh/proxy/middleware"
+	"github.com/tbsphathuynh/proxy/policy"
 	"github.com/tbsphathuynh/proxy/route"
 	"github.com/tbsphathuynh/proxy/upstream"
 )
@@ -101,7 +102,7 @@ func (s *Server) compile(cfg *config.Config) (_ *runtime, err error) {
 		if f := rc.Fallback; f != nil {
 			fb = fallbackHandler(rt, f, s.log)
 		}
-		h, direct, err := s.routeHandler(rt, name, cu, strip, rc.RateLimit, fb)
+		h, direct, err := s.routeHandler(rt, name, cu, strip, rc.RateLimit, fb, rc.Policies)
 		if err != nil {
 			return nil, err
 		}
@@ -109,7 +110,7 @@ func (s *Server) compile(cfg *config.Config) (_ *runtime, err error) {
 	}
 	rt.table = route.New(rules)
 	if cu := rt.upstreams[config.DefaultUpstream]; cu != nil {
-		h, direct, err := s.routeHandler(rt, config.DefaultUpstream, cu, "", nil, nil)
+		h, direct, err := s.routeHandler(rt, config.DefaultUpstream, cu, "", nil, nil, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -138,42 +139,55 @@ func (s *Server) compile(cfg *config.Config) (_ *runtime, err error) {
 	return rt, nil
 }
 
-// routeHandler is the forwarder of a route behind its rate limit: the
-// route's own, else its upstream's. direct is the route as the direct lane
-// serves it, nil when it cannot: its forwarder and balancer must need no
-// more of a request than the lane has, and so must a rate limit's key
-// (the client's address, with no proxies trusted to forward it).
-func (s *Server) routeHandler(rt *runtime, name string, cu *compiledUpstream, strip string, rl *config.RateLimit, fallback http.Handler) (h http.Handler, direct *laneRoute, err error) {
+// routeHandler is the forwarder of a route behind its rate limit (the
+// route's own, else its upstream's), behind its policies. direct is the
+// route as the direct lane serves it, nil when it cannot: its forwarder
+// and balancer must need no more of a request than the lane has, and so
+// must a rate limit's key (the client's address, with no proxies trusted
+// to forward it); a route with policies is never on the lane.
+func (s *Server) routeHandler(rt *runtime, name string, cu *compiledUpstream, strip string, rl *config.RateLimit, fallback http.Handler, policies []config.Policy) (h http.Handler, direct *laneRoute, err error) {
 	fr := forward.NewRoute(name, cu.fwd, strip, s.log)
 	fr.AllowUpgrades(rt.cfg.Client.AllowedUpgrades)
 	if fallback != nil {
 		fr.SetFallback(fallback)
 	}
 	h = fr
-	if directBalancing(cu.cfg.LoadBalancing) && fr.DirectCapable() {
+	if directBalancing(cu.cfg.LoadBalancing) && fr.DirectCapable() && len(policies) == 0 {
 		direct = &laneRoute{fr: fr}
 	}
 	if rl == nil {
 		rl = cu.cfg.RateLimit
 	}
-	if rl == nil {
+	if rl != nil {
+		l, err := s.limiter(rt, name, rl)
+		if err != nil {
+			return nil, nil, err
+		}
+		onLimited := func() { s.metrics.RateLimited(name) }
+		if direct != nil {
+			// Behind trusted proxies the key is read from X-Forwarded-For,
+			// which the lane's request does not carry.
+			if rl.Key == "ip" && len(rl.TrustedProxies) == 0 {
+				direct.limit, direct.onLimited = &l, onLimited
+			} else {
+				direct = nil
+			}
+		}
+		h = middleware.RateLimit(l.limiter, l.key, onLimited)(h)
+	}
+	if len(policies) > 0 {
+		chain, err := policy.Chain(policies, policy.Env{Route: name, Log: s.log}, func(p string) func() {
+			return s.metrics.PolicyRejections(name, p).Inc
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("route %s: %w", name, err)
+		}
+		h = chain(h)
+	}
+	if h == http.Handler(fr) {
 		return h, direct, nil
 	}
-	l, err := s.limiter(rt, name, rl)
-	if err != nil {
-		return nil, nil, err
-	}
-	onLimited := func() { s.metrics.RateLimited(name) }
-	if direct != nil {
-		// Behind trusted proxies the key is read from X-Forwarded-For,
-		// which the lane's request does not carry.
-		if rl.Key == "ip" && len(rl.TrustedProxies) == 0 {
-			direct.limit, direct.onLimited = &l, onLimited
-		} else {
-			direct = nil
-		}
-	}
-	return labeled{fr, middleware.RateLimit(l.limiter, l.key, onLimited)(h)}, direct, nil
+	return labeled{fr, h}, direct, nil
 }
 
 // labeled names a route in the request's record before its rate limit

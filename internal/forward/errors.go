@@ -58,6 +58,9 @@ func clientFault(err error) bool {
 func clientBodyStatus(err error) int {
 	var ne net.Error
 	switch {
+	case errors.As(err, new(*http.MaxBytesError)):
+		// A body longer than a route's max_body (package policy).
+		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return http.StatusBadRequest
 	case errors.As(err, &ne) && ne.Timeout():

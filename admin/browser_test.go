@@ -76,7 +76,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	first := text("total-requests")
 	waitFor("request counter changes", `document.getElementById("total-requests").textContent !== "`+first+`"`, 10*time.Second)
 	waitFor("requests/s shown", `document.getElementById("kpi-rps").textContent !== "0"`, 10*time.Second)
-	waitFor("per-server rate", `document.querySelector('tr.server[data-server="a"] td.rps').textContent !== "0"`, 10*time.Second)
+	waitFor("per-server rate", `document.querySelector('tr.server[data-server="a"] td.rps').firstChild.textContent !== "0"`, 10*time.Second)
 	waitFor("latency shown", `document.getElementById("kpi-p99").textContent.endsWith("ms")`, 10*time.Second)
 	var states []string
 	if err := page.eval(`[...document.querySelectorAll("tr.server")].map(r => r.className)`, &states); err != nil {

@@ -15,6 +15,8 @@ const (
 	requestsTotal   = "proxy_requests_total"
 	requestDuration = "proxy_request_duration_seconds"
 	rateLimited     = "proxy_rate_limited_total"
+	requestBytes    = "proxy_upstream_server_request_bytes_total"
+	responseBytes   = "proxy_upstream_server_response_bytes_total"
 )
 
 // stats is the /api/stats answer: cumulative counters only. The dashboard
@@ -36,11 +38,13 @@ type stats struct {
 // empty for answers the proxy made without reaching one (503 when none is
 // available).
 type serverStats struct {
-	Upstream string  `json:"upstream"`
-	Server   string  `json:"server"`
-	Requests float64 `json:"requests"`
-	// Errors counts 5xx answers, the proxy's own 502/503/504 included.
-	Errors float64 `json:"errors"`
+	Upstream string `json:"upstream"`
+	Server   string `json:"server"`
+	codeCounts
+	// BytesIn and BytesOut are body bytes read from clients and sent to
+	// them, HAProxy's bytes in and out.
+	BytesIn  float64 `json:"bytes_in"`
+	BytesOut float64 `json:"bytes_out"`
 	// Counts are cumulative bucket counts, one per Buckets entry plus the
 	// +Inf bucket (the total count).
 	Counts []uint64 `json:"counts"`
@@ -48,11 +52,46 @@ type serverStats struct {
 	Sum float64 `json:"sum"`
 }
 
+// routeStats sums a route's series. Route is empty for requests no route
+// matched (404 with no catch-all upstream).
 type routeStats struct {
-	Route       string  `json:"route"`
-	Requests    float64 `json:"requests"`
-	Errors      float64 `json:"errors"`
+	Route string `json:"route"`
+	codeCounts
+	// RateLimited counts the route's own rate limit refusals; TooMany
+	// has them too, with any 429 a server sent.
 	RateLimited float64 `json:"rate_limited"`
+}
+
+// codeCounts are answers by class of status code.
+type codeCounts struct {
+	Requests float64 `json:"requests"`
+	// ClientErrors counts 4xx answers, the proxy's own 429 included.
+	ClientErrors float64 `json:"client_errors"`
+	// NotFound and TooMany count 404 and 429 answers, whoever sent them.
+	NotFound float64 `json:"not_found"`
+	TooMany  float64 `json:"too_many_requests"`
+	// Errors counts 5xx answers, the proxy's own 502/503/504 included.
+	Errors float64 `json:"errors"`
+}
+
+// add counts v answers with status code.
+func (c *codeCounts) add(code string, v float64) {
+	c.Requests += v
+	if len(code) != 3 {
+		return // "other": out of range, no class
+	}
+	switch code[0] {
+	case '4':
+		c.ClientErrors += v
+		switch code {
+		case "404":
+			c.NotFound += v
+		case "429":
+			c.TooMany += v
+		}
+	case '5':
+		c.Errors += v
+	}
 }
 
 func (a *api) stats(w http.ResponseWriter, r *http.Request) {
@@ -96,13 +135,17 @@ func buildStats(mfs []*dto.MetricFamily) stats {
 			for _, m := range mf.GetMetric() {
 				l := labels(m)
 				v := m.GetCounter().GetValue()
-				is5xx := len(l["code"]) == 3 && l["code"][0] == '5'
-				s, r := server(serverKey{l["upstream"], l["server"]}), route(l["route"])
-				s.Requests += v
-				r.Requests += v
-				if is5xx {
-					s.Errors += v
-					r.Errors += v
+				server(serverKey{l["upstream"], l["server"]}).add(l["code"], v)
+				route(l["route"]).add(l["code"], v)
+			}
+		case requestBytes, responseBytes:
+			for _, m := range mf.GetMetric() {
+				l := labels(m)
+				s := server(serverKey{l["upstream"], l["server"]})
+				if mf.GetName() == requestBytes {
+					s.BytesIn += m.GetCounter().GetValue()
+				} else {
+					s.BytesOut += m.GetCounter().GetValue()
 				}
 			}
 		case requestDuration:

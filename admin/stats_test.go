@@ -14,12 +14,13 @@ import (
 func TestStats(t *testing.T) {
 	f := newFixture(t, Options{Loopback: true, Now: func() time.Time { return t0 }})
 	// Two routes onto one server: the stats sum them.
-	f.m.Observe("api", "api", "a", 200, 2*time.Millisecond)
-	f.m.Observe("api", "api", "a", 502, 30*time.Millisecond)
-	f.m.Observe("admin", "api", "a", 200, 20*time.Second)
+	f.m.ObserveBytes("api", "api", "a", 200, 2*time.Millisecond, 300, 17_345_678)
+	f.m.ObserveBytes("api", "api", "a", 502, 30*time.Millisecond, 0, 80)
+	f.m.ObserveBytes("admin", "api", "a", 404, 20*time.Second, 0, 20)
 	f.m.Observe("web", "default", "", 503, 0)
 	f.m.RateLimited("web")
 	f.m.Observe("web", "default", "", 429, 0)
+	f.m.Observe("", "", "", 404, 0) // no route matched
 
 	code, body := f.do(t, "GET", "/api/stats", "")
 	if code != 200 {
@@ -53,18 +54,27 @@ func TestStats(t *testing.T) {
 		noneCounts[i] = 2 // both answers took 0s
 	}
 	want := []serverStats{
-		{Upstream: "api", Server: "a", Requests: 3, Errors: 1, Counts: aCounts, Sum: 20.032},
-		{Upstream: "default", Server: "", Requests: 2, Errors: 1, Counts: noneCounts},
+		{Upstream: "", Server: "", codeCounts: codeCounts{Requests: 1, ClientErrors: 1, NotFound: 1}},
+		{Upstream: "api", Server: "a", codeCounts: codeCounts{Requests: 3, ClientErrors: 1, NotFound: 1, Errors: 1},
+			BytesIn: 300, BytesOut: 17_345_778, Counts: aCounts, Sum: 20.032},
+		{Upstream: "default", Server: "", codeCounts: codeCounts{Requests: 2, ClientErrors: 1, TooMany: 1, Errors: 1}, Counts: noneCounts},
 	}
-	if d := cmp.Diff(want, got.Servers, cmp.Comparer(func(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 })); d != "" {
+	want[0].Counts = make([]uint64, n)
+	for i := range want[0].Counts {
+		want[0].Counts[i] = 1
+	}
+	// codeCounts is embedded unexported, to flatten into the JSON.
+	inner := cmp.AllowUnexported(serverStats{}, routeStats{})
+	if d := cmp.Diff(want, got.Servers, inner, cmp.Comparer(func(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 })); d != "" {
 		t.Errorf("servers (-want +got):\n%s", d)
 	}
 	wantRoutes := []routeStats{
-		{Route: "admin", Requests: 1},
-		{Route: "api", Requests: 2, Errors: 1},
-		{Route: "web", Requests: 2, Errors: 1, RateLimited: 1},
+		{Route: "", codeCounts: codeCounts{Requests: 1, ClientErrors: 1, NotFound: 1}},
+		{Route: "admin", codeCounts: codeCounts{Requests: 1, ClientErrors: 1, NotFound: 1}},
+		{Route: "api", codeCounts: codeCounts{Requests: 2, Errors: 1}},
+		{Route: "web", codeCounts: codeCounts{Requests: 2, ClientErrors: 1, TooMany: 1, Errors: 1}, RateLimited: 1},
 	}
-	if d := cmp.Diff(wantRoutes, got.Routes); d != "" {
+	if d := cmp.Diff(wantRoutes, got.Routes, inner); d != "" {
 		t.Errorf("routes (-want +got):\n%s", d)
 	}
 }

@@ -30,6 +30,8 @@ const (
 	ServerDrained          = "proxy_upstream_server_drained"
 	ServerLatencyEWMA      = "proxy_upstream_server_latency_ewma_seconds"
 	ServerCircuit          = "proxy_upstream_server_circuit_state"
+	ServerRequestBytes     = "proxy_upstream_server_request_bytes_total"
+	ServerResponseBytes    = "proxy_upstream_server_response_bytes_total"
 	RateLimitedTotal       = "proxy_rate_limited_total"
 	RateLimitStoreUp       = "proxy_rate_limit_store_up"
 	RateLimitStoreSwitches = "proxy_rate_limit_store_switches_total"
@@ -83,6 +85,8 @@ type Metrics struct {
 	storeUp        *prometheus.GaugeVec
 	storeSwitch    *prometheus.CounterVec
 	protoErrors    *prometheus.CounterVec
+	reqBytes       *prometheus.CounterVec
+	resBytes       *prometheus.CounterVec
 	panics         prometheus.Counter
 	servers        *serverCollector
 
@@ -104,6 +108,9 @@ type reqKey struct {
 type reqChild struct {
 	count prometheus.Counter
 	dur   prometheus.Observer
+	// in and out are the server's body byte counters, nil for answers
+	// no server gave (server ""), which have no per-server series.
+	in, out prometheus.Counter
 }
 
 // NewRegistry returns a registry holding the Go runtime and process
@@ -177,6 +184,14 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: ProtocolErrorsTotal,
 			Help: "Breaches of HTTP framing by a server that failed no request, such as bytes sent on a kept-alive connection outside any answer; the connection was closed, never reused.",
 		}, []string{"upstream", "server"}),
+		reqBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: ServerRequestBytes,
+			Help: "Request body bytes read from clients for requests that went to the server (HAProxy's bytes in), whatever the number of tries.",
+		}, []string{"upstream", "server"}),
+		resBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: ServerResponseBytes,
+			Help: "Response body bytes sent to clients from the server's answers (HAProxy's bytes out).",
+		}, []string{"upstream", "server"}),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: PanicsTotal,
 			Help: "Panics recovered while serving, wherever they were caught (the proxy's handler, its HTTP/1.1 fast path, net/http); each is also logged at ERROR with its stack.",
@@ -185,7 +200,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		now:     time.Now,
 	}
 	reg.MustRegister(m.requests, m.duration, m.rateLimited, m.policyRejected, m.retries, m.reloads,
-		m.reloadOK, m.reloadAt, m.health, m.build, m.storeUp, m.storeSwitch, m.protoErrors, m.panics, m.servers)
+		m.reloadOK, m.reloadAt, m.health, m.build, m.storeUp, m.storeSwitch, m.protoErrors, m.reqBytes, m.resBytes, m.panics, m.servers)
 	// The process has loaded its first config by the time it builds its
 	// metrics, so the last load counts as successful until a reload fails.
 	m.reloadOK.Set(1)
@@ -216,6 +231,14 @@ func (m *Metrics) RateLimitStore(route string, up, switched bool) {
 // client and d the time from receiving the request to the end of the
 // response. It allocates nothing once the combination has been seen.
 func (m *Metrics) Observe(route, upstream, server string, code int, d time.Duration) {
+	m.ObserveBytes(route, upstream, server, code, d, 0, 0)
+}
+
+// ObserveBytes is Observe with the body bytes of the exchange: in read
+// from the client, out sent to it. They are counted per server, as
+// HAProxy's bytes in and out are, when server is not empty; a request no
+// server answered has no server to count them for.
+func (m *Metrics) ObserveBytes(route, upstream, server string, code int, d time.Duration, in, out int64) {
 	if code < 100 || code >= len(codeLabels) {
 		code = 0 // all out-of-range codes share one series
 	}
@@ -226,6 +249,14 @@ func (m *Metrics) Observe(route, upstream, server string, code int, d time.Durat
 	}
 	c.count.Inc()
 	c.dur.Observe(d.Seconds())
+	if c.in != nil {
+		if in > 0 {
+			c.in.Add(float64(in))
+		}
+		if out > 0 {
+			c.out.Add(float64(out))
+		}
+	}
 }
 
 func (m *Metrics) newReqChild(k reqKey) reqChild {
@@ -233,10 +264,15 @@ func (m *Metrics) newReqChild(k reqKey) reqChild {
 	if k.code != 0 {
 		code = codeLabels[k.code]
 	}
-	return reqChild{
+	c := reqChild{
 		count: m.requests.WithLabelValues(k.route, k.upstream, k.server, code),
 		dur:   m.duration.WithLabelValues(k.route, k.upstream, k.server),
 	}
+	if k.server != "" {
+		c.in = m.reqBytes.WithLabelValues(k.upstream, k.server)
+		c.out = m.resBytes.WithLabelValues(k.upstream, k.server)
+	}
+	return c
 }
 
 // RateLimited counts a request refused by route's rate limit. The refused
@@ -318,6 +354,8 @@ func (m *Metrics) ForgetServer(upstream, server string) {
 	m.duration.DeletePartialMatch(l)
 	m.health.DeletePartialMatch(l)
 	m.protoErrors.DeletePartialMatch(l)
+	m.reqBytes.Delete(l)
+	m.resBytes.Delete(l)
 }
 
 // cowMap is a copy-on-write map: readers load a pointer and index a plain

@@ -277,11 +277,11 @@ func TestCodeLabels(t *testing.T) {
 func TestObserveAllocs(t *testing.T) {
 	m := New(prometheus.NewRegistry())
 	m.SetServerSource(iter.Seq[ServerStat](func(func(ServerStat) bool) {}))
-	m.Observe("r", "u", "s", 200, time.Millisecond)
+	m.ObserveBytes("r", "u", "s", 200, time.Millisecond, 10, 100)
 	m.RateLimited("r")
 	m.Retry("u", 1)
 	got := testing.AllocsPerRun(1000, func() {
-		m.Observe("r", "u", "s", 200, time.Millisecond)
+		m.ObserveBytes("r", "u", "s", 200, time.Millisecond, 10, 100)
 		m.RateLimited("r")
 		m.Retry("u", 1)
 	})
@@ -313,5 +313,48 @@ func TestConcurrentFirstUse(t *testing.T) {
 	}
 	if len(family) != 18 { // 3 servers × 6 codes
 		t.Errorf("%d series, want 18", len(family))
+	}
+}
+
+// Body bytes are summed per server over routes and codes, as HAProxy's
+// bytes in and out are; answers no server gave count none.
+func TestObserveBytesPerServer(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg)
+	m.ObserveBytes("api", "u", "a", 200, time.Millisecond, 100, 17_345_678)
+	m.ObserveBytes("admin", "u", "a", 404, time.Millisecond, 0, 20)
+	m.ObserveBytes("api", "u", "b", 201, time.Millisecond, 5, 0)
+	m.ObserveBytes("api", "u", "", 429, 0, 7, 30)
+	m.Observe("api", "u", "a", 200, time.Millisecond) // no sizes: adds nothing
+	mfs := scrape(t, reg)
+	for _, c := range []struct {
+		name, server string
+		want         float64
+	}{
+		{ServerRequestBytes, "a", 100},
+		{ServerResponseBytes, "a", 17_345_698},
+		{ServerRequestBytes, "b", 5},
+		{ServerResponseBytes, "b", 0},
+	} {
+		if got := find(t, mfs, c.name, map[string]string{"upstream": "u", "server": c.server}).GetCounter().GetValue(); got != c.want {
+			t.Errorf("%s{server=%q} = %v, want %v", c.name, c.server, got, c.want)
+		}
+	}
+	for _, name := range []string{ServerRequestBytes, ServerResponseBytes} {
+		for _, mt := range mfs[name].GetMetric() {
+			for _, lp := range mt.GetLabel() {
+				if lp.GetName() == "server" && lp.GetValue() == "" {
+					t.Errorf("%s has a series for no server", name)
+				}
+			}
+		}
+	}
+	m.ForgetServer("u", "a")
+	for _, mt := range scrape(t, reg)[ServerResponseBytes].GetMetric() {
+		for _, lp := range mt.GetLabel() {
+			if lp.GetValue() == "a" {
+				t.Error("forgotten server's bytes still exported")
+			}
+		}
 	}
 }

@@ -153,3 +153,54 @@ func TestHealthChecksAreMeasured(t *testing.T) {
 		return ok && n >= 1
 	})
 }
+
+// Each server's body bytes are counted: what clients sent (fixed-length
+// or chunked, once however many tries carried it) and what they got back.
+func TestMetricsCountServerBytes(t *testing.T) {
+	reply := strings.Repeat("r", 1000)
+	a := backend(t, "a", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, reply)
+	})
+	dead := backend(t, "dead", nil)
+	dead.Close() // refuses connections: the request goes to a
+	p := startProxy(t, fmt.Sprintf(`admin: {listen: 127.0.0.1:0}
+retries: {attempts: 1}
+servers: [{url: %s, name: dead}, {url: %s, name: a}]
+`, dead.URL, a.URL))
+	url := "http://" + p.Addr() + "/"
+	post := func(body io.Reader) {
+		t.Helper()
+		res, err := http.Post(url, "text/plain", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || string(b) != reply {
+			t.Fatalf("POST: %d %q", res.StatusCode, b)
+		}
+	}
+	for range 2 {
+		post(strings.NewReader(strings.Repeat("x", 3000)))                 // Content-Length
+		post(io.MultiReader(strings.NewReader(strings.Repeat("y", 2000)))) // chunked
+		if code, body, _ := get(t, http.DefaultClient, url); code != 200 || body != reply {
+			t.Fatalf("GET: %d %q", code, body)
+		}
+	}
+	mfs := scrape(t, p.AdminAddr())
+	for _, c := range []struct {
+		name string
+		want float64
+	}{
+		{"proxy_upstream_server_request_bytes_total", 2 * 5000},
+		{"proxy_upstream_server_response_bytes_total", 6 * 1000},
+	} {
+		if got, ok := value(mfs, c.name, map[string]string{"upstream": "default", "server": "a"}); got != c.want {
+			t.Errorf("%s{server=a} = %v (found %v), want %v", c.name, got, ok, c.want)
+		}
+		if got, _ := value(mfs, c.name, map[string]string{"upstream": "default", "server": "dead"}); got != 0 {
+			t.Errorf("%s{server=dead} = %v for a server that never answered", c.name, got)
+		}
+	}
+}

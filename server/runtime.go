@@ -203,9 +203,10 @@ func (l labeled) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	l.next.ServeHTTP(w, r)
 }
 
-// observe records a served request in the metrics.
-func (s *Server) observe(info *reqinfo.Info, _ string, status int, _ int64, d time.Duration) {
-	s.metrics.Observe(info.Route, info.Upstream, info.Server, status, d)
+// observe records a served request in the metrics; bytes is the response
+// body sent to the client.
+func (s *Server) observe(info *reqinfo.Info, _ string, status int, bytes int64, d time.Duration) {
+	s.metrics.ObserveBytes(info.Route, info.Upstream, info.Server, status, d, info.RequestBytes, bytes)
 	s.metrics.Retry(info.Upstream, info.Retries)
 }
 

@@ -195,6 +195,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ob.body.rc = r.Body
 		out.Body = &ob.body
 		defer ob.body.closed.Store(true) // no read after the handler returns (golang/go#46866)
+		defer ob.body.record(info)
 		if probes(r) {
 			if err := ob.body.probe(probeWait); err != nil {
 				// Broken before any server saw the request: no server
@@ -333,6 +334,10 @@ type guardedBody struct {
 	// early is the start of the body that probe read, handed out first;
 	// nil once it is (or without a probe). Only the reader touches it.
 	early *earlyRead
+	// n counts the bytes handed out, for the server's bytes in. Atomic:
+	// the transport reads from its own goroutine, and may still be at it
+	// when the handler records the count.
+	n atomic.Int64
 }
 
 func (b *guardedBody) Read(p []byte) (int, error) {
@@ -344,6 +349,7 @@ func (b *guardedBody) Read(p []byte) (int, error) {
 		if e.off < e.n {
 			n := copy(p, (*e.buf)[e.off:e.n])
 			e.off += n
+			b.n.Add(int64(n))
 			return n, nil
 		}
 		b.early = nil
@@ -353,10 +359,19 @@ func (b *guardedBody) Read(p []byte) (int, error) {
 		}
 	}
 	n, err := b.rc.Read(p)
+	b.n.Add(int64(n))
 	if err != nil {
 		err = b.blame(err)
 	}
 	return n, err
+}
+
+// record notes in info how much of the client's body was read: once,
+// whatever the number of tries, since a retry resends a kept copy.
+func (b *guardedBody) record(info *reqinfo.Info) {
+	if info != nil {
+		info.RequestBytes = b.n.Load()
+	}
 }
 
 // blame marks a read error of the client's body as the client's fault;

@@ -19,6 +19,9 @@ type Info struct {
 	Upstream  string
 	Server    string
 	Retries   int
+	// RequestBytes is how much of the request's body the forwarder read
+	// from the client, counted once however many tries sent it.
+	RequestBytes int64
 	// Fallback is set when a route's fallback answered.
 	Fallback bool
 	// Request is the request as the client sent it, kept for a fallback

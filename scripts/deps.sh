@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the programs the tests run for real: redis-server for the shared
 # rate limiter, headless Chromium for the admin dashboard's browser test
-# (admin/browser_test.go), and promtool (Debian's prometheus package, a
-# few seconds) for the Prometheus config and alert rules in deploy/.
+# (admin/browser_test.go), and Debian's prometheus package (a few
+# seconds): promtool for the Prometheus configs and alert rules in
+# deploy/, and the prometheus server that deploy/prometheus_test.go runs
+# against a proxy to evaluate the rules and the Grafana dashboard.
 # systemd-analyze (deploy/systemd) comes with Debian's systemd; docker or
 # podman for the image test is left to the developer. Uses Debian's
 # packages; needs root or sudo.
@@ -13,7 +15,7 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 # Chromium's recommended packages (cups, avahi, ...) are not needed
 # headless; fonts-liberation is, so the screenshot has readable text.
 command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-liberation)
-command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || need+=(prometheus)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -19,14 +19,17 @@ import (
 // one field is set. The policies of a route run in the order listed,
 // before its rate limit and its forwarder (docs/configuration.md).
 type Policy struct {
-	Headers   *HeadersPolicy   `yaml:"headers"`
-	Redirect  *RedirectPolicy  `yaml:"redirect"`
-	Rewrite   *RewritePolicy   `yaml:"rewrite"`
-	IPFilter  *IPFilterPolicy  `yaml:"ip_filter"`
-	BasicAuth *BasicAuthPolicy `yaml:"basic_auth"`
-	CORS      *CORSPolicy      `yaml:"cors"`
-	MaxBody   *Size            `yaml:"max_body"`
-	Compress  *CompressPolicy  `yaml:"compress"`
+	Headers     *HeadersPolicy     `yaml:"headers"`
+	Redirect    *RedirectPolicy    `yaml:"redirect"`
+	Rewrite     *RewritePolicy     `yaml:"rewrite"`
+	IPFilter    *IPFilterPolicy    `yaml:"ip_filter"`
+	BasicAuth   *BasicAuthPolicy   `yaml:"basic_auth"`
+	CORS        *CORSPolicy        `yaml:"cors"`
+	MaxBody     *Size              `yaml:"max_body"`
+	Compress    *CompressPolicy    `yaml:"compress"`
+	ForwardAuth *ForwardAuthPolicy `yaml:"forward_auth"`
+	Sticky      *StickyPolicy      `yaml:"sticky"`
+	Mirror      *MirrorPolicy      `yaml:"mirror"`
 	// Custom is a policy a custom build registered (RegisterPolicy).
 	Custom *CustomPolicy `yaml:"-"`
 }
@@ -119,6 +122,37 @@ type CompressPolicy struct {
 	Algorithms []string `yaml:"algorithms"` // preference order; default zstd, br, gzip
 	MinSize    Size     `yaml:"min_size"`   // default 1KiB
 	Types      []string `yaml:"types"`      // default text/*, application/json, application/javascript, ...
+}
+
+// ForwardAuthPolicy asks another service whether a request may go on: the
+// proxy sends it the request's method, URI and header (as Traefik's
+// forwardAuth does); a 2xx lets the request through, with the listed
+// fields of that answer copied onto it, and any other answer goes back to
+// the client as it came.
+type ForwardAuthPolicy struct {
+	URL         string   `yaml:"url"`
+	CopyHeaders []string `yaml:"copy_headers"`
+	Timeout     Duration `yaml:"timeout"` // default 5s
+}
+
+// StickyPolicy keeps a client on one server with a cookie naming it (an
+// opaque id, not its address): the server picked for a client's first
+// request is kept for the next ones while it is usable, and the cookie
+// moves when it is not.
+type StickyPolicy struct {
+	Cookie   string   `yaml:"cookie"`
+	TTL      Duration `yaml:"ttl"` // 0: a session cookie
+	Secure   bool     `yaml:"secure"`
+	HTTPOnly bool     `yaml:"http_only"`
+	SameSite string   `yaml:"same_site"` // lax, strict or none; default lax
+}
+
+// MirrorPolicy sends a copy of a share of the requests to another
+// upstream and ignores its answers: its latency and failures never reach
+// the client.
+type MirrorPolicy struct {
+	Upstream string   `yaml:"upstream"`
+	Percent  *float64 `yaml:"percent"` // default 100
 }
 
 // Compression algorithms compress knows, in the default order of
@@ -289,6 +323,40 @@ func (c *checker) policies(p string, list []Policy) {
 				if !strings.Contains(t, "/") {
 					c.errf(fmt.Sprintf("%s.types[%d]", at, j), "%s is not a media type such as text/html or text/*", quote(t))
 				}
+			}
+		case pol.ForwardAuth != nil:
+			fa := pol.ForwardAuth
+			if u, err := url.Parse(fa.URL); fa.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				c.errf(at+".url", "must be an http:// or https:// URL of the auth service, such as http://auth:9000/check")
+			}
+			for j, name := range fa.CopyHeaders {
+				if !validFieldName(name) {
+					c.errf(fmt.Sprintf("%s.copy_headers[%d]", at, j), "%s is not a header field name", quote(name))
+				}
+			}
+			c.nonNegative(at+".timeout", fa.Timeout)
+		case pol.Sticky != nil:
+			st := pol.Sticky
+			if st.Cookie == "" {
+				c.errf(at+".cookie", "required: the cookie's name, such as srv")
+			} else if !validFieldName(st.Cookie) {
+				c.errf(at+".cookie", "%s is not a cookie name", quote(st.Cookie))
+			}
+			c.nonNegative(at+".ttl", st.TTL)
+			if s := strings.ToLower(st.SameSite); s != "" && s != "lax" && s != "strict" && s != "none" {
+				c.errf(at+".same_site", "must be lax, strict or none, not %s", quote(st.SameSite))
+			} else if s == "none" && !st.Secure {
+				c.errf(at+".same_site", "none needs secure: true (browsers drop such a cookie otherwise)")
+			}
+		case pol.Mirror != nil:
+			m := pol.Mirror
+			if m.Upstream == "" {
+				c.errf(at+".upstream", "required: the upstream that gets the copies")
+			} else if !slices.Contains(c.upstreams, m.Upstream) {
+				c.errf(at+".upstream", "no upstream named %s%s", quote(m.Upstream), didYouMean(suggest(m.Upstream, c.upstreams)))
+			}
+			if m.Percent != nil && (*m.Percent < 0 || *m.Percent > 100) {
+				c.errf(at+".percent", "must be between 0 and 100, not %v", *m.Percent)
 			}
 		case pol.Custom != nil:
 			if v, ok := pol.Custom.Settings.(interface{ Validate() error }); ok {

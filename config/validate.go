@@ -32,6 +32,9 @@ type checker struct {
 	files bool
 	errs  ErrorList
 	warns ErrorList
+	// upstreams names the config's upstreams, for the keys that refer to
+	// one.
+	upstreams []string
 }
 
 func (c *checker) errf(path, format string, args ...any) {
@@ -350,6 +353,7 @@ func (c *checker) rateLimit(p string, rl *RateLimit) {
 func (c *checker) routes(cfg *Config) {
 	names := map[string]int{}
 	upstreams := cfg.UpstreamNames()
+	c.upstreams = upstreams
 	for i, r := range cfg.Routes {
 		p := fmt.Sprintf("routes[%d].", i)
 		if first, dup := names[r.Name]; dup {

@@ -1,5 +1,6 @@
 // Package policy builds a route's policies (headers, redirect, rewrite,
-// ip_filter, basic_auth, cors, max_body, compress) from their config, and
+// ip_filter, basic_auth, cors, max_body, compress, forward_auth, sticky,
+// mirror) from their config, and
 // lets a custom build add its own: Register a name, the type its settings
 // decode into and a builder, and `policies: [{NAME: {...}}]` works in a
 // config file, with the same errors and positions as built-in keys.
@@ -29,6 +30,10 @@ type Env struct {
 	// letting it through (proxy_policy_rejections_total{route,policy}).
 	// It is never nil.
 	Rejected func()
+	// Upstream returns the upstream of that name, as a round tripper that
+	// picks one of its servers (with its balancing, health and retries),
+	// or nil when there is none. The mirror policy sends its copies there.
+	Upstream func(name string) http.RoundTripper
 }
 
 // Builder builds a policy's middleware from its settings: a pointer to a
@@ -82,6 +87,12 @@ func Build(p config.Policy, env Env) (middleware.Middleware, error) {
 		return maxBody(int64(*p.MaxBody), env), nil
 	case p.Compress != nil:
 		return compress(p.Compress), nil
+	case p.ForwardAuth != nil:
+		return forwardAuth(p.ForwardAuth, env), nil
+	case p.Sticky != nil:
+		return sticky(p.Sticky), nil
+	case p.Mirror != nil:
+		return mirror(p.Mirror, env)
 	case p.Custom != nil:
 		mu.RLock()
 		build := builders[p.Custom.Name]

@@ -176,7 +176,13 @@ func (s *Server) routeHandler(rt *runtime, name string, cu *compiledUpstream, st
 		h = middleware.RateLimit(l.limiter, l.key, onLimited)(h)
 	}
 	if len(policies) > 0 {
-		chain, err := policy.Chain(policies, policy.Env{Route: name, Log: s.log}, func(p string) func() {
+		env := policy.Env{Route: name, Log: s.log, Upstream: func(name string) http.RoundTripper {
+			if cu := rt.upstreams[name]; cu != nil {
+				return cu.fwd
+			}
+			return nil
+		}}
+		chain, err := policy.Chain(policies, env, func(p string) func() {
 			return s.metrics.PolicyRejections(name, p).Inc
 		})
 		if err != nil {

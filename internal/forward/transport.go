@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"runtime"
+	"strconv"
 	"sync"
 	"time"
 	"weak"
@@ -116,7 +117,13 @@ func (u *Upstream) roundTrip(req *http.Request, info *reqinfo.Info, tb *trackedB
 	var tried [maxTried]*upstream.Server
 	n := 0
 	path, rawPath := req.URL.Path, req.URL.RawPath
-	s := u.pick(req, nil)
+	var s *upstream.Server
+	if info != nil && info.Affinity != "" {
+		s = u.pickAffine(info.Upstream, info.Affinity)
+	}
+	if s == nil {
+		s = u.pick(req, nil)
+	}
 	if s == nil {
 		return nil, ErrNoServer
 	}
@@ -334,6 +341,25 @@ func (u *Upstream) pick(r *http.Request, tried []*upstream.Server) *upstream.Ser
 		c := servers[(off+i)%len(servers)]
 		if !contains(tried, c) && take(c) {
 			return c
+		}
+	}
+	return nil
+}
+
+// pickAffine returns the usable server whose AffinityID is id, counted in
+// flight, or nil when it is gone, unusable or full: then the strategy
+// picks as for any request, and the sticky policy moves the client.
+func (u *Upstream) pickAffine(upstreamName, id string) *upstream.Server {
+	n, err := strconv.ParseUint(id, 36, 64)
+	if err != nil {
+		return nil
+	}
+	for _, s := range u.Pool.Available() {
+		if upstream.AffinityHash(upstreamName, s.Name) == n {
+			if take(s) {
+				return s
+			}
+			return nil
 		}
 	}
 	return nil

@@ -22,6 +22,9 @@ type Info struct {
 	// RequestBytes is how much of the request's body the forwarder read
 	// from the client, counted once however many tries sent it.
 	RequestBytes int64
+	// Affinity, when set by a sticky policy, is the AffinityID of the
+	// server the client was on: the forwarder picks it while it is usable.
+	Affinity string
 	// Fallback is set when a route's fallback answered.
 	Fallback bool
 	// Request is the request as the client sent it, kept for a fallback

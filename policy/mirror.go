@@ -1,0 +1,104 @@
+package policy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/tbsphathuynh/proxy/config"
+	"github.com/tbsphathuynh/proxy/middleware"
+)
+
+const (
+	// mirrorBodyLimit is the largest body a mirrored request carries;
+	// requests with longer bodies, or chunked ones, are not mirrored, so
+	// that mirroring never holds a large upload back.
+	mirrorBodyLimit = 64 << 10
+	// mirrorInFlight bounds the copies under way per policy: a slow or
+	// dead mirror upstream makes the policy skip copies, never queue them.
+	mirrorInFlight = 64
+	// mirrorTimeout ends a copy that takes longer, with its goroutine.
+	mirrorTimeout = 10 * time.Second
+)
+
+// mirror sends a copy of a share of the requests to another upstream, on a
+// goroutine of its own that ends with the copy's answer or mirrorTimeout:
+// the client's request goes on at once, and the copy's answer, latency
+// and failures never reach it.
+func mirror(p *config.MirrorPolicy, env Env) (middleware.Middleware, error) {
+	if env.Upstream == nil {
+		return nil, fmt.Errorf("mirror: upstreams are not available here")
+	}
+	target := env.Upstream(p.Upstream)
+	if target == nil {
+		return nil, fmt.Errorf("mirror: no upstream named %q", p.Upstream)
+	}
+	percent := 100.0
+	if p.Percent != nil {
+		percent = *p.Percent
+	}
+	slots := make(chan struct{}, mirrorInFlight)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+			if percent < 100 && rand.Float64()*100 >= percent ||
+				hasBody && (r.ContentLength < 0 || r.ContentLength > mirrorBodyLimit) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			select {
+			case slots <- struct{}{}:
+			default:
+				next.ServeHTTP(w, r)
+				return
+			}
+			var body []byte
+			if hasBody {
+				b, err := io.ReadAll(io.LimitReader(r.Body, r.ContentLength))
+				r.Body.Close()
+				// The client's request goes on with what it sent, read
+				// here; a body that broke breaks it there too.
+				r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b), errReader{err}))
+				if err != nil || int64(len(b)) != r.ContentLength {
+					<-slots
+					next.ServeHTTP(w, r)
+					return
+				}
+				body = b
+			}
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), mirrorTimeout)
+			copyReq := r.Clone(ctx)
+			copyReq.RequestURI = ""
+			copyReq.Body = http.NoBody
+			if body != nil {
+				copyReq.Body = io.NopCloser(bytes.NewReader(body))
+			}
+			go func() {
+				defer func() { <-slots }()
+				defer cancel()
+				res, err := target.RoundTrip(copyReq)
+				if err != nil {
+					env.Log.Debug("mirror: the copy failed", "route", env.Route, "upstream", p.Upstream, "err", err)
+					return
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+			}()
+			next.ServeHTTP(w, r)
+		})
+	}, nil
+}
+
+// errReader returns err, or io.EOF when err is nil.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	return 0, io.EOF
+}

@@ -152,7 +152,9 @@ func TestSuccessResetsRun(t *testing.T) {
 
 func TestObserve(t *testing.T) {
 	pool := poolOf(t, upstream.NewRegistry(), []string{"http://10.0.0.1", "http://10.0.0.2"})
-	dial := func(err error) error { return &net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: err}} }
+	dial := func(err error) error {
+		return &net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: err}}
+	}
 	tests := []struct {
 		name   string
 		on5xx  bool

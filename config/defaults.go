@@ -27,11 +27,24 @@ const (
 	// the timeout.
 	DefaultHealthInterval = Duration(10 * time.Second)
 	DefaultHealthTimeout  = Duration(2 * time.Second)
-	// DefaultEjectionTime and DefaultMaxEjectionTime are bent the same way:
-	// an unset ejection_time is at most max_ejection_time, an unset
-	// max_ejection_time at least ejection_time.
-	DefaultEjectionTime    = Duration(30 * time.Second)
-	DefaultMaxEjectionTime = Duration(300 * time.Second)
+	// DefaultFastInterval is the fast_interval of the default interval.
+	// An unset fast_interval is a tenth of the interval, between
+	// MinDefaultFastInterval and DefaultFastInterval, and never more than
+	// the interval, so it cannot clash with an interval written.
+	DefaultFastInterval    = Duration(time.Second)
+	MinDefaultFastInterval = Duration(100 * time.Millisecond)
+	// Passive ejection is on by default, with settings that eject only a
+	// server that plainly cannot be reached, and briefly: nginx marks a
+	// server failed for 10s after one failure; three in a row are asked
+	// here, since a retry already hides each from the client.
+	// DefaultEjectionTime and DefaultMaxEjectionTime are bent as interval
+	// and timeout are: an unset ejection_time is at most
+	// max_ejection_time, an unset max_ejection_time at least
+	// ejection_time.
+	DefaultConsecutiveFailures = 3
+	DefaultEjectionTime        = Duration(10 * time.Second)
+	DefaultMaxEjectionTime     = Duration(60 * time.Second)
+	DefaultMaxEjectionPercent  = 50
 	// DefaultUpgrade is the one protocol client.allowed_upgrades lets
 	// through when the key is left out.
 	DefaultUpgrade = "websocket"
@@ -196,6 +209,13 @@ func (d defaulter) upstream(u *Upstream, p string) {
 			hc.Timeout = DefaultHealthTimeout
 		}
 	}
+	if d.unset(hc.FastInterval == 0, hp+"fast_interval") {
+		hc.FastInterval = min(max(hc.Interval/10, MinDefaultFastInterval), DefaultFastInterval, hc.Interval)
+		if hc.FastInterval <= 0 {
+			// The interval is invalid; only it is reported.
+			hc.FastInterval = DefaultFastInterval
+		}
+	}
 	if d.unset(hc.Path == "", hp+"path") {
 		hc.Path = "/"
 	}
@@ -208,10 +228,17 @@ func (d defaulter) upstream(u *Upstream, p string) {
 	if d.unset(hc.UnhealthyThreshold == 0, hp+"unhealthy_threshold") {
 		hc.UnhealthyThreshold = 3
 	}
+	if hc.Passive == nil {
+		hc.Passive = &Passive{} // on by default: see DefaultEjectionTime
+	}
 	if ps := hc.Passive; ps != nil {
 		pp := hp + "passive."
+		if ps.Enabled == nil {
+			on := true
+			ps.Enabled = &on
+		}
 		if d.unset(ps.ConsecutiveFailures == 0, pp+"consecutive_failures") {
-			ps.ConsecutiveFailures = 5
+			ps.ConsecutiveFailures = DefaultConsecutiveFailures
 		}
 		if d.unset(ps.EjectionTime == 0, pp+"ejection_time") {
 			ps.EjectionTime = DefaultEjectionTime
@@ -223,7 +250,7 @@ func (d defaulter) upstream(u *Upstream, p string) {
 			ps.MaxEjectionTime = max(DefaultMaxEjectionTime, ps.EjectionTime)
 		}
 		if d.unset(ps.MaxEjectionPercent == 0, pp+"max_ejection_percent") {
-			ps.MaxEjectionPercent = 50
+			ps.MaxEjectionPercent = DefaultMaxEjectionPercent
 		}
 	}
 

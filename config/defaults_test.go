@@ -37,6 +37,26 @@ func TestDefaultsNeverConflict(t *testing.T) {
 		{name: "both written and clashing", src: one + "health_checks: {interval: 200ms, timeout: 1s}\n",
 			err: `t.yaml:2:43: health_checks.timeout: must not be longer than interval (200ms), or probes would overlap`},
 
+		// health_checks.fast_interval ≤ health_checks.interval: an unset
+		// one bends; one written longer is no error, it turns the fast
+		// phase off.
+		{name: "default interval's fast interval", src: one,
+			check: func(c *Config) (any, any) { return c.HealthChecks.FastInterval, DefaultFastInterval }},
+		{name: "short interval shortens the default fast interval", src: one + "health_checks: {interval: 2s}\n",
+			check: func(c *Config) (any, any) { return c.HealthChecks.FastInterval, sec(0.2) }},
+		{name: "the default fast interval's floor", src: one + "health_checks: {interval: 500ms}\n",
+			check: func(c *Config) (any, any) { return c.HealthChecks.FastInterval, MinDefaultFastInterval }},
+		{name: "the default fast interval is never above the interval", src: one + "health_checks: {interval: 50ms}\n",
+			check: func(c *Config) (any, any) { return c.HealthChecks.FastInterval, sec(0.05) }},
+		{name: "long interval keeps the default fast interval", src: one + "health_checks: {interval: 1h}\n",
+			check: func(c *Config) (any, any) { return c.HealthChecks.FastInterval, DefaultFastInterval }},
+		{name: "fast interval written above the default interval", src: one + "health_checks: {fast_interval: 30s}\n",
+			check: func(c *Config) (any, any) {
+				return []Duration{c.HealthChecks.Interval, c.HealthChecks.FastInterval}, []Duration{DefaultHealthInterval, sec(30)}
+			}},
+		{name: "fast interval written with a long timeout", src: one + "health_checks: {fast_interval: 500ms, timeout: 5s}\n",
+			check: func(c *Config) (any, any) { return c.HealthChecks.Interval, DefaultHealthInterval }},
+
 		// passive.ejection_time ≤ passive.max_ejection_time.
 		{name: "long ejection lengthens the default maximum", src: one + "health_checks: {passive: {ejection_time: 10m}}\n",
 			check: func(c *Config) (any, any) { return c.HealthChecks.Passive.MaxEjectionTime, sec(600) }},
@@ -47,6 +67,14 @@ func TestDefaultsNeverConflict(t *testing.T) {
 				p := c.HealthChecks.Passive
 				return []Duration{p.EjectionTime, p.MaxEjectionTime}, []Duration{DefaultEjectionTime, DefaultMaxEjectionTime}
 			}},
+		{name: "passive on with nothing written", src: one,
+			check: func(c *Config) (any, any) {
+				p := c.HealthChecks.Passive
+				return []any{*p.Enabled, p.ConsecutiveFailures, p.EjectionTime, p.MaxEjectionTime, p.MaxEjectionPercent},
+					[]any{true, DefaultConsecutiveFailures, DefaultEjectionTime, DefaultMaxEjectionTime, DefaultMaxEjectionPercent}
+			}},
+		{name: "passive turned off", src: one + "health_checks: {passive: {enabled: false}}\n",
+			check: func(c *Config) (any, any) { return *c.HealthChecks.Passive.Enabled, false }},
 		{name: "ejection both written and clashing", src: one + "health_checks: {passive: {ejection_time: 1m, max_ejection_time: 10s}}\n",
 			err: `t.yaml:2:65: health_checks.passive.max_ejection_time: must not be shorter than ejection_time (1m0s)`},
 

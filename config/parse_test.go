@@ -57,8 +57,13 @@ func defaultUpstream(servers ...Server) Upstream {
 		Servers:       servers,
 		LoadBalancing: LoadBalancing{Strategy: "round_robin", BoundedLoad: 0.25},
 		HealthChecks: HealthChecks{
-			Interval: Duration(10 * time.Second), Timeout: Duration(2 * time.Second),
+			Interval: Duration(10 * time.Second), FastInterval: Duration(time.Second), Timeout: Duration(2 * time.Second),
 			Path: "/", ExpectedStatus: "200-399", HealthyThreshold: 2, UnhealthyThreshold: 3,
+			// Passive ejection is on with no key written.
+			Passive: &Passive{
+				Enabled: ptr(true), ConsecutiveFailures: 3, EjectionTime: Duration(10 * time.Second),
+				MaxEjectionTime: Duration(60 * time.Second), MaxEjectionPercent: 50,
+			},
 		},
 		Retries: defaultRetries(0, 0),
 		Timeouts: Timeouts{
@@ -185,8 +190,8 @@ func TestParseSpecExample(t *testing.T) {
 		{"tls", *c.TLS, TLS{CertFile: "cert.pem", KeyFile: "key.pem"}},
 		{"weight", c.Servers[0].Weight, 3},
 		{"passive defaults", *c.HealthChecks.Passive, Passive{
-			ConsecutiveFailures: 5, EjectionTime: Duration(30 * time.Second),
-			MaxEjectionTime: Duration(300 * time.Second), MaxEjectionPercent: 50,
+			Enabled: ptr(true), ConsecutiveFailures: 5, EjectionTime: Duration(30 * time.Second),
+			MaxEjectionTime: Duration(60 * time.Second), MaxEjectionPercent: 50,
 		}},
 		{"rate limit defaults", *c.RateLimit, RateLimit{
 			RequestsPerSecond: 100, Burst: 200, Key: "ip", Store: "memory", OnStoreError: "allow",

@@ -133,8 +133,11 @@ type LoadBalancing struct {
 // HealthChecks configures active probing and passive ejection.
 type HealthChecks struct {
 	// Enabled is nil unless set; active checks run when it is not false.
-	Enabled            *bool    `yaml:"enabled"`
-	Interval           Duration `yaml:"interval"`
+	Enabled  *bool    `yaml:"enabled"`
+	Interval Duration `yaml:"interval"`
+	// FastInterval is the interval for a server whose state is unproven
+	// or changing; one not below Interval turns the fast phase off.
+	FastInterval       Duration `yaml:"fast_interval"`
 	Timeout            Duration `yaml:"timeout"`
 	Path               string   `yaml:"path"`
 	Host               string   `yaml:"host"`
@@ -145,13 +148,17 @@ type HealthChecks struct {
 	Passive            *Passive `yaml:"passive"`
 }
 
-// Passive ejects servers that fail live traffic (outlier detection).
+// Passive ejects servers that fail live traffic (outlier detection). It is
+// on unless Enabled is false, whether the section is written or not.
 type Passive struct {
+	// Enabled is nil unless set; ejection is on when it is not false.
+	Enabled             *bool    `yaml:"enabled"`
 	ConsecutiveFailures int      `yaml:"consecutive_failures"`
 	EjectionTime        Duration `yaml:"ejection_time"`
 	MaxEjectionTime     Duration `yaml:"max_ejection_time"`
 	MaxEjectionPercent  int      `yaml:"max_ejection_percent"`
-	// On5xx counts 5xx responses as failures, not only connect errors.
+	// On5xx counts 5xx responses as failures, not only connection
+	// failures.
 	On5xx bool `yaml:"on_5xx"`
 }
 

@@ -298,6 +298,7 @@ func (c *checker) health(p string, h HealthChecks) {
 	if c.positive(p+"interval", h.Interval) && c.positive(p+"timeout", h.Timeout) && h.Timeout > h.Interval {
 		c.errf(p+"timeout", "must not be longer than interval (%s), or probes would overlap", h.Interval)
 	}
+	c.positive(p+"fast_interval", h.FastInterval)
 	if !strings.HasPrefix(h.Path, "/") {
 		c.errf(p+"path", "must start with /, not %s", quote(h.Path))
 	}

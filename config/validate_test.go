@@ -87,6 +87,8 @@ func TestValidation(t *testing.T) {
 			nil, `t.yaml:2:34: health_checks.expected_status: status codes must be between 100 and 599, in "200-600"`},
 		{"expected_status backwards", one + "health_checks: {expected_status: \"300-200\"}\n",
 			nil, `t.yaml:2:34: health_checks.expected_status: range "300-200" runs backwards`},
+		{"fast_interval zero", one + "health_checks: {fast_interval: 0s}\n",
+			nil, `t.yaml:2:32: health_checks.fast_interval: must be a duration greater than 0, such as "10s"`},
 		{"healthy_threshold", one + "health_checks: {healthy_threshold: 0}\n",
 			nil, `t.yaml:2:36: health_checks.healthy_threshold: must be an integer ≥ 1, not 0`},
 		{"unhealthy_threshold", one + "health_checks: {unhealthy_threshold: -1}\n",

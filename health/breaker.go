@@ -61,8 +61,8 @@ func NewBreaker(pool *upstream.Pool, cfg BreakerConfig, log *slog.Logger) *Break
 
 // Observe implements forward.Observer: every attempt on a server counts.
 func (b *Breaker) Observe(s *upstream.Server, status int, err error, _ time.Duration) {
-	if errors.Is(err, context.Canceled) {
-		return // the client left; says nothing about the server
+	if errors.Is(err, context.Canceled) || localFault(err) {
+		return // the client left, or the proxy ran short: not the server
 	}
 	failed := err != nil || status >= 500
 	b.Report(s, failed, time.Now())

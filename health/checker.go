@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,9 +19,15 @@ import (
 // the defaults named on each. It is a plain struct so this package does not
 // depend on the config package; the server maps one to the other.
 type Config struct {
-	// Interval is the time between check rounds; default 10s. Each wait is
-	// jittered by ±10% so proxies restarted together do not probe in step.
+	// Interval is the time between two checks of a server whose state is
+	// settled; default 10s. Each wait is jittered by ±10% so proxies
+	// restarted together do not probe in step.
 	Interval time.Duration
+	// FastInterval is the time between two checks of a server whose state
+	// is unproven or changing (see Checker); default a tenth of Interval,
+	// between 100ms and 1s. A value not below Interval makes every check
+	// wait Interval, as HAProxy's fastinter does when set so.
+	FastInterval time.Duration
 	// Timeout bounds one probe, connect to body; default 2s. Rounds never
 	// overlap: the next one starts Interval after the previous one ended.
 	Timeout time.Duration
@@ -63,6 +70,10 @@ func (c Config) withDefaults() Config {
 	if c.Timeout <= 0 {
 		c.Timeout = 2 * time.Second
 	}
+	if c.FastInterval <= 0 {
+		c.FastInterval = min(max(c.Interval/10, 100*time.Millisecond), time.Second)
+	}
+	c.FastInterval = min(c.FastInterval, c.Interval)
 	if !strings.HasPrefix(c.Path, "/") {
 		c.Path = "/" + c.Path // "health" must not become part of the host
 	}
@@ -100,16 +111,34 @@ func (stateSetter) SetHealthy(s *upstream.Server, healthy bool, reason string, n
 type Transition func(s *upstream.Server, healthy bool, reason string)
 
 // Checker actively checks the servers of one pool: one goroutine per pool
-// runs a round of probes every Interval and applies the rise/fall
-// thresholds.
+// checks each server when it is due and applies the rise/fall thresholds.
 //
-// State before the first check: servers start healthy, so a fresh proxy
-// serves at once, and the first round runs as soon as Start is called. The
-// first verdict on a server never checked before counts in full: a server
-// that is down at start-up leaves the pool after one failed probe, not
-// UnhealthyThreshold of them. A server known before a reload keeps its
-// state, since its State lives in the upstream.Registry, and is then judged
-// by the thresholds as usual.
+// A server's state, as the checks see it, is one of:
+//
+//   - unproven: no check has passed yet, and fewer than UnhealthyThreshold
+//     have failed in a row. A server starts so, in the pool, and the first
+//     check runs as soon as Start is called. While unproven, each check
+//     counts in full: a failure takes the server out, a pass brings it
+//     back. A backend that starts a moment after the proxy is thus in the
+//     pool one FastInterval after it listens, and a dead one is out after
+//     one failed check.
+//   - up, or down, settled: the last HealthyThreshold checks passed (up)
+//     or the last UnhealthyThreshold failed (down). Checked every Interval.
+//   - changing: up with a run of failures shorter than UnhealthyThreshold,
+//     or down with a run of passes shorter than HealthyThreshold. The
+//     thresholds decide, as usual.
+//
+// Unproven and changing servers are checked every FastInterval, so a
+// verdict that is still open is reached in seconds (HAProxy's fastinter).
+//
+// A passing check also ends a passive ejection that began before the check
+// did: the check opened a new connection to the server and got an answer,
+// which is better news than the failures that ejected it (Envoy does the
+// same by default).
+//
+// All of this lives in each server's State, which the upstream.Registry
+// keeps across reloads: a server known before a reload keeps its state,
+// its run of checks and its cadence.
 type Checker struct {
 	// Setter receives verdicts; nil means the pool's own states.
 	Setter Setter
@@ -199,66 +228,150 @@ func (c *Checker) Stop() {
 
 func (c *Checker) run(ctx context.Context) {
 	defer c.wg.Done()
-	t := time.NewTimer(0) // the first round runs at once
+	servers := c.pool.Servers
+	due := make([]time.Time, len(servers))
+	now := time.Now()
+	for i, s := range servers {
+		due[i] = c.resume(s, now)
+	}
+	t := time.NewTimer(0)
 	defer t.Stop()
+	batch := make([]int, 0, len(servers))
 	for {
+		if len(servers) == 0 {
+			<-ctx.Done()
+			return
+		}
+		next := slices.MinFunc(due, time.Time.Compare)
+		t.Reset(time.Until(next))
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		c.round(ctx)
-		t.Reset(jitter(c.cfg.Interval))
+		batch = batch[:0]
+		now := time.Now()
+		for i, d := range due {
+			if !d.After(now) {
+				batch = append(batch, i)
+			}
+		}
+		if !c.round(ctx, batch) {
+			return
+		}
+		// One spread for the whole batch keeps servers that were checked
+		// together in step, so the loop wakes once for them, not once each.
+		spread := rand.Float64()
+		end := time.Now()
+		for _, i := range batch {
+			due[i] = end.Add(jitterBy(c.interval(servers[i]), spread))
+		}
 	}
 }
 
-// jitter spreads d by ±10%.
-func jitter(d time.Duration) time.Duration {
-	return d - d/10 + rand.N(d/5+1)
+// resume says when a server is first due: at once if it was never
+// checked, else an interval after its last check, so a reload neither
+// delays a check nor adds one.
+func (c *Checker) resume(s *upstream.Server, now time.Time) time.Time {
+	last, ok := s.LastCheck()
+	if !ok {
+		return now
+	}
+	d := c.interval(s)
+	if at := last.At.Add(last.Latency + d); at.Before(now.Add(d)) {
+		return at
+	}
+	return now.Add(d) // a clock that went back must not stop the checks
+
 }
 
-// round probes every server, Concurrency at a time, then applies the
-// verdicts in config order. The probes end before round returns, so the
-// loop owns them.
-func (c *Checker) round(ctx context.Context) {
+// interval is the wait before the next check of s: Interval once its
+// state is settled, FastInterval while it is unproven or changing.
+func (c *Checker) interval(s *upstream.Server) time.Duration {
+	run := s.CheckRun()
+	settled := run >= c.cfg.HealthyThreshold
+	if !s.Healthy() {
+		settled = -run >= c.cfg.UnhealthyThreshold
+	}
+	if settled {
+		return c.cfg.Interval
+	}
+	return c.cfg.FastInterval
+}
+
+// jitter spreads d by ±10%.
+func jitter(d time.Duration) time.Duration { return jitterBy(d, rand.Float64()) }
+
+// jitterBy spreads d by ±10%, spread in [0, 1) choosing where.
+func jitterBy(d time.Duration, spread float64) time.Duration {
+	return d - d/10 + time.Duration(spread*float64(d/5))
+}
+
+// round probes the servers at the given indexes, Concurrency at a time,
+// then applies the verdicts in config order. The probes end before round
+// returns, so the loop owns them. It reports false when ctx ended.
+func (c *Checker) round(ctx context.Context, batch []int) bool {
 	servers := c.pool.Servers
-	results := make([]upstream.Check, len(servers))
+	results := make([]upstream.Check, len(batch))
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(c.cfg.Concurrency, len(servers)) {
+	for range min(c.cfg.Concurrency, len(batch)) {
 		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < len(servers); i = int(next.Add(1) - 1) {
-				results[i] = c.probe(ctx, c.targets[i])
+			for k := int(next.Add(1) - 1); k < len(batch); k = int(next.Add(1) - 1) {
+				results[k] = c.probe(ctx, c.targets[batch[k]])
 			}
 		})
 	}
 	wg.Wait()
 	if ctx.Err() != nil {
-		return // stopped mid-round: the probes failed because of us
+		return false // stopped mid-round: the probes failed because of us
 	}
-	for i, s := range servers {
-		c.apply(s, results[i])
+	for k, i := range batch {
+		c.apply(servers[i], results[k])
 	}
+	return true
 }
 
 // apply records one probe's outcome and moves the server across the
 // thresholds. The run of passes or failures is the server's State's, so a
 // reload does not start it again from zero.
 func (c *Checker) apply(s *upstream.Server, res upstream.Check) {
-	_, checkedBefore := s.LastCheck()
+	proven := s.Proven()
 	run := s.RecordCheck(res)
 	if c.OnCheck != nil {
 		c.OnCheck(s, res)
 	}
 	reason := "GET " + c.cfg.Path + ": " + res.Result
 	if res.OK {
-		if !s.Healthy() && run >= c.cfg.HealthyThreshold {
+		s.Prove()
+		if !s.Healthy() && (run >= c.cfg.HealthyThreshold || !proven) {
 			c.set(s, true, reason)
 		}
+		c.readmit(s, res, reason)
 		return
 	}
-	if s.Healthy() && (run >= c.cfg.UnhealthyThreshold || !checkedBefore) {
+	if run >= c.cfg.UnhealthyThreshold {
+		s.Prove()
+	}
+	if s.Healthy() && (run >= c.cfg.UnhealthyThreshold || !proven) {
 		c.set(s, false, reason)
+	}
+}
+
+// readmit ends a passive ejection of s that began before the passing
+// check res did.
+func (c *Checker) readmit(s *upstream.Server, res upstream.Check, reason string) {
+	now := time.Now()
+	since, ejected := s.EjectedSince(now)
+	if !ejected || !since.Before(res.At) || !s.ReadmitAt(now) {
+		return
+	}
+	s.Unschedule(upstream.ReadmitTimer)
+	c.log.LogAttrs(context.Background(), slog.LevelInfo, "server readmitted",
+		slog.String("upstream", c.pool.Name), slog.String("server", s.Name),
+		slog.String("check", "active"), slog.String("reason", reason))
+	if c.OnTransition != nil {
+		c.OnTransition(s, true, reason)
 	}
 }
 

@@ -18,35 +18,36 @@ type PassiveConfig struct {
 	// earlier runtime ejected, so a reload that turns ejection off does not
 	// strand them.
 	Enabled bool
-	// ConsecutiveFailures is the run of failed requests that ejects a
-	// server; default 5.
+	// ConsecutiveFailures is the run of failed attempts that ejects a
+	// server; default 3.
 	ConsecutiveFailures int
-	// EjectionTime is how long the first ejection lasts; default 30s. Each
+	// EjectionTime is how long the first ejection lasts; default 10s. Each
 	// further ejection doubles it, up to MaxEjectionTime.
 	EjectionTime time.Duration
-	// MaxEjectionTime caps an ejection; default 300s or EjectionTime if
+	// MaxEjectionTime caps an ejection; default 60s or EjectionTime if
 	// longer. A server that stays in the pool for MaxEjectionTime after an
 	// ejection starts again from EjectionTime.
 	MaxEjectionTime time.Duration
 	// MaxEjectionPercent is the most of the pool's servers, rounded down,
 	// that may be ejected at once; default 50. It keeps a fault that hits
 	// every server, such as a bad deploy of the proxy's own network, from
-	// emptying the pool.
+	// emptying the pool. Below 100, the last usable server of the pool is
+	// never ejected either.
 	MaxEjectionPercent int
 	// On5xx counts 5xx responses as failures in Observe, not only
-	// connection errors.
+	// connection failures.
 	On5xx bool
 }
 
 func (c PassiveConfig) withDefaults() PassiveConfig {
 	if c.ConsecutiveFailures <= 0 {
-		c.ConsecutiveFailures = 5
+		c.ConsecutiveFailures = 3
 	}
 	if c.EjectionTime <= 0 {
-		c.EjectionTime = 30 * time.Second
+		c.EjectionTime = 10 * time.Second
 	}
 	if c.MaxEjectionTime <= 0 {
-		c.MaxEjectionTime = 300 * time.Second
+		c.MaxEjectionTime = 60 * time.Second
 	}
 	c.MaxEjectionTime = max(c.MaxEjectionTime, c.EjectionTime)
 	if c.MaxEjectionPercent <= 0 {
@@ -108,7 +109,7 @@ func (p *Passive) now() time.Time {
 }
 
 // Report records the outcome of one attempt on s: failed is true for a
-// connection error, or a 5xx when those count. A success ends the run of
+// connection failure, or a 5xx when those count. A success ends the run of
 // failures and costs two atomic loads; no allocation, no lock.
 func (p *Passive) Report(s *upstream.Server, failed bool, now time.Time) {
 	if !failed {
@@ -134,11 +135,21 @@ func (p *Passive) eject(s *upstream.Server, failures int64, now time.Time) {
 			ejected++
 		}
 	}
-	if ejected+1 > len(p.pool.Servers)*p.cfg.MaxEjectionPercent/100 {
-		// At the cap the server stays in; its failures keep counting, so it
-		// is ejected as soon as another server comes back.
+	skip := ""
+	switch {
+	case ejected+1 > len(p.pool.Servers)*p.cfg.MaxEjectionPercent/100:
+		skip = "ejection skipped: max_ejection_percent reached"
+	case p.cfg.MaxEjectionPercent < 100 && !p.othersUsable(s, now):
+		// Servers that active checks took out, drained or whose circuit
+		// is open count too: ejecting the last one left would turn the
+		// 502s of one server into 503s for every request.
+		skip = "ejection skipped: last usable server"
+	}
+	if skip != "" {
+		// The server stays in; its failures keep counting, so it is
+		// ejected as soon as another server comes back.
 		p.mu.Unlock()
-		p.log.LogAttrs(context.Background(), slog.LevelDebug, "ejection skipped: max_ejection_percent reached",
+		p.log.LogAttrs(context.Background(), slog.LevelDebug, skip,
 			slog.String("upstream", p.pool.Name), slog.String("server", s.Name))
 		return
 	}
@@ -173,6 +184,17 @@ func (p *Passive) eject(s *upstream.Server, failures int64, now time.Time) {
 	if p.OnTransition != nil {
 		p.OnTransition(s, false, reason)
 	}
+}
+
+// othersUsable reports whether a server of the pool other than s may take
+// requests at now.
+func (p *Passive) othersUsable(s *upstream.Server, now time.Time) bool {
+	for _, o := range p.pool.Servers {
+		if o != s && o.Usable(now) {
+			return true
+		}
+	}
+	return false
 }
 
 // schedule arms the state's readmission timer to fire at until.

@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -148,6 +152,9 @@ func TestSuccessResetsRun(t *testing.T) {
 
 func TestObserve(t *testing.T) {
 	pool := poolOf(t, upstream.NewRegistry(), []string{"http://10.0.0.1", "http://10.0.0.2"})
+	dial := func(err error) error {
+		return &net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: err}}
+	}
 	tests := []struct {
 		name   string
 		on5xx  bool
@@ -159,8 +166,15 @@ func TestObserve(t *testing.T) {
 		{"5xx ignored", false, 503, nil, false},
 		{"5xx counted", true, 503, nil, true},
 		{"4xx never", true, 404, nil, false},
-		{"connect error", false, 0, errors.New("dial tcp: connection refused"), true},
+		{"connection refused", false, 0, dial(syscall.ECONNREFUSED), true},
+		{"connect timeout", false, 0, &net.OpError{Op: "dial", Net: "tcp", Err: timeoutErr{}}, true},
+		{"reset before any answer", false, 0, fmt.Errorf("read: %w", syscall.ECONNRESET), true},
+		{"closed before any answer", false, 0, fmt.Errorf("reading the head: %w", io.ErrUnexpectedEOF), true},
+		{"no answer within the response timeout", false, 0, timeoutErr{}, false},
+		{"malformed answer", false, 0, errors.New(`malformed HTTP status code "abc"`), false},
 		{"client gone", true, 0, fmt.Errorf("proxy: %w", context.Canceled), false},
+		{"proxy out of descriptors", false, 0, dial(syscall.EMFILE), false},
+		{"proxy out of ports", false, 0, dial(syscall.EADDRNOTAVAIL), false},
 	}
 	for _, tt := range tests {
 		p := NewPassive(pool, PassiveConfig{Enabled: true, On5xx: tt.on5xx}, nil)
@@ -171,6 +185,67 @@ func TestObserve(t *testing.T) {
 			t.Errorf("%s: counted as failure = %v, want %v", tt.name, failed, tt.failed)
 		}
 		s.ReportSuccess()
+	}
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+// What net/http's transport returns for a server that refuses, or that
+// accepts and closes before answering, is a connection failure.
+func TestConnectionFailuresFromTheTransport(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	defer func() { ln.Close(); <-done }()
+	tr := &http.Transport{DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	for _, target := range []string{"http://" + ln.Addr().String() + "/", refusedURL(t) + "/"} {
+		req, _ := http.NewRequest(http.MethodGet, target, nil)
+		resp, err := tr.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+			t.Fatalf("%s answered", target)
+		}
+		if !connectionFailure(err) {
+			t.Errorf("%s: %v (%T) is not taken for a connection failure", target, err, err)
+		}
+	}
+}
+
+// The last usable server is never ejected: the others being down by
+// active checks, ejecting it would turn its 502s into 503s for all.
+func TestLastUsableServerNotEjected(t *testing.T) {
+	pool := poolOf(t, upstream.NewRegistry(), []string{"http://10.0.0.1", "http://10.0.0.2", "http://10.0.0.3"})
+	p := NewPassive(pool, PassiveConfig{Enabled: true, ConsecutiveFailures: 1, EjectionTime: time.Hour}, nil)
+	now := time.Now()
+	pool.Servers[1].SetHealthy(false, "GET /: status 500", now)
+	pool.Servers[2].SetDrained(true)
+	for range 5 {
+		p.Report(pool.Servers[0], true, now)
+	}
+	if names(pool) != "a" {
+		t.Errorf("available %q, want a kept", names(pool))
+	}
+	pool.Servers[2].SetDrained(false)
+	p.Report(pool.Servers[0], true, now)
+	if names(pool) != "c" {
+		t.Errorf("available %q once c is back, want a ejected", names(pool))
 	}
 }
 

@@ -288,7 +288,7 @@ func (s *Server) compileUpstream(rt *runtime, name string, uc *config.Upstream) 
 	pc := health.PassiveConfig{}
 	if ps := hc.Passive; ps != nil {
 		pc = health.PassiveConfig{
-			Enabled:             true,
+			Enabled:             ps.Enabled == nil || *ps.Enabled,
 			ConsecutiveFailures: ps.ConsecutiveFailures,
 			EjectionTime:        ps.EjectionTime.D(),
 			MaxEjectionTime:     ps.MaxEjectionTime.D(),
@@ -317,6 +317,7 @@ func (s *Server) compileUpstream(rt *runtime, name string, uc *config.Upstream) 
 		}
 		ck := health.NewChecker(pool, health.Config{
 			Interval:           hc.Interval.D(),
+			FastInterval:       hc.FastInterval.D(),
 			Timeout:            hc.Timeout.D(),
 			Path:               hc.Path,
 			Host:               hc.Host,

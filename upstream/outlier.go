@@ -128,6 +128,34 @@ func (s *State) RecordCheck(c Check) (run int) {
 	}
 }
 
+// CheckRun is the current run of like active check outcomes: n > 0 passes
+// in a row, n < 0 failures, 0 before the first check.
+func (s *State) CheckRun() int { return int(s.checkRun.Load()) }
+
+// Proven reports whether active checks have proven the server either way:
+// it passed a check once, or failed a full run of them. The checker judges
+// an unproven server on each check alone.
+func (s *State) Proven() bool { return s.proven.Load() }
+
+// Prove records that active checks have proven the server; see Proven.
+func (s *State) Prove() {
+	if !s.proven.Load() {
+		s.proven.Store(true)
+	}
+}
+
+// EjectedSince is when the current ejection began; ok is false when the
+// server is not ejected at now.
+func (s *State) EjectedSince(now time.Time) (since time.Time, ok bool) {
+	if !s.Ejected(now) {
+		return time.Time{}, false
+	}
+	if e := s.ejectStatus.Load(); e != nil {
+		return e.Since, true
+	}
+	return time.Time{}, true
+}
+
 // LastCheck returns the last active check's outcome; ok is false when the
 // server was never checked.
 func (s *State) LastCheck() (c Check, ok bool) {

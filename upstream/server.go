@@ -95,6 +95,10 @@ type State struct {
 	// a row, n < 0 failures. It lives here, not in the checker, so a
 	// reload does not restart a server's rise or fall from zero.
 	checkRun atomic.Int64
+	// proven is set once active checks have had their say on the server:
+	// its first passing check, or a full unhealthy_threshold of failures.
+	// Until then each verdict counts in full; see health.Checker.
+	proven atomic.Bool
 
 	circuit circuitState
 
@@ -161,7 +165,11 @@ func (s *State) Eject(until time.Time) bool {
 	for {
 		old := s.ejectedUntil.Load()
 		if s.ejectedUntil.CompareAndSwap(old, until.UnixNano()) {
-			s.changed(time.Now())
+			now := time.Now()
+			if old == 0 {
+				s.ejectStatus.Store(&Status{Reason: "ejected", Since: now})
+			}
+			s.changed(now)
 			return old == 0
 		}
 	}

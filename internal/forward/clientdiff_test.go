@@ -202,11 +202,16 @@ parse:
 var errMore = errors.New("more bytes to come")
 
 // moreReader reads b, then io.EOF if the connection is closed there, or
-// errMore if more could come.
+// errMore if more could come. A read that finds errMore is one a client
+// would wait in: bufio reads only when what it holds is not enough.
 type moreReader struct {
 	b      []byte
 	off    int
 	closed bool
+	// waited says a read found errMore. bufio.Reader.ReadLine hands out a
+	// line cut by an error as a whole one, so the error itself may never
+	// reach the parser.
+	waited bool
 }
 
 func (r *moreReader) Read(p []byte) (int, error) {
@@ -214,6 +219,7 @@ func (r *moreReader) Read(p []byte) (int, error) {
 		if r.closed {
 			return 0, io.EOF
 		}
+		r.waited = true
 		return 0, errMore
 	}
 	n := copy(p, r.b[r.off:])
@@ -244,14 +250,14 @@ func frameAnswer(method string, data []byte, closed bool) (*http.Response, frami
 			break
 		}
 	}
-	if err != nil {
-		return nil, framing{incomplete: errors.Is(err, errMore)}
+	if err != nil || r.waited {
+		return nil, framing{incomplete: r.waited}
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
 		return res, framing{}
 	}
 	_, err = io.Copy(io.Discard, res.Body)
-	if errors.Is(err, errMore) {
+	if r.waited {
 		return res, framing{incomplete: true}
 	}
 	unread := len(data) - r.off + br.Buffered()

@@ -246,7 +246,7 @@ func frameAnswer(method string, data []byte, closed bool) (*http.Response, frami
 	var err error
 	for {
 		res, err = http.ReadResponse(br, req)
-		if err != nil || res.StatusCode >= 200 || res.StatusCode == http.StatusSwitchingProtocols {
+		if err != nil || !informational(res.StatusCode) || res.StatusCode == http.StatusSwitchingProtocols {
 			break
 		}
 	}
@@ -698,6 +698,9 @@ func exchangeOnce(up *Upstream, spec requestSpec, host string) exchangeResult {
 		res.Body.Close()
 		res, err = nil, errUnsolicited101
 	}
+	// A status below 100 is compared as both clients return it, a final
+	// answer; the route then refuses it either way
+	// (TestRelayRefusesAStatusBelow100).
 	mu.Lock()
 	defer mu.Unlock()
 	r.Class = diffClass(err)

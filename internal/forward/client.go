@@ -355,7 +355,7 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 		if err != nil {
 			return fail(err)
 		}
-		if res.StatusCode >= 200 {
+		if !informational(res.StatusCode) {
 			break
 		}
 		if res.StatusCode == http.StatusSwitchingProtocols || n == max1xx {
@@ -396,6 +396,12 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 	res.Body = b
 	return res, nil
 }
+
+// informational reports whether code is a 1xx answer that another answer
+// follows, as http.Transport frames answers: 100 to 199. A status below
+// 100, which http.ReadResponse accepts ("000"), is framed as a final
+// answer, for the route to refuse (errBadStatus).
+func informational(code int) bool { return code >= 100 && code < 200 }
 
 // got1xx relays an informational answer through the request's client
 // trace, or else its record (reqinfo.Info.Informational), where the
@@ -577,7 +583,7 @@ func (c *client) rescue(pc *pconn, br *bufio.Reader, req *http.Request, res *htt
 		time.Sleep(time.Millisecond)
 	}
 	pc.limit = c.maxHeaderBytes
-	for n := 0; res == nil || res.StatusCode < 200; n++ {
+	for n := 0; res == nil || informational(res.StatusCode); n++ {
 		var err error
 		if res, err = http.ReadResponse(br, req); err != nil || n == max1xx || res.StatusCode == http.StatusSwitchingProtocols {
 			return

@@ -232,6 +232,14 @@ func (rt *Route) exchange(w http.ResponseWriter, r, out *http.Request, ob *outbo
 		rt.upgrade(w, r, res, upType)
 		return
 	}
+	if res.StatusCode < 100 {
+		// RFC 9110 §15: a status code's first digit is 1 to 5 (6 to 9 are
+		// used privately and relayed); http.ReadResponse takes "000" as
+		// 0, which no client can be sent.
+		res.Body.Close()
+		rt.fail(w, r, errBadStatus)
+		return
+	}
 	rt.relay(w, r, res, info)
 	recycle(info, out.Header, res.Header)
 	if info != nil && !info.Held {

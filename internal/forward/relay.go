@@ -14,6 +14,7 @@ import (
 var (
 	errBadUpgrade      = errors.New("client asked to switch to an unprintable protocol")
 	errBodyAfterReturn = errors.New("forward: request body read after the handler returned")
+	errBadStatus       = errors.New("server's answer has a status code below 100")
 )
 
 // relay sends a server's response on to the client: status, end-to-end

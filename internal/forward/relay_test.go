@@ -709,3 +709,37 @@ func TestUpgradeOnlyToAllowedProtocols(t *testing.T) {
 		}
 	})
 }
+
+// A status code below 100 is invalid (RFC 9110 §15: a status code is
+// three digits, its first 1 to 5), though http.ReadResponse takes "000"
+// as 0: such an answer is the server's error, 502, on either path (GET
+// through this package's client, POST through http.Transport). Relayed,
+// it made WriteHeader panic; our client also took it for an informational
+// answer and relayed it as one.
+func TestRelayRefusesAStatusBelow100(t *testing.T) {
+	for _, status := range []string{"000 Zero", "099 Low"} {
+		for _, method := range []string{"GET", "POST"} {
+			t.Run(status+"/"+method, func(t *testing.T) {
+				s := newStrayServer(t, func(*http.Request) string {
+					return "HTTP/1.1 " + status + "\r\nContent-Length: 2\r\n\r\nok"
+				})
+				rl := newRelay(t, nil, "http://"+s.addr)
+				req, _ := http.NewRequest(method, rl.front.URL+"/", strings.NewReader("x"))
+				if method == "GET" {
+					req.Body, req.ContentLength = nil, 0
+				}
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode != http.StatusBadGateway {
+					t.Errorf("answer %d, want 502", res.StatusCode)
+				}
+				rl.waitServed(t)
+				rl.idle(t)
+			})
+		}
+	}
+}

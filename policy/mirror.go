@@ -70,7 +70,10 @@ func mirror(p *config.MirrorPolicy, env Env) (middleware.Middleware, error) {
 				}
 				body = b
 			}
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), mirrorTimeout)
+			// Nothing of the client's request context goes with the copy:
+			// not its cancellation, and not its record, which is the
+			// client's and recycled once the client is answered.
+			ctx, cancel := context.WithTimeout(context.Background(), mirrorTimeout)
 			copyReq := r.Clone(ctx)
 			copyReq.RequestURI = ""
 			copyReq.Body = http.NoBody
@@ -80,6 +83,13 @@ func mirror(p *config.MirrorPolicy, env Env) (middleware.Middleware, error) {
 			go func() {
 				defer func() { <-slots }()
 				defer cancel()
+				defer func() {
+					// A panic here would end the process: no handler
+					// is there to recover it.
+					if v := recover(); v != nil {
+						env.Log.Error("mirror: panic sending a copy", "route", env.Route, "panic", v)
+					}
+				}()
 				res, err := target.RoundTrip(copyReq)
 				if err != nil {
 					env.Log.Debug("mirror: the copy failed", "route", env.Route, "upstream", p.Upstream, "err", err)

@@ -148,6 +148,9 @@ func (s *Server) compile(cfg *config.Config) (_ *runtime, err error) {
 func (s *Server) routeHandler(rt *runtime, name string, cu *compiledUpstream, strip string, rl *config.RateLimit, fallback http.Handler, policies []config.Policy) (h http.Handler, direct *laneRoute, err error) {
 	fr := forward.NewRoute(name, cu.fwd, strip, s.log)
 	fr.AllowUpgrades(rt.cfg.Client.AllowedUpgrades)
+	if s.opts.ModifyResponse != nil || s.opts.ErrorHandler != nil {
+		fr.SetHooks(forward.Hooks{ModifyResponse: s.opts.ModifyResponse, ErrorHandler: s.opts.ErrorHandler})
+	}
 	if fallback != nil {
 		fr.SetFallback(fallback)
 	}

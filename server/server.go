@@ -48,6 +48,16 @@ type Options struct {
 	// when draining starts). Nil means systemd's $NOTIFY_SOCKET, when the
 	// process has one.
 	Notify func(state string)
+	// ModifyResponse, if set, sees every server's answer before any of it
+	// is relayed, on every route, and may change it; an error drops the
+	// answer and the client gets 502 (or ErrorHandler's answer), as with
+	// httputil.ReverseProxy's hook of that name.
+	ModifyResponse func(*http.Response) error
+	// ErrorHandler, if set, answers in place of the proxy's own 502, 503
+	// or 504 (and 400, 408 or 499 for a client's broken body) on every
+	// route without a fallback. status is the answer the proxy would have
+	// given; err says why, for logs: never send its text to a client.
+	ErrorHandler func(w http.ResponseWriter, r *http.Request, status int, err error)
 }
 
 // Server is a running proxy.

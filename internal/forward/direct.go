@@ -175,7 +175,7 @@ func directHost(v []byte) bool {
 // this package's own client. Whether the upstream's balancer needs the
 // request's header is for the caller to know.
 func (rt *Route) DirectCapable() bool {
-	if rt.fallback != nil || rt.up.client() == nil {
+	if rt.fallback != nil || rt.hooks.ModifyResponse != nil || rt.hooks.ErrorHandler != nil || rt.up.client() == nil {
 		return false
 	}
 	for _, s := range rt.up.Pool.Servers {

@@ -74,6 +74,13 @@ func clientBodyStatus(err error) int {
 	return http.StatusBadRequest
 }
 
+// modifyResponseError is an error a ModifyResponse hook returned: the
+// answer it was given is dropped, as a server's broken one would be.
+type modifyResponseError struct{ err error }
+
+func (e *modifyResponseError) Error() string { return "modify response: " + e.err.Error() }
+func (e *modifyResponseError) Unwrap() error { return e.err }
+
 // timeoutError is a net.Error that says it timed out, so StatusFor maps it
 // to 504.
 type timeoutError string
@@ -87,6 +94,8 @@ func (e timeoutError) Temporary() bool { return true }
 func StatusFor(err error) int {
 	var ne net.Error
 	switch {
+	case errors.As(err, new(*modifyResponseError)):
+		return http.StatusBadGateway
 	case errors.Is(err, ErrNoServer):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrNoRoute):

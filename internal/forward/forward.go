@@ -68,7 +68,28 @@ type Route struct {
 	log         *slog.Logger
 	// upgrades are the protocols clients may switch to (AllowUpgrades).
 	upgrades []string
+	hooks    Hooks
 }
+
+// Hooks let a custom build see and change what the route relays, as
+// httputil.ReverseProxy's ModifyResponse and ErrorHandler do.
+type Hooks struct {
+	// ModifyResponse, if set, sees each server's answer before any of it
+	// is relayed (not 1xx answers, not a 101 that opens a tunnel), and
+	// may change its status, header and body. An error drops the answer
+	// and the route answers 502 as for a server that broke (or
+	// ErrorHandler does).
+	ModifyResponse func(*http.Response) error
+	// ErrorHandler, if set, answers in place of the proxy's own answer
+	// (status: 502, 503, 504, or 400, 408, 499 for a client's broken
+	// body) when no server's answer can be relayed and the route has no
+	// fallback. err says why; it is for logs, not for the client.
+	ErrorHandler func(w http.ResponseWriter, r *http.Request, status int, err error)
+}
+
+// SetHooks sets the route's hooks. A route with hooks is not offered
+// to the direct lane, whose relay passes a server's head as raw lines.
+func (rt *Route) SetHooks(h Hooks) { rt.hooks = h }
 
 // Label writes the route's and its upstream's names into a request's
 // record (nil is fine), as ServeHTTP does: a handler in front of the
@@ -240,6 +261,14 @@ func (rt *Route) exchange(w http.ResponseWriter, r, out *http.Request, ob *outbo
 		rt.fail(w, r, errBadStatus)
 		return
 	}
+	if rt.hooks.ModifyResponse != nil {
+		if err := rt.hooks.ModifyResponse(res); err != nil {
+			res.Body.Close()
+			rt.fail(w, r, &modifyResponseError{err})
+			recycle(info, out.Header, nil)
+			return
+		}
+	}
 	rt.relay(w, r, res, info)
 	recycle(info, out.Header, res.Header)
 	if info != nil && !info.Held {
@@ -306,7 +335,12 @@ func (rt *Route) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if info := reqinfo.From(r.Context()); info != nil {
 		info.Err = err
 	}
-	if rt.tryFallback(w, r, StatusFor(err)) {
+	status := StatusFor(err)
+	if rt.tryFallback(w, r, status) {
+		return
+	}
+	if rt.hooks.ErrorHandler != nil {
+		rt.hooks.ErrorHandler(w, r, status, err)
 		return
 	}
 	WriteError(w, err, rt.up.RetryAfter)

@@ -35,6 +35,10 @@ type Options struct {
 	// Now returns the current time, for slow start and latency decay; nil
 	// means time.Now. Tests inject a fake clock.
 	Now func() time.Time
+	// Settings is a custom strategy's load_balancing.options block,
+	// decoded into the type it registered (server.RegisterStrategyOptions);
+	// nil when it has none.
+	Settings any
 }
 
 // Factory builds a Policy from options.

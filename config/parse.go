@@ -61,6 +61,7 @@ func parse(file string, data []byte, lookup func(string) (string, bool), files b
 	w := &walker{file: file, lookup: lookup, pos: newPositions(), active: map[*yaml.Node]bool{}}
 	if root != nil {
 		w.decode(root, reflect.ValueOf(cfg).Elem(), "")
+		w.strategyOptions(cfg)
 	}
 	for _, o := range overrides {
 		if err := o.apply(cfg, w.pos); err != nil {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"reflect"
 	"slices"
 	"sort"
 	"sync"
@@ -19,6 +20,9 @@ type strategy struct {
 	custom bool
 	// hashKey: it reads load_balancing.hash_key and bounded_load.
 	hashKey bool
+	// options is the type load_balancing.options decodes into, or nil
+	// when the strategy takes none.
+	options reflect.Type
 }
 
 // strategies is the table; strategiesMu guards it against RegisterStrategy
@@ -49,6 +53,65 @@ func RegisterStrategy(name string) {
 	defer strategiesMu.Unlock()
 	if lookupStrategy(name) == nil {
 		strategies = append(strategies, strategy{name: name, custom: true})
+	}
+}
+
+// RegisterStrategyOptions makes name a valid strategy, as
+// RegisterStrategy, that takes its own settings in load_balancing.options:
+// the block decodes into a new value of settings' type (a pointer to a
+// struct) with the same checks and positions as built-in keys, and a
+// Validate() error method on it runs at load.
+func RegisterStrategyOptions(name string, settings any) {
+	t := reflect.TypeOf(settings)
+	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		panic("config: RegisterStrategyOptions needs a pointer to a struct")
+	}
+	RegisterStrategy(name)
+	strategiesMu.Lock()
+	defer strategiesMu.Unlock()
+	lookupStrategy(name).options = t.Elem()
+}
+
+// StrategyOptions is a strategy's own block, load_balancing.options.
+type StrategyOptions struct {
+	// Value points to the decoded settings, a value of the type given to
+	// RegisterStrategyOptions; nil when the block is absent.
+	Value any `yaml:"-"`
+}
+
+var strategyOptionsType = reflect.TypeFor[StrategyOptions]()
+
+// strategyOptions decodes each upstream's load_balancing.options into its
+// strategy's type.
+func (w *walker) strategyOptions(cfg *Config) {
+	for _, name := range cfg.UpstreamNames() {
+		uc := cfg.UpstreamByName(name)
+		o := &uc.LoadBalancing.Options
+		node := w.options[o]
+		if node == nil {
+			continue
+		}
+		path := "load_balancing.options"
+		if name != DefaultUpstream {
+			path = "upstreams." + name + "." + path
+		}
+		strategy := uc.LoadBalancing.Strategy
+		if strategy == "" {
+			strategy = "round_robin" // the default, not applied yet
+		}
+		strategiesMu.RLock()
+		var t reflect.Type
+		if st := lookupStrategy(strategy); st != nil {
+			t = st.options
+		}
+		strategiesMu.RUnlock()
+		if t == nil {
+			w.errorf(node, path, "strategy %s takes no options", quote(strategy))
+			continue
+		}
+		v := reflect.New(t)
+		w.decode(node, v.Elem(), path)
+		o.Value = v.Interface()
 	}
 }
 

@@ -128,6 +128,8 @@ type LoadBalancing struct {
 	// BoundedLoad is consistent_hash's ε: no server takes more than
 	// (1+ε) times the mean in-flight load.
 	BoundedLoad float64 `yaml:"bounded_load"`
+	// Options is a custom strategy's own block (RegisterStrategyOptions).
+	Options StrategyOptions `yaml:"options"`
 }
 
 // HealthChecks configures active probing and passive ejection.

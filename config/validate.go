@@ -217,6 +217,11 @@ func (c *checker) upstream(p string, u *Upstream) {
 		c.warnf(p+"load_balancing.bounded_load", "ignored: only strategy consistent_hash uses it, not %s", quote(lb.Strategy))
 	}
 
+	if v, ok := lb.Options.Value.(interface{ Validate() error }); ok {
+		if err := v.Validate(); err != nil {
+			c.errf(p+"load_balancing.options", "%s", err.Error())
+		}
+	}
 	c.health(p+"health_checks.", u.HealthChecks)
 	if u.RateLimit != nil {
 		c.rateLimit(p+"rate_limit.", u.RateLimit)

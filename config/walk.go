@@ -28,6 +28,8 @@ type walker struct {
 	// active holds the anchors being expanded, to catch an alias that
 	// refers to itself (yaml.v3 builds such cycles for "&a [*a]").
 	active map[*yaml.Node]bool
+	// options holds the load_balancing.options blocks met on the way.
+	options map[*StrategyOptions]*yaml.Node
 }
 
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
@@ -86,6 +88,15 @@ func (w *walker) decode(n *yaml.Node, v reflect.Value, path string) {
 	}
 	if v.Type() == policyType {
 		w.policy(n, v, path)
+		return
+	}
+	if v.Type() == strategyOptionsType {
+		// Decoded once the whole file is read: the strategy may be named
+		// after its options.
+		if w.options == nil {
+			w.options = map[*StrategyOptions]*yaml.Node{}
+		}
+		w.options[v.Addr().Interface().(*StrategyOptions)] = n
 		return
 	}
 	switch v.Kind() {

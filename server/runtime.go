@@ -276,6 +276,7 @@ func (s *Server) compileUpstream(rt *runtime, name string, uc *config.Upstream) 
 	policy, err := balancer.New(uc.LoadBalancing.Strategy, balancer.Options{
 		HashKey:     uc.LoadBalancing.HashKey,
 		BoundedLoad: uc.LoadBalancing.BoundedLoad,
+		Settings:    uc.LoadBalancing.Options.Value,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("upstream %s: %w", name, err)

@@ -1,11 +1,15 @@
 package server
 
 import (
+	"errors"
+	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/tbsphathuynh/proxy/balancer"
 	"github.com/tbsphathuynh/proxy/config"
+	"github.com/tbsphathuynh/proxy/upstream"
 )
 
 // TestStrategyTableMatchesBalancer: the config's table of strategy names
@@ -52,6 +56,60 @@ func TestDirectLaneStrategies(t *testing.T) {
 	for _, tc := range cases {
 		if got := directBalancing(tc.lb); got != tc.want {
 			t.Errorf("%+v: direct lane %v, want %v", tc.lb, got, tc.want)
+		}
+	}
+}
+
+// pinnedSettings is the options block of the test strategy "test_pinned".
+type pinnedSettings struct {
+	Server string `yaml:"server"`
+}
+
+func (p *pinnedSettings) Validate() error {
+	if p.Server == "" {
+		return errors.New("server is required")
+	}
+	return nil
+}
+
+// pinned sends every request to the server its options name.
+type pinned struct{ name string }
+
+func (p pinned) Pick(servers []*upstream.Server, _ *http.Request) *upstream.Server {
+	for _, s := range servers {
+		if s.Name == p.name {
+			return s
+		}
+	}
+	return servers[0]
+}
+
+// A registered strategy gets its own options block, decoded and checked
+// like built-in keys, and reads it when built.
+func TestStrategyOptions(t *testing.T) {
+	if !slices.Contains(balancer.Names(), "test_pinned") { // -count=N
+		RegisterStrategyOptions("test_pinned", &pinnedSettings{}, func(o balancer.Options) (balancer.Policy, error) {
+			return pinned{o.Settings.(*pinnedSettings).Server}, nil
+		})
+	}
+	a, b := backend(t, "a", nil), backend(t, "b", nil)
+	p := startProxy(t, "servers: [{url: "+a.URL+", name: a}, {url: "+b.URL+", name: b}]\n"+
+		"load_balancing: {strategy: test_pinned, options: {server: b}}\n")
+	for range 5 {
+		if _, _, h := get(t, &http.Client{}, "http://"+p.Addr()+"/"); h.Get("X-Backend") != "b" {
+			t.Fatalf("went to %s, the options pin b", h.Get("X-Backend"))
+		}
+	}
+	_, err := config.Parse("t.yaml", []byte("servers: [{url: 'http://127.0.0.1:1'}]\n"+
+		"load_balancing: {strategy: test_pinned, options: {sever: b}}\n"+
+		"upstreams:\n  x:\n    servers: [{url: 'http://127.0.0.1:1'}]\n    load_balancing: {options: {server: b}}\n"))
+	for _, want := range []string{
+		`t.yaml:2:51: load_balancing.options.sever: unknown key, did you mean "server"?`,
+		`t.yaml:2:50: load_balancing.options: server is required`,
+		`t.yaml:6:31: upstreams.x.load_balancing.options: strategy "round_robin" takes no options`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("errors\n%v\nlack %s", err, want)
 		}
 	}
 }

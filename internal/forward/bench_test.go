@@ -160,3 +160,34 @@ func BenchmarkTransportRoundTrip(b *testing.B) {
 	defer tr.CloseIdleConnections()
 	benchRoundTrip(b, tr)
 }
+
+// BenchmarkUpstreamNetHTTP is one body-less exchange with a loopback
+// server through an Upstream whose transport is NewTransport's with the
+// fast path off: http.Transport with the client trace and the
+// connections that keep each answer's head (connection.go).
+func BenchmarkUpstreamNetHTTP(b *testing.B) {
+	tr := NewTransport(Timeouts{ResponseHeader: 10 * time.Second}, TransportOptions{NetHTTPOnly: true})
+	defer CloseIdleConnections(tr)
+	u, _ := url.Parse("http://" + rawhttp.Serve(b, rawhttp.Response(1024)))
+	reg := upstream.NewRegistry()
+	pool := upstream.NewPool("bench", []*upstream.Server{{Name: "a", URL: u, Weight: 1, State: reg.State("a")}})
+	up := &Upstream{Name: "bench", Pool: pool, Picker: first{}, Transport: tr}
+	buf := make([]byte, 4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		req, _ := http.NewRequest("GET", "http://example.com/bench", nil)
+		req.Header["User-Agent"] = []string{""}
+		info := &reqinfo.Info{Informational: new(outbound)}
+		req = req.WithContext(reqinfo.With(req.Context(), info))
+		res, err := up.RoundTrip(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if _, err := res.Body.Read(buf); err != nil {
+				break
+			}
+		}
+		res.Body.Close()
+	}
+}

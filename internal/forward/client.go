@@ -74,6 +74,8 @@ type pconn struct {
 	// can tell whether any of the answer had come; limit caps it while the
 	// header is read.
 	read, limit int64
+	// tap keeps what a head read by http.ReadResponse takes (readResponse).
+	tap headTap
 
 	// mu orders kill, run when the request's context ends, with a rescue
 	// resetting the deadline kill set; killed says kill has run.
@@ -158,6 +160,9 @@ func (pc *pconn) Read(p []byte) (int, error) {
 	}
 	n, err := pc.readBusy(p)
 	pc.read += int64(n)
+	if pc.tap.on {
+		pc.tap.record(p[:n])
+	}
 	return n, err
 }
 
@@ -350,7 +355,7 @@ func (c *client) exchange(ctx context.Context, pc *pconn, req *http.Request) (*h
 	fr.lazy = req.Header == nil
 	var res *http.Response
 	for n := 0; ; n++ {
-		res, err = readResponse(br, req, fr)
+		res, err = readResponse(br, req, fr, &pc.tap)
 		fr = nil
 		if err != nil {
 			return fail(err)

@@ -229,7 +229,8 @@ func findRawSetter(w http.ResponseWriter) rawHeaderSetter {
 
 // appendRawLines appends the end-to-end lines of fr's head to b, as
 // copyResponseHeader would have them relayed: without hop-by-hop lines or
-// those Connection names, with the Cache-Control a Pragma: no-cache
+// those the Connection field names, whether or not it says close (as
+// buildHeader has them), with the Cache-Control a Pragma: no-cache
 // implies. It also returns their first Content-Type, and reports whether
 // they have one, a first Content-Encoding that is not empty and a Date. ok
 // is false when the head has more Connection lines than it follows.
@@ -243,12 +244,6 @@ func appendRawLines(b []byte, fr *fastResponse) (lines []byte, typ string, hasTy
 			}
 			conn = append(conn, fr.head[f.v0:f.v1])
 		}
-	}
-	if listed(conn, "close") {
-		// The usual path's response has no Connection then (net/http
-		// drops it for a close, and parseResponseHead as it does), so
-		// copyResponseHeader drops none of the headers it names.
-		conn = conn[:0]
 	}
 	sawEncoding := false
 	for _, f := range fr.fields[:fr.nfields] {

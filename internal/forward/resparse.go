@@ -22,11 +22,15 @@ const stackRespFields = 16
 const inlineValues = 8
 
 // readResponse reads a response head from br as http.ReadResponse(br, req)
-// does, with the same result. A head that is whole in br's buffer and in
-// parseResponseHead's common case is parsed in place, in a few allocations
-// instead of one per header value; anything else is left to
-// http.ReadResponse, with br untouched.
-func readResponse(br *bufio.Reader, req *http.Request, fr *fastResponse) (*http.Response, error) {
+// does, with the same result, except that a final answer that closes its
+// connection comes without the fields its Connection field named, which
+// net/http leaves in (see connection.go). A head that is whole in br's
+// buffer and in parseResponseHead's common case is parsed in place, in a
+// few allocations instead of one per header value; anything else is left
+// to http.ReadResponse, with br untouched. tap, if not nil, sees what br
+// reads from the connection (pconn.Read), which lets a head that was not
+// whole in the buffer be found again.
+func readResponse(br *bufio.Reader, req *http.Request, fr *fastResponse, tap *headTap) (*http.Response, error) {
 	if _, err := br.Peek(1); err != nil {
 		// bufio hands a read error out once: http.ReadResponse called now
 		// would read the connection again rather than see it. This is the
@@ -41,7 +45,70 @@ func readResponse(br *bufio.Reader, req *http.Request, fr *fastResponse) (*http.
 		br.Discard(n)
 		return res, nil
 	}
-	return http.ReadResponse(br, req)
+	if tap == nil {
+		return http.ReadResponse(br, req)
+	}
+	whole := tap.start(p)
+	res, err := http.ReadResponse(br, req)
+	tap.on = false
+	if err == nil && lostConnection(res) {
+		// What ReadResponse consumed is the head, from p's start.
+		if head := tap.head(p, whole, len(p)+tap.n-br.Buffered()); head != nil {
+			dropNamed(res.Header, connectionValues(head))
+		}
+	}
+	tap.buf = nil
+	return res, err
+}
+
+// headTap keeps the bytes a reader under a bufio.Reader reads while
+// http.ReadResponse reads a head that was not whole in the buffer: the
+// buffer moves its bytes when it reads more, and the start of the head
+// would be lost.
+type headTap struct {
+	on  bool
+	n   int    // bytes read while on
+	buf []byte // the start of the head, at most maxHeadCopy bytes
+}
+
+// start turns t on before a head is read from a buffer holding p, and
+// reports the head's length when p holds it whole, or -1. Only a head
+// that is not whole is copied; that is rare, and the copy is dropped
+// once the head is read.
+func (t *headTap) start(p []byte) (whole int) {
+	whole, _ = headEnd(p)
+	if whole < 0 {
+		t.buf = append(make([]byte, 0, maxHeadCopy), p[:min(len(p), maxHeadCopy)]...)
+	}
+	t.on, t.n = true, 0
+	return whole
+}
+
+// record keeps p, just read.
+func (t *headTap) record(p []byte) {
+	t.n += len(p)
+	if t.buf != nil {
+		t.buf = append(t.buf, p[:min(len(p), cap(t.buf)-len(t.buf))]...)
+	}
+}
+
+// head returns the head ReadResponse consumed, n bytes, when what start
+// and record kept shows it whole: in p itself, untouched since nothing
+// was read (whole is its length), or in the copy; else nil.
+func (t *headTap) head(p []byte, whole, n int) []byte {
+	b := p
+	if whole < 0 {
+		b = t.buf
+	} else if t.n > 0 {
+		return nil
+	}
+	if n <= 0 || n > len(b) {
+		return nil
+	}
+	if end, _ := headEnd(b[:n]); end != n {
+		return nil
+	}
+	return b[:n]
 }
 
 // fastResponse is a response parsed by parseResponseHead with its body and
@@ -77,7 +144,8 @@ func (fr *fastResponse) header() http.Header {
 // buildHeader makes the header map of a head s with fields, as
 // http.ReadResponse has it: values in vals where they fit, the
 // Cache-Control Pragma: no-cache implies (noCache), no Connection when it
-// said close.
+// said close; but then, unlike ReadResponse, without the fields it named
+// either (RFC 9110 §7.6.1, see connection.go).
 func buildHeader(s string, fields []field, vals []string, noCache, hasClose bool) http.Header {
 	nf := len(fields)
 	if nf > len(vals) {
@@ -102,6 +170,7 @@ func buildHeader(s string, fields []field, vals []string, noCache, hasClose bool
 		h["Cache-Control"] = []string{"no-cache"}
 	}
 	if hasClose {
+		dropNamed(h, h["Connection"])
 		delete(h, "Connection")
 	}
 	return h
@@ -139,7 +208,8 @@ type field struct {
 //
 // Anything else, malformed or merely unusual, is for http.ReadResponse to
 // read or refuse. Within the common case it mirrors ReadResponse: names
-// canonicalized, values trimmed, Connection dropped when it says close,
+// canonicalized, values trimmed, Connection dropped when it says close
+// (with the fields it names, which ReadResponse keeps: see buildHeader),
 // Pragma: no-cache implying Cache-Control, and the body framed by its length
 // or, without one, by the end of the connection. FuzzResponseHead checks
 // it against http.ReadResponse.

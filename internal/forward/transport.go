@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/textproto"
 	"runtime"
 	"strconv"
 	"sync"
@@ -49,7 +50,10 @@ type TransportOptions struct {
 func NewTransport(t Timeouts, o TransportOptions) *http.Transport {
 	d := &net.Dialer{Timeout: t.Connect, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
-		DialContext:           d.DialContext,
+		// The transport's connections keep the start of each answer, to
+		// find again what a closing answer's Connection field named
+		// (connection.go).
+		DialContext:           dialHeads(d.DialContext),
 		MaxIdleConns:          0,
 		MaxIdleConnsPerHost:   1024,
 		IdleConnTimeout:       t.IdleConnection,
@@ -65,6 +69,9 @@ func NewTransport(t Timeouts, o TransportOptions) *http.Transport {
 		return tr
 	}
 	c := registerClient(tr)
+	// Our client reads its answers' heads itself, and plain sockets
+	// through their descriptors (useRaw): it dials them unwrapped.
+	c.dial = d.DialContext
 	c.protocolError = o.ProtocolError
 	clients.Store(weak.Make(tr), c)
 	// Forget the client when the transport is gone (tests build many).
@@ -273,21 +280,41 @@ func (u *Upstream) send(req *http.Request) (*http.Response, error) {
 		return nil, errNoHead
 	}
 	ctx := req.Context()
+	// http.Transport finds a client trace only in the context: one tells
+	// the connection the answer comes on (connWatch), and relays 1xx
+	// answers when the request's record has a relay and the context no
+	// trace of its own.
+	var watch *connWatch
+	if _, ok := u.Transport.(*http.Transport); ok {
+		watch = newConnWatch()
+	}
+	var got1xx func(int, textproto.MIMEHeader) error
 	if info := reqinfo.From(ctx); info != nil {
 		info.Held = true // http.Transport may hold on to req after it returns
-		// http.Transport finds a client trace only in the context.
 		if info.Informational != nil && httptrace.ContextClientTrace(ctx) == nil {
-			trace := &httptrace.ClientTrace{Got1xxResponse: info.Informational.Got1xx}
-			req = req.WithContext(httptrace.WithClientTrace(ctx, trace))
+			got1xx = info.Informational.Got1xx
 		}
 	}
+	switch {
+	case watch != nil:
+		watch.trace.Got1xxResponse = got1xx
+		req = req.WithContext(httptrace.WithClientTrace(ctx, &watch.trace))
+	case got1xx != nil:
+		req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{Got1xxResponse: got1xx}))
+	}
 	res, err := u.Transport.RoundTrip(req)
-	if err == nil && spaceInName(res.Header) {
+	if err != nil {
+		return nil, err
+	}
+	if spaceInName(res.Header) {
 		// Closed unread, the body takes its connection with it.
 		res.Body.Close()
 		return nil, errSpaceBeforeColon
 	}
-	return res, err
+	if watch != nil {
+		watch.restore(res)
+	}
+	return res, nil
 }
 
 // client returns the client NewTransport registered on u.Transport, or nil

@@ -102,6 +102,9 @@ func AlwaysBusy() (restore func()) {
 	}
 }
 
+// yieldHook, when a test sets it, runs at each Yield.
+var yieldHook func()
+
 // Busy reports whether the scheduler is busy (busyPerP), as of a sample
 // at most sampleEvery old, which it takes if the last is older.
 func Busy() bool { return busyAt(since()) }
@@ -133,6 +136,9 @@ func isBusy(runnable, procs metrics.Value) bool {
 // Yield lets the goroutines ready to run go first, and reports whether the
 // scheduler is busy (Busy).
 func Yield() (busy bool) {
+	if yieldHook != nil {
+		yieldHook()
+	}
 	t := since()
 	runtime.Gosched()
 	now := since()
@@ -256,12 +262,17 @@ type Wait struct {
 
 // Begin starts a wait: after a request was answered, for the client's
 // next one, or after a request was written, for the server's answer.
-// Unless the peer's bytes are already buffered (pending false) or the
-// peer is slow, the goroutines ready to run go first, so that the first
-// read usually finds the bytes instead of finding nothing and parking.
+// While the scheduler is busy, unless the peer's bytes are already
+// buffered (pending false) or the peer is slow, the goroutines ready to
+// run go first, so that the first read usually finds the bytes instead of
+// finding nothing and parking. Not while it is idle: a yield then wakes
+// another thread to look for the work it puts back (runtime.Gosched
+// readies an idle P), a system call and a thread's spin for each request
+// that a read finding nothing costs less than.
 func (w *Wait) Begin(pending bool) {
-	w.busy, w.spins, w.parks = false, 0, 0
-	if pending && w.YieldFirst() {
+	w.spins, w.parks = 0, 0
+	w.busy = Busy()
+	if w.busy && pending && w.YieldFirst() {
 		w.Yield()
 	}
 }

@@ -199,17 +199,28 @@ func TestQuickWaitFollowsThePass(t *testing.T) {
 	}
 }
 
-// A wait begins with a yield, unless the peer's bytes are already there
-// or the peer is slow (and this is not one of its probes); the yield is
-// what tells the wait whether the scheduler is busy.
-func TestWaitBeginsWithAYieldOnlyForAQuickPeer(t *testing.T) {
-	defer AlwaysBusy()() // every yield says busy, so a yield shows
+// A wait begins with a yield while the scheduler is busy, unless the
+// peer's bytes are already there or the peer is slow (and this is not one
+// of its probes). While it is idle it does not: the yield would wake
+// another thread for nothing.
+func TestWaitBeginsWithAYieldOnlyForAQuickPeerWhileBusy(t *testing.T) {
+	var yields int
+	yieldHook = func() { yields++ }
+	defer func() { yieldHook = nil }()
 	yielded := func(w *Wait, pending bool) bool {
-		w.busy = false
+		yields = 0
 		w.Begin(pending)
-		return w.busy
+		return yields > 0
 	}
 	var w Wait
+	yieldHook = nil
+	waitIdle(t)
+	yieldHook = func() { yields++ }
+	if yielded(&w, true) {
+		t.Error("a wait for a quick peer began with a yield while the scheduler was idle")
+	}
+
+	defer AlwaysBusy()()
 	if !yielded(&w, true) {
 		t.Error("a wait for a quick peer began without a yield")
 	}

@@ -411,8 +411,13 @@ const badRequest = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charse
 // collections halve it; past this delay the wait moves to a new goroutine
 // with a small stack. Busy connections, whose requests come sooner, keep
 // their goroutine: a new one would grow its stack again on every request,
-// which costs more CPU than anything else on the fast path.
-const shrinkAfter = 100 * time.Millisecond
+// which costs more CPU than anything else on the fast path, and the move
+// itself is a timer's wake-up. At 100 ms, 64 clients sending 200 requests
+// a second in all (one each 320 ms) paid both on every request: 317-362
+// µs of CPU per request against 229-254 at 1 s (issue 17,
+// docs/performance.md "Below saturation"). A second is still far below
+// the idle time of a connection that holds memory for long.
+const shrinkAfter = time.Second
 
 // rstAvoidanceDelay is how long a connection closing with request bytes
 // unread waits after its FIN before it closes, as net/http's: closed at

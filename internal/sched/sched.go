@@ -16,9 +16,6 @@
 package sched
 
 import (
-	"runtime"
-	"runtime/metrics"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -38,113 +35,6 @@ const (
 	ParkSlice       = time.Millisecond
 	MaxBoundedParks = 2
 )
-
-// The scheduler is busy when, at the last sample, more goroutines were
-// ready to run than busyPerP for each P: then each P's queue holds work
-// for a while, and a goroutine that parks waits until one empties, or
-// for sysmon's 10 ms. It is a count of our own goroutines, read from the
-// runtime (runtime/metrics), not how long a yield took: a yield is also
-// long when the kernel runs another process instead of ours, and that
-// said busy, and made the reads spin, whenever the host had other work
-// (issue 17: p99 10-20 times nginx's beside a CPU-heavy neighbour, and
-// twice its CPU per request at 200 requests/s). A proxy that does not get
-// the CPU has nothing to gain by spinning: its goroutines that park are
-// woken by the first P to find its queue empty, and a P that is not
-// running finds nothing at all.
-//
-// busyPerP is above what a proxy well below saturation queues (a
-// goroutine or two per P, now and then a few more when a burst comes
-// in) and below what a saturated one does (most of its connections'
-// goroutines; docs/performance.md, "Below saturation").
-const busyPerP = 4
-
-// sampleEvery is how often the count is read: 0.3 µs each time, and
-// taken under the scheduler's lock, so not on every yield. A busy
-// scheduler stays so for many samples.
-const sampleEvery = time.Millisecond
-
-var (
-	// busy is the last sample's verdict.
-	busy atomic.Bool
-	// sampledAt is when it was taken, on the clock of since.
-	sampledAt atomic.Int64
-	// sampling guards samples, and makes one yield at a time take the
-	// sample while the others use the last.
-	sampling sync.Mutex
-	samples  = []metrics.Sample{
-		{Name: "/sched/goroutines/runnable:goroutines"},
-		{Name: "/sched/gomaxprocs:threads"},
-	}
-	// forced has Busy say true, for AlwaysBusy.
-	forced atomic.Bool
-)
-
-func init() { sampledAt.Store(int64(-sampleEvery)) }
-
-// epoch starts the monotonic clock yields are timed on.
-var epoch = time.Now()
-
-func since() time.Duration { return time.Since(epoch) }
-
-// AlwaysBusy has the scheduler say it is busy until restore is called:
-// for tests of the reads that spin, which an idle test machine would
-// otherwise never take. Meanwhile the quick wait stays at QuickWait, so
-// that a test's pauses count as slow however long a yield of a loaded
-// test machine takes.
-func AlwaysBusy() (restore func()) {
-	forced.Store(true)
-	frozen.Store(true)
-	oldPass := pass.Swap(0)
-	return func() {
-		pass.Store(oldPass)
-		frozen.Store(false)
-		forced.Store(false)
-	}
-}
-
-// yieldHook, when a test sets it, runs at each Yield.
-var yieldHook func()
-
-// Busy reports whether the scheduler is busy (busyPerP), as of a sample
-// at most sampleEvery old, which it takes if the last is older.
-func Busy() bool { return busyAt(since()) }
-
-func busyAt(now time.Duration) bool {
-	if forced.Load() {
-		return true
-	}
-	if now-time.Duration(sampledAt.Load()) >= sampleEvery && sampling.TryLock() {
-		if now-time.Duration(sampledAt.Load()) >= sampleEvery {
-			metrics.Read(samples)
-			busy.Store(isBusy(samples[0].Value, samples[1].Value))
-			sampledAt.Store(int64(now))
-		}
-		sampling.Unlock()
-	}
-	return busy.Load()
-}
-
-// isBusy reads a sample: a runtime that lacks a metric says not busy, so
-// that the reads park as the poller would have them.
-func isBusy(runnable, procs metrics.Value) bool {
-	if runnable.Kind() != metrics.KindUint64 || procs.Kind() != metrics.KindUint64 {
-		return false
-	}
-	return runnable.Uint64() >= busyPerP*max(procs.Uint64(), 1)
-}
-
-// Yield lets the goroutines ready to run go first, and reports whether the
-// scheduler is busy (Busy).
-func Yield() (busy bool) {
-	if yieldHook != nil {
-		yieldHook()
-	}
-	t := since()
-	runtime.Gosched()
-	now := since()
-	notePass(now - t)
-	return busyAt(now)
-}
 
 // pass is about the longest a yield has taken of late: how long a
 // goroutine ready to run waits for its turn. It follows a longer yield at

@@ -3,25 +3,21 @@ package sched
 import (
 	"fmt"
 	"runtime"
-	"runtime/metrics"
 	"sync"
 	"testing"
 	"time"
 )
 
-// Goroutines ready to run, more than busyPerP for each P, make the
-// scheduler busy: a goroutine that parked would wait for the queue to
-// empty. Once they are done it is idle again.
-func TestBusyWhileGoroutinesQueue(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	waitIdle(t)
-	stop := make(chan struct{})
-	var done sync.WaitGroup
-	for range 2 * busyPerP {
-		done.Go(func() {
+// queue runs n goroutines that yield in a loop, so that on one P n-1 of
+// them are always ready to run, until stop is called.
+func queue(n int) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
 			for {
 				select {
-				case <-stop:
+				case <-done:
 					return
 				default:
 					runtime.Gosched()
@@ -29,16 +25,67 @@ func TestBusyWhileGoroutinesQueue(t *testing.T) {
 			}
 		})
 	}
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+// fakeCPU has the process's CPU time grow at share of the wall time for
+// each P, whatever the test machine gives it, and counts its readings.
+func fakeCPU(t *testing.T, share float64) (readings *int) {
+	readings = new(int)
+	old := processCPU
+	processCPU = func() (time.Duration, bool) {
+		*readings++
+		return time.Duration(share * float64(runtime.GOMAXPROCS(0)) * float64(since())), true
+	}
+	t.Cleanup(func() {
+		sampling.Lock()
+		processCPU = old
+		sampling.Unlock()
+	})
+	return readings
+}
+
+// Goroutines ready to run, more than busyPerP for each P, while our
+// threads have the CPU, make the scheduler busy: a goroutine that parked
+// would wait for the queue to empty. Once they are done it is idle again.
+func TestBusyWhileOurGoroutinesQueue(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	fakeCPU(t, 1)
+	waitIdle(t)
+	stop := queue(2 * busyPerP)
 	busy := false
 	for deadline := time.Now().Add(5 * time.Second); !busy && time.Now().Before(deadline); {
 		busy = Yield()
 	}
-	close(stop)
-	done.Wait()
+	stop()
 	if !busy {
 		t.Errorf("yields said idle for 5 s beside %d goroutines ready to run on one P", 2*busyPerP)
 	}
 	waitIdle(t)
+}
+
+// The same queue while our threads get little of the CPU (another
+// process has it) is not busy: a spin would take CPU the proxy is short
+// of, and the queue's wait delays the wake-up it saves anyway.
+func TestQueueWithoutTheCPUIsNotBusy(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	readings := fakeCPU(t, 0.3)
+	waitIdle(t)
+	stop := queue(2 * busyPerP)
+	defer stop()
+	busy := false
+	for deadline := time.Now().Add(5 * time.Second); *readings < 10 && time.Now().Before(deadline); {
+		busy = Yield() || busy
+	}
+	if *readings < 10 {
+		t.Fatalf("the CPU was read %d times in 5 s beside %d goroutines ready to run", *readings, 2*busyPerP)
+	}
+	if busy {
+		t.Error("yields said busy while the process had 30% of the CPU")
+	}
 }
 
 // A yield that takes long because something else has the CPU does not
@@ -84,17 +131,6 @@ func waitIdle(t *testing.T) {
 }
 
 func TestYieldSaysIdleWithNothingElseToRun(t *testing.T) { waitIdle(t) }
-
-// A sample without the runtime's metrics says idle: the reads then park
-// as the poller has them.
-func TestBusyWithoutMetricsIsIdle(t *testing.T) {
-	var none metrics.Value // KindBad
-	var s = []metrics.Sample{{Name: "/sched/gomaxprocs:threads"}}
-	metrics.Read(s)
-	if isBusy(none, s[0].Value) {
-		t.Error("a sample without the runnable count said busy")
-	}
-}
 
 // waitPast polls until more than d has passed since start, on since's
 // clock.

@@ -369,13 +369,14 @@ func (c *conn) run(first, resumed bool) {
 			return
 		}
 		c.releaseIfEmpty()
-		// When nothing of the next request is here yet, the goroutines
-		// ready to run go first. Under load the request has usually come
-		// by the time this one reads, and the read takes it instead of
-		// finding nothing and parking: one system call and one wake-up
-		// fewer per request (docs/performance.md). Idle, it is a quick
-		// round trip through the scheduler. A client that pauses between
-		// requests gains nothing by it (sched.Wait.Begin).
+		// When nothing of the next request is here yet and the
+		// scheduler is busy, the goroutines ready to run go first: the
+		// request has usually come by the time this one reads, and the
+		// read takes it instead of finding nothing and parking, one
+		// system call and one wake-up fewer per request
+		// (docs/performance.md). Not otherwise: a client that pauses
+		// between requests gains nothing by it, and below saturation the
+		// yield wakes a thread for nothing (sched.Wait.Begin).
 		c.wait.Begin(c.buf == nil)
 	}
 }

@@ -7,12 +7,12 @@
 // moment later is woken up to 10 ms late, while the goroutines that never
 // parked keep cycling: that wait was our p99 (docs/performance.md). A
 // goroutine whose read finds nothing while the scheduler is busy, that is
-// while our own goroutines queue for the Ps (Busy), yields and reads
-// again instead, up to MaxSpins times; otherwise a P soon finds its queue
-// empty and polls, and parking costs nothing. Only a wait for a peer that
-// answers at once does so (Peer): for a client that pauses between
-// requests, or a server that takes its time, the reads would find
-// nothing. Wait holds that policy for a connection.
+// while our own goroutines queue for Ps that have the CPU (Busy), yields
+// and reads again instead, up to MaxSpins times; otherwise a P soon
+// finds its queue empty and polls, and parking costs nothing. Only a wait
+// for a peer that answers at once does so (Peer): for a client that
+// pauses between requests, or a server that takes its time, the reads
+// would find nothing. Wait holds that policy for a connection.
 package sched
 
 import (

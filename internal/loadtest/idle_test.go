@@ -77,10 +77,12 @@ client: {idle_timeout: 10m}
 	waitAnswering(t, "http://"+addr+"/")
 
 	// settle lets the proxy collect the garbage of what just happened, so
-	// the figure is memory held, not memory awaiting collection; the
-	// runtime does the same by itself within two minutes.
+	// the figure is memory held, not memory awaiting collection (the
+	// runtime does the same by itself within two minutes), and lets the
+	// waits of the connections move to small stacks (h1's shrinkAfter,
+	// 1 s), so that the CPU measured is the idle state's.
 	settle := func(phase string) int64 {
-		time.Sleep(time.Second)
+		time.Sleep(2 * time.Second)
 		st := memStats(t, "http://"+adminAddr)
 		// The CPU the proxy spends meanwhile, with nothing to do: an
 		// idle connection must cost none (no timers, no polling).

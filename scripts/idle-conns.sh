@@ -2,7 +2,8 @@
 # idle-conns.sh measures the proxy's memory per idle keep-alive client
 # connection: it builds the binary and runs internal/loadtest's
 # TestIdleConnectionMemory, which opens N connections (default 10000) to
-# the proxy on loopback and reads its VmRSS. The open-file limit must allow
+# the proxy on loopback and reads its VmRSS, and the CPU it spends while
+# they sit idle (none is right). The open-file limit must allow
 # N plus a few hundred descriptors per process; the test raises the soft
 # limit up to the hard one.
 #

@@ -784,11 +784,13 @@ func TestClientParksAtOnceForASlowServer(t *testing.T) {
 	}
 }
 
-// A read of an answer's head that parks wakes after sched.ParkSlice to
-// read again, twice, and keeps the header deadline: an answer that comes
-// later arrives whole, one that comes too late still times out, and a
-// request whose context ends while its read is parked ends at once.
+// While the scheduler is busy, a read of an answer's head that parks
+// wakes after sched.ParkSlice to read again, twice, and keeps the header
+// deadline: an answer that comes later arrives whole, one that comes too
+// late still times out, and a request whose context ends while its read
+// is parked ends at once.
 func TestClientBoundsItsParks(t *testing.T) {
+	defer sched.AlwaysBusy()()
 	release := make(chan struct{})
 	s := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -833,4 +835,40 @@ func TestClientBoundsItsParks(t *testing.T) {
 	if _, err := tr.RoundTrip(req); !errors.Is(err, context.Canceled) {
 		t.Errorf("a request whose context ended: %v, want it canceled rather than timed out", err)
 	}
+}
+
+// While the scheduler is not busy, a read of an answer's head that finds
+// nothing parks at once, with no read retried and no bounded park: a P
+// soon finds its queue empty and polls, and the reads and wake-ups would
+// find nothing (package sched; issue 17).
+func TestClientParksAsUsualWhileIdle(t *testing.T) {
+	// A test just before may have left goroutines queued.
+	for deadline := time.Now().Add(5 * time.Second); sched.Yield(); {
+		if time.Now().After(deadline) {
+			t.Fatal("yields still said busy after 5 s")
+		}
+	}
+	s := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		// After the first read, past sched.ParkSlice twice, and within
+		// sched.QuickWait, so that the server stays quick: on the old
+		// design its parks were bounded.
+		time.Sleep(3 * time.Millisecond)
+		io.WriteString(w, "hello")
+	})
+	tr := newTestTransport(t, Timeouts{ResponseHeader: time.Minute})
+	// (A loaded machine may queue goroutines of this test enough to say
+	// busy for a moment: a few waits, one of them idle, are enough.)
+	for i := range 5 {
+		if _, body, err := do(t, tr, "GET", s.URL, nil); err != nil || body != "hello" {
+			t.Fatalf("request %d: %q, %v", i, body, err)
+		}
+		pcs, _ := idlePconns(tr)
+		if len(pcs) != 1 {
+			t.Fatalf("%d idle connections, want 1", len(pcs))
+		}
+		if w := &pcs[0].wait; w.Spins() == 0 && w.Parks() == 0 {
+			return
+		}
+	}
+	t.Error("5 waits for an answer, the scheduler idle, each retried reads or bounded parks")
 }

@@ -59,10 +59,9 @@ func (pc *pconn) useRaw() {
 
 // readBusy reads as Conn.Read does, except that while the scheduler is
 // busy a read that finds nothing yields and reads again instead of
-// parking, and that a read of an answer's head that parks anyway does so
-// for sched.ParkSlice at a time, twice (package sched says why); for a
-// server that takes its time to answer it does not spin, and bounds one
-// park (sched.Peer).
+// parking, and a read of an answer's head that parks anyway does so for
+// sched.ParkSlice at a time, twice (package sched says why); for a server
+// that takes its time to answer it does neither (sched.Peer).
 func (pc *pconn) readBusy(p []byte) (int, error) {
 	if pc.raw == nil || len(p) == 0 {
 		return pc.Conn.Read(p)

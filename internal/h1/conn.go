@@ -369,13 +369,14 @@ func (c *conn) run(first, resumed bool) {
 			return
 		}
 		c.releaseIfEmpty()
-		// When nothing of the next request is here yet, the goroutines
-		// ready to run go first. Under load the request has usually come
-		// by the time this one reads, and the read takes it instead of
-		// finding nothing and parking: one system call and one wake-up
-		// fewer per request (docs/performance.md). Idle, it is a quick
-		// round trip through the scheduler. A client that pauses between
-		// requests gains nothing by it (sched.Wait.Begin).
+		// When nothing of the next request is here yet and the
+		// scheduler is busy, the goroutines ready to run go first: the
+		// request has usually come by the time this one reads, and the
+		// read takes it instead of finding nothing and parking, one
+		// system call and one wake-up fewer per request
+		// (docs/performance.md). Not otherwise: a client that pauses
+		// between requests gains nothing by it, and below saturation the
+		// yield wakes a thread for nothing (sched.Wait.Begin).
 		c.wait.Begin(c.buf == nil)
 	}
 }
@@ -411,8 +412,13 @@ const badRequest = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charse
 // collections halve it; past this delay the wait moves to a new goroutine
 // with a small stack. Busy connections, whose requests come sooner, keep
 // their goroutine: a new one would grow its stack again on every request,
-// which costs more CPU than anything else on the fast path.
-const shrinkAfter = 100 * time.Millisecond
+// which costs more CPU than anything else on the fast path, and the move
+// itself is a timer's wake-up. At 100 ms, 64 clients sending 200 requests
+// a second in all (one each 320 ms) paid both on every request: 317-362
+// µs of CPU per request against 229-254 at 1 s (issue 17,
+// docs/performance.md "Below saturation"). A second is still far below
+// the idle time of a connection that holds memory for long.
+const shrinkAfter = time.Second
 
 // rstAvoidanceDelay is how long a connection closing with request bytes
 // unread waits after its FIN before it closes, as net/http's: closed at

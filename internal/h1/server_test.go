@@ -499,22 +499,25 @@ func waits(t *testing.T) (spins, parks int) {
 	return w.spins, w.parks
 }
 
-// A connection whose next request has not come yet parks, but wakes after
-// sched.ParkSlice to read again, twice: the scheduler may have turned busy
-// meanwhile, and then the poller would not have run for it.
-func TestBoundedParks(t *testing.T) {
-	// A test just before may have left the scheduler busy for a moment
-	// (sched's busy window).
+// While the scheduler is not busy, a connection whose next request has
+// not come yet parks at once, with no read retried and no bounded park: a
+// P soon finds its queue empty and polls, and the reads and wake-ups
+// would find nothing (package sched; issue 17).
+func TestParksAsUsualWhileIdle(t *testing.T) {
+	// A test just before may have left goroutines queued.
 	for deadline := time.Now().Add(5 * time.Second); sched.Yield(); {
 		if time.Now().After(deadline) {
 			t.Fatal("yields still said busy after 5 s")
 		}
 	}
-	// (A loaded machine may hold up a yield enough to say busy, and then
-	// the connection spins first: only the parks are certain.)
-	if _, parks := waits(t); parks != sched.MaxBoundedParks {
-		t.Errorf("%d bounded parks, want %d", parks, sched.MaxBoundedParks)
+	// (A loaded machine may queue goroutines of this test enough to say
+	// busy for a moment: a few waits, one of them idle, are enough.)
+	for range 5 {
+		if spins, parks := waits(t); spins == 0 && parks == 0 {
+			return
+		}
 	}
+	t.Error("5 waits of an idle connection each retried reads or bounded parks")
 }
 
 // A client that pauses between requests is not spun for: once a wait for

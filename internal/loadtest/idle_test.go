@@ -77,15 +77,21 @@ client: {idle_timeout: 10m}
 	waitAnswering(t, "http://"+addr+"/")
 
 	// settle lets the proxy collect the garbage of what just happened, so
-	// the figure is memory held, not memory awaiting collection; the
-	// runtime does the same by itself within two minutes.
+	// the figure is memory held, not memory awaiting collection (the
+	// runtime does the same by itself within two minutes), and lets the
+	// waits of the connections move to small stacks (h1's shrinkAfter,
+	// 1 s), so that the CPU measured is the idle state's.
 	settle := func(phase string) int64 {
-		time.Sleep(time.Second)
+		time.Sleep(2 * time.Second)
 		st := memStats(t, "http://"+adminAddr)
+		// The CPU the proxy spends meanwhile, with nothing to do: an
+		// idle connection must cost none (no timers, no polling).
+		cpu := cpuTicks(t, proxy.Process.Pid)
 		time.Sleep(3 * time.Second)
+		cpu = cpuTicks(t, proxy.Process.Pid) - cpu
 		rss := vmRSS(t, proxy.Process.Pid)
-		t.Logf("%-34s VmRSS %7d KiB, heap in use %7d KiB, stacks %7d KiB, goroutines %d",
-			phase+":", rss, st.heap>>10, st.stack>>10, st.goroutines)
+		t.Logf("%-34s VmRSS %7d KiB, heap in use %7d KiB, stacks %7d KiB, goroutines %d, CPU %d ticks in 3 s",
+			phase+":", rss, st.heap>>10, st.stack>>10, st.goroutines, cpu)
 		return rss
 	}
 	before := settle("at rest")
@@ -255,6 +261,24 @@ func memStats(t *testing.T, admin string) runtimeStats {
 }
 
 // vmRSS reads a process's resident set size in KiB.
+// cpuTicks is the user and system CPU time pid has used, in clock ticks
+// (utime and stime of /proc/PID/stat; proc(5)).
+func cpuTicks(t *testing.T, pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The command name, in parentheses, may hold spaces: the fields
+	// counted start after its closing one, with the state (field 3).
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		t.Fatalf("short /proc stat: %q", b)
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return utime + stime
+}
+
 func vmRSS(t *testing.T, pid int) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {

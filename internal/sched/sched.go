@@ -6,16 +6,16 @@
 // never empty, so a goroutine that parks on a read whose bytes come a
 // moment later is woken up to 10 ms late, while the goroutines that never
 // parked keep cycling: that wait was our p99 (docs/performance.md). A
-// goroutine whose read finds nothing while the scheduler is busy yields
-// and reads again instead, up to MaxSpins times; when it has been idle a
-// while the poller runs soon and parking costs nothing. Only a wait for a
-// peer that answers at once does so (Peer): for a client that pauses
-// between requests, or a server that takes its time, the reads would
-// find nothing. Wait holds that policy for a connection.
+// goroutine whose read finds nothing while the scheduler is busy, that is
+// while our own goroutines queue for Ps that have the CPU (Busy), yields
+// and reads again instead, up to MaxSpins times; otherwise a P soon
+// finds its queue empty and polls, and parking costs nothing. Only a wait
+// for a peer that answers at once does so (Peer): for a client that
+// pauses between requests, or a server that takes its time, the reads
+// would find nothing. Wait holds that policy for a connection.
 package sched
 
 import (
-	"runtime"
 	"sync/atomic"
 	"time"
 )
@@ -26,84 +26,15 @@ import (
 // comes within one or two, and an idle connection gives up soon.
 const MaxSpins = 16
 
-// A goroutine that parks anyway is woken after ParkSlice to read again,
-// up to MaxBoundedParks times in one wait: the scheduler may be idle when
-// it parks and busy a moment later, and then its bytes wait for the queue
-// to empty. A deadline's timer, unlike the poller, runs however busy the
-// queue is.
+// A goroutine that parks anyway while the scheduler is busy is woken
+// after ParkSlice to read again, up to MaxBoundedParks times in one wait:
+// its bytes would wait for a queue to empty. A deadline's timer, unlike
+// the poller, runs however busy the queue is. While the scheduler is not
+// busy the poller runs soon, and the wake-ups found nothing (issue 17).
 const (
 	ParkSlice       = time.Millisecond
 	MaxBoundedParks = 2
 )
-
-// busyAfter is how long a yield must take to say the scheduler is busy:
-// below a pass through the run queue of a proxy saturated by many
-// connections (a millisecond or more at 64), where a parked goroutine
-// waits longest, and above one with a few connections at work, whose
-// queue empties often enough for parking to be cheap: there, goroutines
-// that spin would keep the queue from emptying and make the few that
-// parked wait (at 4 connections p99 went from 1.4 to 6 ms with 50 µs).
-// It is atomic only for AlwaysBusy.
-var busyAfter atomic.Int64
-
-// busyWindow is how long the scheduler stays busy after a yield found it
-// so. One goroutine's quick yield says little: the queue may be short for
-// a moment between two passes, and a goroutine that parks then waits for
-// the next time it is empty, which under load is sysmon's 10 ms. Parking
-// is safe once no yield has found the scheduler busy for about a pass
-// through a saturated queue.
-const busyWindow = 2 * time.Millisecond
-
-// lastBusy is when a yield last found the scheduler busy, on the clock of
-// since; it is written at most every busyRefresh, so that yields on many
-// processors do not all write one cache line.
-var lastBusy atomic.Int64
-
-func init() {
-	busyAfter.Store(int64(300 * time.Microsecond))
-	lastBusy.Store(int64(-busyWindow))
-}
-
-const busyRefresh = 100 * time.Microsecond
-
-// epoch starts the monotonic clock yields are timed on.
-var epoch = time.Now()
-
-func since() time.Duration { return time.Since(epoch) }
-
-// AlwaysBusy has every yield say the scheduler is busy until restore is
-// called: for tests of the reads that spin, which an idle test machine
-// would otherwise hardly ever take. Meanwhile the quick wait stays at
-// QuickWait, so that a test's pauses count as slow however long a yield
-// of a loaded test machine takes.
-func AlwaysBusy() (restore func()) {
-	old := busyAfter.Swap(-1)
-	frozen.Store(true)
-	oldPass := pass.Swap(0)
-	return func() {
-		busyAfter.Store(old)
-		pass.Store(oldPass)
-		frozen.Store(false)
-	}
-}
-
-// Yield lets the goroutines ready to run go first, and reports whether the
-// scheduler is busy: whether they took longer than busyAfter, here or in
-// any yield in the last busyWindow.
-func Yield() (busy bool) {
-	t := since()
-	runtime.Gosched()
-	now := since()
-	notePass(now - t)
-	last := time.Duration(lastBusy.Load())
-	if now-t > time.Duration(busyAfter.Load()) {
-		if now-last > busyRefresh {
-			lastBusy.Store(int64(now))
-		}
-		return true
-	}
-	return now-last < busyWindow
-}
 
 // pass is about the longest a yield has taken of late: how long a
 // goroutine ready to run waits for its turn. It follows a longer yield at
@@ -221,12 +152,17 @@ type Wait struct {
 
 // Begin starts a wait: after a request was answered, for the client's
 // next one, or after a request was written, for the server's answer.
-// Unless the peer's bytes are already buffered (pending false) or the
-// peer is slow, the goroutines ready to run go first, so that the first
-// read usually finds the bytes instead of finding nothing and parking.
+// While the scheduler is busy, unless the peer's bytes are already
+// buffered (pending false) or the peer is slow, the goroutines ready to
+// run go first, so that the first read usually finds the bytes instead of
+// finding nothing and parking. Not while it is idle: a yield then wakes
+// another thread to look for the work it puts back (runtime.Gosched
+// readies an idle P), a system call and a thread's spin for each request
+// that a read finding nothing costs less than.
 func (w *Wait) Begin(pending bool) {
-	w.busy, w.spins, w.parks = false, 0, 0
-	if pending && w.YieldFirst() {
+	w.spins, w.parks = 0, 0
+	w.busy = Busy()
+	if w.busy && pending && w.YieldFirst() {
 		w.Yield()
 	}
 }
@@ -236,14 +172,18 @@ func (w *Wait) Begin(pending bool) {
 func (w *Wait) Yield() { w.busy = Yield() }
 
 // Empty says what a read that found nothing, other than one after a
-// bounded park's wake-up, is to do: spin, that is yield and read again,
-// while the scheduler is busy, up to MaxSpins times, for a quick peer;
-// else bound the park to come to ParkSlice, BoundedParks times, when the
-// caller can (canBound: it knows the deadline to put back); else neither,
-// and park as usual.
+// bounded park's wake-up, is to do. While the scheduler is busy (as the
+// wait's last yield found it), for a quick peer: spin, that is yield and
+// read again, up to MaxSpins times; then bound the park to come to
+// ParkSlice, BoundedParks times, when the caller can (canBound: it knows
+// the deadline to put back). Else park as usual: with the scheduler not
+// busy, a P soon finds its queue empty and polls, and a bounded park's
+// wake-up would mostly find nothing.
 func (w *Wait) Empty(canBound bool) (spin, bound bool) {
 	switch {
-	case w.busy && w.spins < MaxSpins && w.Quick():
+	case !w.busy:
+		return false, false
+	case w.spins < MaxSpins && w.Quick():
 		return true, false
 	case canBound && w.parks < w.BoundedParks():
 		return false, true

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tbsphathuynh/proxy/internal/localfault"
 	"github.com/tbsphathuynh/proxy/upstream"
 )
 
@@ -153,6 +154,7 @@ type Checker struct {
 	targets   []string // probe URL per server of pool.Servers
 	transport http.RoundTripper
 	own       *http.Transport // our default transport, closed by Stop
+	localLog  localfault.Every
 
 	// mu guards cancel, which Start sets once.
 	mu     sync.Mutex
@@ -336,6 +338,9 @@ func (c *Checker) round(ctx context.Context, batch []int) bool {
 // thresholds. The run of passes or failures is the server's State's, so a
 // reload does not start it again from zero.
 func (c *Checker) apply(s *upstream.Server, res upstream.Check) {
+	if c.skipLocal(s, res) {
+		return
+	}
 	proven := s.Proven()
 	run := s.RecordCheck(res)
 	if c.OnCheck != nil {

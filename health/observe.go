@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tbsphathuynh/proxy/internal/localfault"
 	"github.com/tbsphathuynh/proxy/upstream"
 )
 
@@ -81,9 +82,6 @@ func closedBeforeAnswer(err error) bool {
 // localFault reports whether err comes from the proxy's own resources
 // rather than from a server: out of file descriptors, of buffer space or
 // memory, or of local ports to connect from. Such an error must never be
-// held against a server.
-func localFault(err error) bool {
-	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
-		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM) ||
-		errors.Is(err, syscall.EADDRNOTAVAIL)
-}
+// held against a server. The classification is localfault's, shared with
+// the forwarder, the active checks and the listeners.
+func localFault(err error) bool { return localfault.Is(err) }

@@ -10,22 +10,25 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tbsphathuynh/proxy/internal/localfault"
 	"github.com/tbsphathuynh/proxy/upstream"
 )
 
 // probe sends one check to target and says what it got.
 func (c *Checker) probe(ctx context.Context, target string) upstream.Check {
 	start := time.Now()
-	ok, result := c.get(ctx, target)
-	return upstream.Check{At: start, OK: ok, Result: result, Latency: time.Since(start)}
+	ok, result, err := c.get(ctx, target)
+	return upstream.Check{At: start, OK: ok, Result: result, Latency: time.Since(start), Local: localfault.Reason(err)}
 }
 
-func (c *Checker) get(ctx context.Context, target string) (ok bool, result string) {
+// get sends the check; err is the error that failed it, if any, so that a
+// failure of the proxy's own resources can be told apart.
+func (c *Checker) get(ctx context.Context, target string) (ok bool, result string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
-		return false, err.Error()
+		return false, err.Error(), err
 	}
 	if c.cfg.Host != "" {
 		req.Host = c.cfg.Host
@@ -35,24 +38,24 @@ func (c *Checker) get(ctx context.Context, target string) (ok bool, result strin
 	// than followed.
 	resp, err := c.transport.RoundTrip(req)
 	if err != nil {
-		return false, describe(err, c.cfg.Timeout)
+		return false, describe(err, c.cfg.Timeout), err
 	}
 	defer resp.Body.Close()
 	status := "status " + strconv.Itoa(resp.StatusCode)
 	if !c.cfg.ExpectedStatus.Contains(resp.StatusCode) {
-		return false, status
+		return false, status, nil
 	}
 	if c.cfg.ExpectedBody == "" {
-		return true, status
+		return true, status, nil
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody))
 	if err != nil {
-		return false, status + ", reading body: " + describe(err, c.cfg.Timeout)
+		return false, status + ", reading body: " + describe(err, c.cfg.Timeout), err
 	}
 	if !bytes.Contains(body, []byte(c.cfg.ExpectedBody)) {
-		return false, status + ", body lacks " + strconv.Quote(c.cfg.ExpectedBody)
+		return false, status + ", body lacks " + strconv.Quote(c.cfg.ExpectedBody), nil
 	}
-	return true, status
+	return true, status, nil
 }
 
 // describe turns a probe error into what an operator wants in the log:

@@ -10,6 +10,7 @@
 package metrics
 
 import (
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -44,7 +45,12 @@ const (
 	BuildInfo              = "proxy_build_info"
 	PanicsTotal            = "proxy_panics_total"
 	PolicyRejectionsTotal  = "proxy_policy_rejections_total"
+	AcceptErrorsTotal      = "proxy_accept_errors_total"
 )
+
+// AcceptReasons are the values of proxy_accept_errors_total's reason
+// label: the resource that ran out, or other.
+var AcceptReasons = []string{"emfile", "enfile", "enobufs", "enomem", "other"}
 
 // DurationBuckets are the request latency bucket bounds in seconds. A proxy
 // adds well under a millisecond, so the low end is fine enough to see its
@@ -88,6 +94,7 @@ type Metrics struct {
 	reqBytes       *prometheus.CounterVec
 	resBytes       *prometheus.CounterVec
 	panics         prometheus.Counter
+	accepts        *prometheus.CounterVec
 	servers        *serverCollector
 
 	// now is the clock for reload timestamps; tests replace it.
@@ -196,11 +203,15 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: PanicsTotal,
 			Help: "Panics recovered while serving, wherever they were caught (the proxy's handler, its HTTP/1.1 fast path, net/http); each is also logged at ERROR with its stack.",
 		}),
+		accepts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: AcceptErrorsTotal,
+			Help: "Failures to accept a client connection on the main or admin listener, by reason: emfile (the process's descriptor limit), enfile (the system's), enobufs, enomem, other. Each is retried after a backoff; see docs/operations.md.",
+		}, []string{"reason"}),
 		servers: newServerCollector(),
 		now:     time.Now,
 	}
 	reg.MustRegister(m.requests, m.duration, m.rateLimited, m.policyRejected, m.retries, m.reloads,
-		m.reloadOK, m.reloadAt, m.health, m.build, m.storeUp, m.storeSwitch, m.protoErrors, m.reqBytes, m.resBytes, m.panics, m.servers)
+		m.reloadOK, m.reloadAt, m.health, m.build, m.storeUp, m.storeSwitch, m.protoErrors, m.reqBytes, m.resBytes, m.panics, m.accepts, m.servers)
 	// The process has loaded its first config by the time it builds its
 	// metrics, so the last load counts as successful until a reload fails.
 	m.reloadOK.Set(1)
@@ -209,7 +220,19 @@ func New(reg prometheus.Registerer) *Metrics {
 	// failures work before the first failure.
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
+	for _, r := range AcceptReasons {
+		m.accepts.WithLabelValues(r)
+	}
 	return m
+}
+
+// AcceptError counts a failure to accept a connection; reason is one of
+// AcceptReasons, anything else counts as other.
+func (m *Metrics) AcceptError(reason string) {
+	if !slices.Contains(AcceptReasons, reason) {
+		reason = "other"
+	}
+	m.accepts.WithLabelValues(reason).Inc()
 }
 
 // RateLimitStore records the state of a route's shared rate-limit store:

@@ -1,10 +1,8 @@
 package server
 
 import (
-	"errors"
 	"net"
 	"sync"
-	"time"
 )
 
 // handoff owns a listening socket and hands its connections to whichever
@@ -21,34 +19,28 @@ type handoff struct {
 	// done is closed when the accept loop ends; err says why.
 	done chan struct{}
 	err  error
+	// guard accepts for loop, which alone uses it.
+	guard *acceptGuard
 }
 
-func newHandoff(raw net.Listener) *handoff {
-	h := &handoff{raw: raw, conns: make(chan net.Conn), quit: make(chan struct{}), done: make(chan struct{})}
+func newHandoff(raw net.Listener, g *acceptGuard) *handoff {
+	h := &handoff{raw: raw, conns: make(chan net.Conn), quit: make(chan struct{}), done: make(chan struct{}), guard: g}
+	g.quit = h.quit
 	go h.loop()
 	return h
 }
 
 // loop accepts until the socket is closed. It ends when Close closes the
 // socket; a connection accepted while no view wants it waits for one.
+// Accept errors never end it: the guard counts, logs and retries them.
 func (h *handoff) loop() {
 	defer close(h.done)
-	var delay time.Duration
 	for {
-		c, err := h.raw.Accept()
+		c, err := h.guard.accept(h.raw)
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
-				// Out of file descriptors or a transient error: back off as
-				// net/http does, rather than spin.
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
-			}
 			h.err = err
 			return
 		}
-		delay = 0
 		select {
 		case h.conns <- c:
 		case <-h.quit:

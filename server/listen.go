@@ -75,7 +75,7 @@ func (s *Server) openMain(cfg *config.Config, sock *handoff) (*listener, error) 
 		if err != nil {
 			return nil, listenError("listen", cfg.Listen, cfg.Where("listen"), err)
 		}
-		sock = newHandoff(raw)
+		sock = newHandoff(raw, s.acceptGuard("listen", true))
 	}
 	ln := sock.view()
 	hs := &http.Server{
@@ -124,7 +124,15 @@ func (s *Server) openAdmin(cfg *config.Config) (*listener, error) {
 		return nil, listenError("admin.listen", addr, cfg.Where("admin.listen"), err)
 	}
 	hs := &http.Server{Handler: s.adminHandler(cfg, addr), ReadHeaderTimeout: 10 * time.Second}
-	return &listener{key: adminKey(cfg), hs: hs, srv: hs, ln: ln}, nil
+	gl := newGuardedListener(ln, s.acceptGuard("admin.listen", false))
+	return &listener{key: adminKey(cfg), hs: hs, srv: hs, ln: gl}, nil
+}
+
+// acceptGuard returns the guard of a new listening socket, counting into
+// the server's metrics and giving back its reserve; gated is for the main
+// listener (see acceptGuard.gated).
+func (s *Server) acceptGuard(name string, gated bool) *acceptGuard {
+	return &acceptGuard{name: name, log: s.log, count: s.metrics.AcceptError, reserve: s.reserve, gated: gated}
 }
 
 // listenError says which setting, written where, asked for an address that

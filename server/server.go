@@ -22,6 +22,7 @@ import (
 
 	"github.com/tbsphathuynh/proxy/config"
 	"github.com/tbsphathuynh/proxy/internal/forward"
+	"github.com/tbsphathuynh/proxy/internal/localfault"
 	"github.com/tbsphathuynh/proxy/internal/sdnotify"
 	"github.com/tbsphathuynh/proxy/metrics"
 	"github.com/tbsphathuynh/proxy/ratelimit"
@@ -90,8 +91,11 @@ type Server struct {
 
 	// main and admin are guarded by mu; nil until Start.
 	main, admin *listener
-	cert        atomic.Pointer[tls.Certificate]
-	draining    atomic.Bool
+	// reserve is the spare descriptors the listeners give back when the
+	// process runs out (see acceptGuard); opened by Start.
+	reserve  *localfault.Reserve
+	cert     atomic.Pointer[tls.Certificate]
+	draining atomic.Bool
 	// stopping is closed when Shutdown starts, ending the waits of
 	// retired listeners.
 	stopping chan struct{}
@@ -150,13 +154,16 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.cert.Store(cert)
+	s.reserve = localfault.NewReserve(localfault.ReserveSize())
 	main, err := s.openMain(rt.cfg, nil)
 	if err != nil {
+		s.reserve.Release()
 		return err
 	}
 	admin, err := s.openAdmin(rt.cfg)
 	if err != nil {
 		main.sock.Close()
+		s.reserve.Release()
 		return err
 	}
 	s.mu.Lock()
@@ -326,6 +333,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		admin.srv.Close()
 	}
 	s.wg.Wait()
+	s.reserve.Release() // no listener is left to refill it
 	s.rt.Load().close()
 	s.states.Close()
 	s.mu.Lock()

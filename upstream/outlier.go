@@ -103,6 +103,10 @@ type Check struct {
 	Result string `json:"result"`
 	// Latency is how long the check took.
 	Latency time.Duration `json:"latency"`
+	// Local, when set, names the proxy's own resource that ran out
+	// ("emfile", ...) so the check could not be made: it says nothing
+	// about the server, and the checker does not judge it.
+	Local string `json:"local,omitempty"`
 }
 
 // RecordCheck stores the outcome of an active health check and returns how

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"syscall"
+
+	"github.com/tbsphathuynh/proxy/internal/localfault"
 )
 
 // Sentinel causes of answers the proxy makes itself.
@@ -48,6 +50,15 @@ func (e *clientBodyError) Is(target error) bool { return target == errClientBody
 // could not be read. Such an attempt says nothing about the server.
 func clientFault(err error) bool {
 	return errors.Is(err, errClientBody) || errors.Is(err, context.Canceled) && !errors.Is(err, errTransportCanceled)
+}
+
+// blameless reports whether a failed attempt says nothing about the
+// server it was for: the client's fault (clientFault), or the proxy's own
+// resources ran out (localfault: descriptors, buffers, ephemeral ports).
+// Such an attempt reaches neither passive health, the breaker nor the
+// latency average, and is not retried on another server.
+func blameless(err error) bool {
+	return clientFault(err) || errors.Is(err, localfault.ErrLocal)
 }
 
 // clientBodyStatus is the status for a request body that could not be
@@ -100,6 +111,10 @@ func StatusFor(err error) int {
 		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrNoRoute):
 		return http.StatusNotFound
+	case errors.Is(err, localfault.ErrLocal):
+		// The proxy cannot take the request now (out of descriptors or
+		// ports): unavailable, as when no server is, not a bad gateway.
+		return http.StatusServiceUnavailable
 	case errors.Is(err, errClientBody):
 		// Before the server's own errors: the transport reports a body it
 		// could not read as its failure to send the request.

@@ -10,6 +10,8 @@
 package forward
 
 import (
+	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -21,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tbsphathuynh/proxy/internal/localfault"
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
 	"github.com/tbsphathuynh/proxy/upstream"
 )
@@ -69,6 +72,8 @@ type Route struct {
 	// upgrades are the protocols clients may switch to (AllowUpgrades).
 	upgrades []string
 	hooks    Hooks
+	// localLog spaces the log lines of requests failed by a local fault.
+	localLog localfault.Every
 }
 
 // Hooks let a custom build see and change what the route relays, as
@@ -335,6 +340,9 @@ func (rt *Route) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if info := reqinfo.From(r.Context()); info != nil {
 		info.Err = err
 	}
+	if le := (*localfault.Error)(nil); errors.As(err, &le) {
+		rt.logLocal(le)
+	}
 	status := StatusFor(err)
 	if rt.tryFallback(w, r, status) {
 		return
@@ -344,6 +352,20 @@ func (rt *Route) fail(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	WriteError(w, err, rt.up.RetryAfter)
+}
+
+// logLocal says, at most once a second per route, that requests failed
+// for want of the proxy's own resources, and how many did: under such a
+// shortage every request would log otherwise.
+func (rt *Route) logLocal(le *localfault.Error) {
+	ok, n := rt.localLog.Allow(time.Now())
+	if !ok || rt.log == nil {
+		return
+	}
+	rt.log.LogAttrs(context.Background(), slog.LevelWarn, "local fault: request answered 503",
+		slog.String("route", rt.name), slog.String("upstream", rt.up.Name),
+		slog.String("reason", le.Reason), slog.String("cause", localfault.Describe(le.Reason)),
+		slog.Int("requests", n), slog.String("err", le.Err.Error()))
 }
 
 // strip removes prefix from path, keeping a leading slash.

@@ -97,11 +97,14 @@ type joinedBody struct {
 
 // retriable reports whether a failed attempt may be tried on another
 // server: it never reached a server, or it is idempotent; the client is
-// still waiting, and its request body did not fail.
+// still waiting, its request body did not fail, and the proxy's own
+// resources did not fail it.
 func retriable(req *http.Request, err error) bool {
-	if req.Context().Err() != nil || clientFault(err) {
+	if req.Context().Err() != nil || blameless(err) {
 		// Another server would get the same broken body, or nobody
-		// waiting for its answer.
+		// waiting for its answer; or the proxy itself is short of
+		// descriptors or ports, which another server cannot mend and a
+		// retry would only take more of.
 		return false
 	}
 	return isDialError(err) || idempotent(req.Method)

@@ -15,6 +15,7 @@ import (
 	"time"
 	"weak"
 
+	"github.com/tbsphathuynh/proxy/internal/localfault"
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
 	"github.com/tbsphathuynh/proxy/upstream"
 )
@@ -157,7 +158,7 @@ func (u *Upstream) roundTrip(req *http.Request, info *reqinfo.Info, tb *trackedB
 			} else if retriable(req, err) {
 				next = u.pick(req, tried[:n])
 			}
-		case err != nil && req.Context().Err() == nil && (isDialError(err) || idempotent(req.Method) && isReset(err) && !clientFault(err)):
+		case err != nil && req.Context().Err() == nil && !blameless(err) && (isDialError(err) || idempotent(req.Method) && isReset(err)):
 			// No connection to the server could be made, so nothing of the
 			// request reached it: another server gets it whatever the
 			// method and whatever retries.attempts says; or an idempotent
@@ -171,6 +172,12 @@ func (u *Upstream) roundTrip(req *http.Request, info *reqinfo.Info, tb *trackedB
 			next = nil
 		}
 		if next == nil {
+			if info != nil && localfault.Is(err) {
+				// No server was reached: the answer is the proxy's own,
+				// and the server is not named where it would be blamed
+				// (per-server metrics).
+				info.Server = ""
+			}
 			return resp, err
 		}
 		if err == nil {
@@ -241,12 +248,16 @@ func (u *Upstream) try(req *http.Request, s *upstream.Server, tb *trackedBody) (
 			// net/http saw the client's connection end, a connection it
 			// tore down. The attempt failed for the client, and why.
 			err = be
+		} else {
+			// Out of descriptors, buffers or ports: the proxy's own
+			// fault, whichever server the attempt was for.
+			err = localfault.Wrap(err)
 		}
 	}
 	// Only the server's own failures reach passive health, the breaker and
-	// the latency average: an attempt the client broke or left says
-	// nothing about the server.
-	if u.Observer != nil && !clientFault(err) && !errors.Is(err, errTransportCanceled) {
+	// the latency average: an attempt the client broke or left, or that the
+	// proxy's own resources failed, says nothing about the server.
+	if u.Observer != nil && !blameless(err) && !errors.Is(err, errTransportCanceled) {
 		status := 0
 		if resp != nil {
 			status = resp.StatusCode

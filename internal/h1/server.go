@@ -128,10 +128,11 @@ func (s *Server) Serve(ln net.Listener) error {
 			if s.inShutdown.Load() {
 				return http.ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if temporary(err) {
 				// Out of file descriptors and the like: back off as
-				// net/http does rather than spin.
+				// net/http's Serve does, on the same errors, rather than
+				// spin or stop serving. (The proxy's own listeners never
+				// hand it an accept error: their guard retries them.)
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				s.logf("h1: accept error: %v; retrying in %v", err, delay)
 				time.Sleep(delay)
@@ -147,6 +148,15 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		go c.serve()
 	}
+}
+
+// temporary reports whether an accept error is worth another try, by the
+// rule net/http's Serve applies: the error says it is temporary, as
+// EMFILE, ENFILE, ECONNABORTED and timeouts do. The interface is spelled
+// out because net.Error's Temporary method is deprecated for other uses.
+func temporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
 }
 
 // track adds or removes a connection from the set Shutdown waits for; it

@@ -1,7 +1,0 @@
-//go:build unix
-
-package server
-
-import "syscall"
-
-var errTooManyFiles error = syscall.EMFILE

@@ -238,4 +238,3 @@ func waitFor(t testing.TB, what string, ok func() error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-

@@ -90,7 +90,9 @@ rate_limit:
 				if code == http.StatusOK {
 					allowed[tenant]++
 				}
-				lastSent = max(lastSent, sent)
+				if sent.After(lastSent) {
+					lastSent = sent
+				}
 				mu.Unlock()
 			}
 		})
@@ -111,7 +113,6 @@ rate_limit:
 	killed := time.Now()
 	c.Masters[1].Stop()
 	p := procs[0]
-	p.waitLog(t, `rate limit store unavailable; deciding locally`)
 	recovered := false
 	deadline := time.Now().Add(30 * time.Second)
 	for !recovered {
@@ -126,6 +127,7 @@ rate_limit:
 			strings.Contains(m, `proxy_rate_limit_store_switches_total{route="default"} 2`)
 	}
 	t.Logf("shared limiting back %v after the master was killed", time.Since(killed).Round(time.Millisecond))
+	p.waitLog(t, `rate limit store unavailable; deciding locally`)
 	p.waitLog(t, `rate limit store recovered`)
 	m := metricsOf(t, adminAddr)
 	local := regexp.MustCompile(`proxy_rate_limit_store_errors_total\{route="default"\} (\d+)`).FindStringSubmatch(m)

@@ -144,7 +144,7 @@ rate_limit:
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("/metrics lacks %s and store_up 1", wantLine)
+			t.Fatalf("/metrics lacks %s and store_up 1:\n%s", wantLine, storeLines(string(b)))
 		}
 		send(addrs[0])
 		time.Sleep(50 * time.Millisecond)
@@ -156,4 +156,15 @@ func startBackend(t *testing.T) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// storeLines picks the rate-limit store's lines out of a /metrics page.
+func storeLines(metrics string) string {
+	var out []string
+	for _, l := range strings.Split(metrics, "\n") {
+		if strings.HasPrefix(l, "proxy_rate_limit_store") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

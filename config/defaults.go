@@ -322,7 +322,7 @@ func (d defaulter) rateLimit(rl *RateLimit, p string) {
 	if d.unset(rl.OnStoreError == "", p+"on_store_error") {
 		rl.OnStoreError = "allow"
 	}
-	if d.unset(rl.Redis.Address == "", p+"redis.address") {
+	if d.unset(rl.Redis.Address == "" && len(rl.Redis.Addresses) == 0, p+"redis.address") && !d.pos.isSet(p+"redis.addresses") {
 		rl.Redis.Address = "127.0.0.1:6379"
 	}
 	if d.unset(rl.Redis.KeyPrefix == "", p+"redis.key_prefix") {

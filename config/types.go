@@ -175,13 +175,53 @@ type RateLimit struct {
 	TrustedProxies    []string `yaml:"trusted_proxies"`
 }
 
-// Redis locates the shared rate-limit store.
+// Redis locates the shared rate-limit store: one server, a Redis Cluster
+// or the master a set of Sentinels names.
 type Redis struct {
-	Address   string   `yaml:"address"`
-	Password  string   `yaml:"password"`
-	DB        int      `yaml:"db"`
-	KeyPrefix string   `yaml:"key_prefix"`
-	Timeout   Duration `yaml:"timeout"`
+	// Address is one server; a synonym of a one-element Addresses.
+	Address string `yaml:"address"`
+	// Addresses are the cluster's seed nodes, or the Sentinels when
+	// MasterName is set. More than one address without MasterName means
+	// Cluster.
+	Addresses []string `yaml:"addresses"`
+	// MasterName, when set, asks the Sentinels at Addresses for the master
+	// of that name.
+	MasterName string `yaml:"master_name"`
+	// Cluster forces Cluster mode with a single seed address (a cluster's
+	// configuration endpoint).
+	Cluster   bool      `yaml:"cluster"`
+	Username  string    `yaml:"username"`
+	Password  string    `yaml:"password"`
+	DB        int       `yaml:"db"`
+	KeyPrefix string    `yaml:"key_prefix"`
+	Timeout   Duration  `yaml:"timeout"`
+	TLS       *RedisTLS `yaml:"tls"`
+}
+
+// Addrs returns the addresses to connect to: Addresses, or Address alone.
+func (r *Redis) Addrs() []string {
+	if len(r.Addresses) > 0 {
+		return r.Addresses
+	}
+	if r.Address != "" {
+		return []string{r.Address}
+	}
+	return nil
+}
+
+// RedisTLS turns TLS on for the connections to Redis (Sentinels included).
+// An empty section verifies the server against the system's roots.
+type RedisTLS struct {
+	// CAFile holds the PEM certificates that may sign the server's
+	// certificate, instead of the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// ServerName is the name checked in the server's certificate (default:
+	// the host of the address dialled).
+	ServerName string `yaml:"server_name"`
+	// CertFile and KeyFile are the client certificate, for servers that
+	// ask for one (Redis' tls-auth-clients).
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // Retries says when a failed request is tried again on another server.

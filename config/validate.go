@@ -338,11 +338,7 @@ func (c *checker) rateLimit(p string, rl *RateLimit) {
 	switch rl.Store {
 	case "memory":
 	case "redis":
-		c.listen(p+"redis.address", rl.Redis.Address)
-		c.positive(p+"redis.timeout", rl.Redis.Timeout)
-		if rl.Redis.DB < 0 {
-			c.errf(p+"redis.db", "must be ≥ 0, not %d", rl.Redis.DB)
-		}
+		c.redis(p+"redis.", &rl.Redis)
 	default:
 		c.errf(p+"store", "must be memory or redis, not %s", quote(rl.Store))
 	}

@@ -36,6 +36,7 @@ const (
 	RateLimitedTotal       = "proxy_rate_limited_total"
 	RateLimitStoreUp       = "proxy_rate_limit_store_up"
 	RateLimitStoreSwitches = "proxy_rate_limit_store_switches_total"
+	RateLimitStoreErrors   = "proxy_rate_limit_store_errors_total"
 	RetriesTotal           = "proxy_retries_total"
 	ProtocolErrorsTotal    = "proxy_upstream_protocol_errors_total"
 	ConfigReloadsTotal     = "proxy_config_reloads_total"
@@ -90,6 +91,7 @@ type Metrics struct {
 	build          *prometheus.GaugeVec
 	storeUp        *prometheus.GaugeVec
 	storeSwitch    *prometheus.CounterVec
+	storeErrors    *prometheus.CounterVec
 	protoErrors    *prometheus.CounterVec
 	reqBytes       *prometheus.CounterVec
 	resBytes       *prometheus.CounterVec
@@ -102,9 +104,10 @@ type Metrics struct {
 
 	// Children already resolved from the vectors, so the hot path neither
 	// hashes label values nor builds a []string for WithLabelValues.
-	reqs    cowMap[reqKey, reqChild]
-	limited cowMap[string, prometheus.Counter]
-	retried cowMap[string, prometheus.Counter]
+	reqs     cowMap[reqKey, reqChild]
+	limited  cowMap[string, prometheus.Counter]
+	storeErr cowMap[string, prometheus.Counter]
+	retried  cowMap[string, prometheus.Counter]
 }
 
 type reqKey struct {
@@ -187,6 +190,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: RateLimitStoreSwitches,
 			Help: "Switches of a route's rate limiting between the shared store and its fallback, counted once per transition.",
 		}, []string{"route"}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: RateLimitStoreErrors,
+			Help: "Rate-limit decisions of a route made without its shared (Redis) store because the store failed: by the local limiter (on_store_error allow) or as refusals (deny).",
+		}, []string{"route"}),
 		protoErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: ProtocolErrorsTotal,
 			Help: "Breaches of HTTP framing by a server that failed no request, such as bytes sent on a kept-alive connection outside any answer; the connection was closed, never reused.",
@@ -211,7 +218,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		now:     time.Now,
 	}
 	reg.MustRegister(m.requests, m.duration, m.rateLimited, m.policyRejected, m.retries, m.reloads,
-		m.reloadOK, m.reloadAt, m.health, m.build, m.storeUp, m.storeSwitch, m.protoErrors, m.reqBytes, m.resBytes, m.panics, m.accepts, m.servers)
+		m.reloadOK, m.reloadAt, m.health, m.build, m.storeUp, m.storeSwitch, m.storeErrors, m.protoErrors, m.reqBytes, m.resBytes, m.panics, m.accepts, m.servers)
 	// The process has loaded its first config by the time it builds its
 	// metrics, so the last load counts as successful until a reload fails.
 	m.reloadOK.Set(1)
@@ -246,6 +253,20 @@ func (m *Metrics) RateLimitStore(route string, up, switched bool) {
 	if switched {
 		m.storeSwitch.WithLabelValues(route).Inc()
 	}
+	// Every route with a store shows 0 decisions made locally from the
+	// start, so increase() works on the first outage.
+	m.storeErrors.WithLabelValues(route)
+}
+
+// RateLimitStoreError counts one rate-limit decision of route made without
+// its shared store because the store failed. It allocates nothing once the
+// route has been seen.
+func (m *Metrics) RateLimitStoreError(route string) {
+	c, ok := m.storeErr.get(route)
+	if !ok {
+		c = m.storeErr.add(route, func(r string) prometheus.Counter { return m.storeErrors.WithLabelValues(r) })
+	}
+	c.Inc()
 }
 
 // Observe records one finished request: route, upstream and server are

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,6 +65,11 @@ type RedisOptions struct {
 	// Redis starts failing, with true when it answers again. It runs on the
 	// request that noticed, so it must be quick.
 	OnStateChange func(healthy bool)
+	// OnLocalDecision, if set, is called for every decision made without
+	// Redis because it failed: by the local limiter under StoreErrorAllow,
+	// as a refusal under StoreErrorDeny. It runs on the request, so it must
+	// be quick.
+	OnLocalDecision func()
 }
 
 // Redis is a Limiter whose state lives in Redis, so that every proxy
@@ -82,6 +88,7 @@ type Redis struct {
 	local   *Memory // stand-in under StoreErrorAllow; nil under StoreErrorDeny
 	log     *slog.Logger
 	notify  func(healthy bool)
+	onLocal func()
 
 	// intervalUS and limitUS are the script's arguments, boxed once.
 	intervalUS, limitUS any
@@ -89,6 +96,7 @@ type Redis struct {
 	healthy atomic.Bool
 	retryAt atomic.Int64  // while unhealthy: now.UnixNano() from which a request may probe Redis
 	changes atomic.Uint64 // switches to and from the fallback
+	locals  atomic.Uint64 // decisions made without Redis because it failed
 
 	callerClock bool // tests only: decide at the now passed to Allow instead of Redis TIME
 }
@@ -155,6 +163,7 @@ func NewRedis(client redis.UniversalClient, rate float64, burst int, opts RedisO
 		backoff:    cmpOr(opts.Backoff, DefaultRedisBackoff),
 		log:        opts.Logger,
 		notify:     opts.OnStateChange,
+		onLocal:    opts.OnLocalDecision,
 		intervalUS: g.interval / int64(time.Microsecond),
 		limitUS:    g.limit / int64(time.Microsecond),
 	}
@@ -198,7 +207,7 @@ func (l *Redis) Allow(ctx context.Context, key string, now time.Time) Decision {
 		// carry on with the fallback rather than all waiting on a dead store.
 		at := l.retryAt.Load()
 		if now.UnixNano() < at || !l.retryAt.CompareAndSwap(at, now.Add(l.backoff).UnixNano()) {
-			return l.fallback(ctx, key, now)
+			return l.decideLocally(ctx, key, now)
 		}
 	}
 	d, err := l.eval(ctx, key, now)
@@ -209,6 +218,12 @@ func (l *Redis) Allow(ctx context.Context, key string, now time.Time) Decision {
 			return l.fallback(ctx, key, now)
 		}
 		l.retryAt.Store(now.Add(l.backoff).UnixNano())
+		if r, ok := l.client.(stateReloader); ok {
+			// A Cluster client keeps its map of slots to nodes for a minute;
+			// after a failover the slot's new master is only found once
+			// the map is read again, so ask for that on every failure.
+			r.ReloadState(ctx)
+		}
 		if l.healthy.CompareAndSwap(true, false) {
 			l.changes.Add(1)
 			msg := "rate limit store unavailable; deciding locally until it recovers"
@@ -220,7 +235,7 @@ func (l *Redis) Allow(ctx context.Context, key string, now time.Time) Decision {
 				l.notify(false)
 			}
 		}
-		return l.fallback(ctx, key, now)
+		return l.decideLocally(ctx, key, now)
 	}
 	if !l.healthy.Load() && l.healthy.CompareAndSwap(false, true) {
 		l.changes.Add(1)
@@ -252,6 +267,19 @@ func (l *Redis) eval(ctx context.Context, key string, now time.Time) (Decision, 
 	return l.g.decision(res[0] == 1, res[1]*int64(time.Microsecond)), nil
 }
 
+// stateReloader is implemented by go-redis' ClusterClient.
+type stateReloader interface{ ReloadState(context.Context) }
+
+// decideLocally makes a decision without Redis, which failed, and counts it.
+// made by the fallback.
+func (l *Redis) decideLocally(ctx context.Context, key string, now time.Time) Decision {
+	l.locals.Add(1)
+	if l.onLocal != nil {
+		l.onLocal()
+	}
+	return l.fallback(ctx, key, now)
+}
+
 // fallback decides while Redis is failing, by the OnStoreError policy.
 func (l *Redis) fallback(ctx context.Context, key string, now time.Time) Decision {
 	if l.local != nil {
@@ -269,6 +297,10 @@ func (l *Redis) policy() string {
 
 // Healthy reports whether the last decision reached Redis.
 func (l *Redis) Healthy() bool { return l.healthy.Load() }
+
+// LocalDecisions reports how many decisions were made without Redis
+// because it failed.
+func (l *Redis) LocalDecisions() uint64 { return l.locals.Load() }
 
 // StateChanges reports how many times the limiter has switched to or from
 // its fallback: an odd count means it is on the fallback now.
@@ -292,6 +324,54 @@ func ClientOptions(addr, password string, db int, timeout time.Duration) *redis.
 		ContextTimeoutEnabled: true,
 		MaxRetries:            -1,
 	}
+}
+
+// RedisClientOptions says how to reach the Redis of a Redis limiter.
+type RedisClientOptions struct {
+	// Addrs is one server, a cluster's seed nodes, or the Sentinels when
+	// MasterName is set.
+	Addrs []string
+	// MasterName asks the Sentinels at Addrs for the master of that name.
+	MasterName string
+	// Cluster forces Cluster mode with a single address; more than one
+	// address without MasterName always means Cluster.
+	Cluster bool
+	// Username and Password log in (AUTH [username] password); Username is
+	// an ACL user, empty for the default user.
+	Username, Password string
+	// DB selects the database; Cluster has only 0.
+	DB int
+	// TLS, if set, is used for every connection, to Sentinels as well.
+	TLS *tls.Config
+	// Timeout bounds every wait, as in ClientOptions.
+	Timeout time.Duration
+}
+
+// NewRedisClient returns a client for o: a Sentinel-backed failover client
+// when MasterName is set, a Cluster client for several addresses (or
+// Cluster), a plain client otherwise; each with the timeouts of
+// ClientOptions. A Cluster client follows MOVED and ASK redirects (a slot
+// that moved is not a failure), and a Redis limiter asks it to re-read the
+// slot map whenever a decision fails, so a promoted replica is found
+// without waiting for the client's periodic refresh.
+func NewRedisClient(o RedisClientOptions) redis.UniversalClient {
+	base := ClientOptions("", o.Password, o.DB, o.Timeout)
+	return redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:                 o.Addrs,
+		MasterName:            o.MasterName,
+		IsClusterMode:         o.Cluster && o.MasterName == "",
+		Username:              o.Username,
+		Password:              o.Password,
+		DB:                    o.DB,
+		TLSConfig:             o.TLS,
+		DialTimeout:           base.DialTimeout,
+		DialerRetries:         base.DialerRetries,
+		ReadTimeout:           base.ReadTimeout,
+		WriteTimeout:          base.WriteTimeout,
+		PoolTimeout:           base.PoolTimeout,
+		ContextTimeoutEnabled: base.ContextTimeoutEnabled,
+		MaxRetries:            base.MaxRetries,
+	})
 }
 
 // RedisLogger adapts l for the Redis client library's own log

@@ -76,7 +76,7 @@ type Server struct {
 	transports *shared[transportKey, *http.Transport]
 	files      *shared[string, *logFile]
 	limiters   *shared[limiterKey, ratelimit.Limiter]
-	redis      *shared[config.Redis, *redis.Client]
+	redis      *shared[redisKey, redis.UniversalClient]
 
 	registry    *prometheus.Registry
 	metrics     *metrics.Metrics
@@ -111,7 +111,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		transports: newShared[transportKey](forward.CloseIdleConnections),
 		files:      newShared[string](func(f *logFile) { f.Close() }),
 		limiters:   newShared[limiterKey](func(ratelimit.Limiter) {}),
-		redis:      newShared[config.Redis](func(c *redis.Client) { c.Close() }),
+		redis:      newShared[redisKey](func(c redis.UniversalClient) { c.Close() }),
 		stopping:   make(chan struct{}),
 	}
 	if s.log == nil {

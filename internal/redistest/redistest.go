@@ -10,10 +10,13 @@ package redistest
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,9 +33,12 @@ type Server struct {
 	// Addr is "127.0.0.1:PORT"; it stays the same across Stop and Start.
 	Addr string
 
-	t   testing.TB
-	bin string
-	dir string
+	t    testing.TB
+	bin  string
+	dir  string
+	opts Options
+
+	busPort int // the cluster bus, with Options.ClusterBus
 
 	mu   sync.Mutex // guards cmd and done
 	cmd  *exec.Cmd  // nil while stopped
@@ -47,16 +53,43 @@ func Start(t testing.TB) (addr string, stop func()) {
 	return s.Addr, s.Stop
 }
 
+// Options change how NewServerWith runs redis-server.
+type Options struct {
+	// Args are more redis-server settings, as on its command line
+	// ("--cluster-enabled", "yes"); for a Sentinel, whole lines of its
+	// config file.
+	Args []string
+	// TLS, if set, serves TLS only: the port is Redis' tls-port and the
+	// plain port is off. Clients need not present a certificate.
+	TLS *TLS
+	// Sentinel runs a Sentinel instead of a server.
+	Sentinel bool
+	// ClusterBus, if set, is given a second free port, the cluster bus
+	// (Redis would otherwise use port+10000, which may not exist).
+	ClusterBus bool
+}
+
+// TLS names the server's certificate, key and CA files.
+type TLS struct {
+	CertFile, KeyFile, CAFile string
+}
+
 // NewServer starts a redis-server for t on a free loopback port, waits until
 // it answers PING, and stops it on t's cleanup. It calls t.Fatal if
 // redis-server is not installed or does not come up.
 func NewServer(t testing.TB) *Server {
 	t.Helper()
+	return NewServerWith(t, Options{})
+}
+
+// NewServerWith is NewServer with options.
+func NewServerWith(t testing.TB, opts Options) *Server {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("redis-server not installed: run make test, which installs it (%v)", err)
 	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir()}
+	s := &Server{t: t, bin: bin, dir: t.TempDir(), opts: opts}
 	t.Cleanup(s.Stop)
 	// Another process may take the free port between our probe and
 	// redis-server binding it; a fresh port then usually works.
@@ -66,6 +99,11 @@ func NewServer(t testing.TB) *Server {
 			t.Fatalf("redistest: %v", err)
 		}
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if opts.ClusterBus {
+			if s.busPort, err = freePort(); err != nil {
+				t.Fatalf("redistest: %v", err)
+			}
+		}
 		err = s.start()
 		if err == nil {
 			return s
@@ -105,14 +143,10 @@ func (s *Server) start() error {
 	if s.cmd != nil {
 		return nil
 	}
-	_, port, _ := net.SplitHostPort(s.Addr)
-	cmd := exec.Command(s.bin,
-		"--port", port,
-		"--bind", "127.0.0.1",
-		"--save", "",
-		"--appendonly", "no",
-		"--dir", s.dir,
-	)
+	cmd, err := s.command()
+	if err != nil {
+		return err
+	}
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -123,27 +157,66 @@ func (s *Server) start() error {
 	// so t's cleanup) forces.
 	go func() { done <- cmd.Wait() }()
 
-	if err := waitReady(s.Addr, done); err != nil {
-		_ = cmd.Process.Kill()
-		<-done
+	if err := waitReady(s.Addr, s.opts.TLS != nil, done); err != nil {
+		if !errors.Is(err, errExited) {
+			_ = cmd.Process.Kill()
+			<-done
+		}
 		return fmt.Errorf("redis-server on %s: %w; its output:\n%s", s.Addr, err, out.String())
 	}
 	s.cmd, s.done = cmd, done
 	return nil
 }
 
-// waitReady polls addr with PING until it answers PONG, the process exits,
-// or startTimeout passes.
-func waitReady(addr string, exited <-chan error) error {
+// errExited says the process exited before it was ready; waitReady has
+// received its exit status.
+var errExited = errors.New("exited before answering")
+
+// command builds the redis-server command line.
+func (s *Server) command() (*exec.Cmd, error) {
+	_, port, _ := net.SplitHostPort(s.Addr)
+	if s.opts.Sentinel {
+		// A Sentinel reads, and rewrites, a config file of its own.
+		conf := filepath.Join(s.dir, "sentinel.conf")
+		if _, err := os.Stat(conf); err != nil {
+			lines := append([]string{"port " + port, "bind 127.0.0.1", "dir " + s.dir}, s.opts.Args...)
+			if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+				return nil, err
+			}
+		}
+		return exec.Command(s.bin, conf, "--sentinel"), nil
+	}
+	args := []string{
+		"--bind", "127.0.0.1",
+		"--save", "",
+		"--appendonly", "no",
+		"--dir", s.dir,
+	}
+	if t := s.opts.TLS; t != nil {
+		args = append(args, "--port", "0", "--tls-port", port,
+			"--tls-cert-file", t.CertFile, "--tls-key-file", t.KeyFile,
+			"--tls-ca-cert-file", t.CAFile, "--tls-auth-clients", "no")
+	} else {
+		args = append(args, "--port", port)
+	}
+	if s.busPort != 0 {
+		args = append(args, "--cluster-port", strconv.Itoa(s.busPort))
+	}
+	return exec.Command(s.bin, append(args, s.opts.Args...)...), nil
+}
+
+// waitReady polls addr with PING until it answers PONG (or that it needs
+// a login first), the process exits, or startTimeout passes.
+func waitReady(addr string, useTLS bool, exited <-chan error) error {
 	deadline := time.Now().Add(startTimeout)
 	var last error
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-exited:
-			return fmt.Errorf("exited before answering: %v", err)
+			return fmt.Errorf("%w: %v", errExited, err)
 		default:
 		}
-		if last = ping(addr); last == nil {
+		if last = pingTLS(addr, useTLS); last == nil {
 			return nil
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -152,8 +225,19 @@ func waitReady(addr string, exited <-chan error) error {
 }
 
 // ping sends one inline PING command.
-func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+func ping(addr string) error { return pingTLS(addr, false) }
+
+// pingTLS sends one inline PING command, over TLS if asked (trusting any
+// certificate: this only asks whether the server is up).
+func pingTLS(addr string, useTLS bool) error {
+	var c net.Conn
+	var err error
+	if useTLS {
+		d := &net.Dialer{Timeout: time.Second}
+		c, err = tls.DialWithDialer(d, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	} else {
+		c, err = net.DialTimeout("tcp", addr, time.Second)
+	}
 	if err != nil {
 		return err
 	}
@@ -166,7 +250,7 @@ func ping(addr string) error {
 	if err != nil {
 		return err
 	}
-	if strings.TrimSpace(line) != "+PONG" {
+	if l := strings.TrimSpace(line); l != "+PONG" && !strings.HasPrefix(l, "-NOAUTH") {
 		return errors.New("unexpected reply " + strconv.Quote(line))
 	}
 	return nil

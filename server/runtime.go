@@ -14,6 +14,7 @@ import (
 	"github.com/tbsphathuynh/proxy/health"
 	"github.com/tbsphathuynh/proxy/internal/accesslog"
 	"github.com/tbsphathuynh/proxy/internal/forward"
+	"github.com/tbsphathuynh/proxy/internal/servertls"
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
 	"github.com/tbsphathuynh/proxy/middleware"
 	"github.com/tbsphathuynh/proxy/policy"
@@ -288,6 +289,9 @@ func (s *Server) compileUpstream(rt *runtime, name string, uc *config.Upstream) 
 	// their timers belong to the servers' states.
 	cu := &compiledUpstream{pool: pool, cfg: uc, stop: []func(){pool.Close}}
 
+	st := servertls.Collect(uc.Servers)
+	s.warnInsecure(name, uc.Servers)
+
 	hc := uc.HealthChecks
 	pc := health.PassiveConfig{}
 	if ps := hc.Passive; ps != nil {
@@ -319,6 +323,10 @@ func (s *Server) compileUpstream(rt *runtime, name string, uc *config.Upstream) 
 		if err != nil {
 			return nil, fmt.Errorf("upstream %s: health_checks.expected_status: %w", name, err)
 		}
+		hdial, err := healthDial(st, hc.Timeout.D())
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: %w", name, err)
+		}
 		ck := health.NewChecker(pool, health.Config{
 			Interval:           hc.Interval.D(),
 			FastInterval:       hc.FastInterval.D(),
@@ -329,6 +337,7 @@ func (s *Server) compileUpstream(rt *runtime, name string, uc *config.Upstream) 
 			ExpectedBody:       hc.ExpectedBody,
 			HealthyThreshold:   hc.HealthyThreshold,
 			UnhealthyThreshold: hc.UnhealthyThreshold,
+			DialTLSContext:     hdial,
 		}, log)
 		ck.OnCheck = func(sv *upstream.Server, res upstream.Check) {
 			s.metrics.HealthCheck(name, sv.Name, res.OK, res.Latency)
@@ -348,11 +357,15 @@ func (s *Server) compileUpstream(rt *runtime, name string, uc *config.Upstream) 
 	if rc.Attempts > 0 {
 		retry.Budget = forward.NewBudget(rc.Budget, rc.MinPerSecond)
 	}
+	tr, err := s.transport(rt, uc.Timeouts, st)
+	if err != nil {
+		return nil, fmt.Errorf("upstream %s: %w", name, err)
+	}
 	cu.fwd = &forward.Upstream{
 		Name:       name,
 		Pool:       pool,
 		Picker:     policy,
-		Transport:  s.transport(rt, uc.Timeouts),
+		Transport:  tr,
 		Observer:   observers,
 		Retry:      retry,
 		RetryAfter: retryAfter(uc),

@@ -5,7 +5,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -94,7 +93,7 @@ type Server struct {
 	// reserve is the spare descriptors the listeners give back when the
 	// process runs out (see acceptGuard); opened by Start.
 	reserve  *localfault.Reserve
-	cert     atomic.Pointer[tls.Certificate]
+	cert     atomic.Pointer[listenerTLS]
 	draining atomic.Bool
 	// stopping is closed when Shutdown starts, ending the waits of
 	// retired listeners.
@@ -149,7 +148,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Start opens the listeners and serves in the background.
 func (s *Server) Start() error {
 	rt := s.rt.Load()
-	cert, err := loadCertificate(rt.cfg)
+	cert, err := s.loadCertificate(rt.cfg)
 	if err != nil {
 		return err
 	}
@@ -238,7 +237,7 @@ func (s *Server) Apply(cfg *config.Config) error {
 
 func (s *Server) apply(cfg *config.Config) error {
 	old := s.rt.Load()
-	cert, err := loadCertificate(cfg)
+	cert, err := s.loadCertificate(cfg)
 	if err != nil {
 		return err
 	}

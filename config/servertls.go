@@ -16,6 +16,29 @@ func (c *checker) listenerTLS(t *TLS) {
 	}
 }
 
+// edge checks http_redirect and hsts, which only make sense beside a TLS
+// listener.
+func (c *checker) edge(cfg *Config) {
+	if a := cfg.HTTPRedirect; a != "" {
+		switch {
+		case cfg.TLS == nil:
+			c.errf("http_redirect", "needs tls: there is no https listener to send clients to")
+		case !c.listen("http_redirect", a):
+		case sameSocket(a, cfg.Listen):
+			c.errf("http_redirect", "must differ from listen (%s): both would take the same port", quote(cfg.Listen))
+		case cfg.Admin.Listen != nil && *cfg.Admin.Listen != "" && sameSocket(a, *cfg.Admin.Listen):
+			c.errf("http_redirect", "must differ from admin.listen (%s): both would take the same port", quote(*cfg.Admin.Listen))
+		}
+	}
+	if h := cfg.HSTS; h != nil {
+		if cfg.TLS == nil {
+			// RFC 6797 §7.2: the header means nothing over plain HTTP.
+			c.errf("hsts", "needs tls: browsers ignore Strict-Transport-Security over plain HTTP (RFC 6797 §7.2)")
+		}
+		c.positive("hsts.max_age", h.MaxAge)
+	}
+}
+
 // serverTLS checks servers[i].tls; sp is the server's path
 // ("servers[0]" or "upstreams.NAME.servers[0]").
 func (c *checker) serverTLS(sp string, s Server) {

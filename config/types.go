@@ -11,9 +11,16 @@ import "time"
 // Timeouts and CircuitBreaker describe the default upstream (named
 // DefaultUpstream) and its catch-all route.
 type Config struct {
-	Listen          string   `yaml:"listen"`
-	TLS             *TLS     `yaml:"tls"`
-	H2C             bool     `yaml:"h2c"`
+	Listen string `yaml:"listen"`
+	TLS    *TLS   `yaml:"tls"`
+	H2C    bool   `yaml:"h2c"`
+	// HTTPRedirect is the address of a plain-HTTP listener that answers
+	// every request with a 308 to the same host and URI over https; ""
+	// means none. It needs tls.
+	HTTPRedirect string `yaml:"http_redirect"`
+	// HSTS, with tls, adds Strict-Transport-Security to every answer
+	// over TLS.
+	HSTS            *HSTS    `yaml:"hsts"`
 	Admin           Admin    `yaml:"admin"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// Watch reloads the config when its file changes.
@@ -53,6 +60,14 @@ type TLS struct {
 	// MinVersion is the lowest TLS version offered: "1.2" (the default)
 	// or "1.3".
 	MinVersion string `yaml:"min_version"`
+}
+
+// HSTS tells browsers to reach the site over https only (RFC 6797).
+type HSTS struct {
+	// MaxAge is how long browsers remember it, such as "365d".
+	MaxAge Duration `yaml:"max_age"`
+	// IncludeSubdomains extends it to every subdomain of the host.
+	IncludeSubdomains bool `yaml:"include_subdomains"`
 }
 
 // ServerTLS is how the proxy speaks TLS to one https server: whom it

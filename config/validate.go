@@ -96,6 +96,7 @@ func (c *checker) config(cfg *Config) {
 		c.tlsFiles(cfg.TLS)
 	}
 	c.admin(cfg)
+	c.edge(cfg)
 	c.nonNegative("shutdown_timeout", cfg.ShutdownTimeout)
 	c.nonNegative("client.read_header_timeout", cfg.Client.ReadHeaderTimeout)
 	c.nonNegative("client.idle_timeout", cfg.Client.IdleTimeout)

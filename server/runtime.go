@@ -35,6 +35,9 @@ type runtime struct {
 	upstreams map[string]*compiledUpstream
 	// order lists upstream names as the config has them, default first.
 	order []string
+	// hsts is the Strict-Transport-Security value for answers over TLS,
+	// or "".
+	hsts string
 
 	// The direct lane (see direct.go): on unless turned off or tracing,
 	// which reads and rewrites the request's header, is on; directs[i] is route i's
@@ -67,7 +70,7 @@ type compiledUpstream struct {
 // visible until the caller swaps the runtime in; start makes its
 // background work (health checks) run.
 func (s *Server) compile(cfg *config.Config) (_ *runtime, err error) {
-	rt := &runtime{cfg: cfg, upstreams: make(map[string]*compiledUpstream)}
+	rt := &runtime{cfg: cfg, upstreams: make(map[string]*compiledUpstream), hsts: hstsValue(cfg.HSTS)}
 	defer func() {
 		if err != nil {
 			// The pools joined their servers' states and the runtime holds

@@ -204,3 +204,39 @@ func TestTLSMinVersion(t *testing.T) {
 		}
 	}
 }
+
+// Renewed certificate files are served without a reload or restart.
+func TestCertificateFilesReloadedWhenChanged(t *testing.T) {
+	p := newPKI(t)
+	be := backend(t, "a", nil)
+	var logs logBuffer
+	px := startProxyLogging(t, fmt.Sprintf("tls: {cert_file: %s, key_file: %s}\nservers:\n"+servers(be), p.serverCert, p.serverKey), &logs)
+	served := func() string {
+		c, err := tls.Dial("tcp", px.Addr(), &tls.Config{RootCAs: p.serverCA.Pool(), ServerName: "backend.test"})
+		if err != nil {
+			t.Fatalf("handshake: %v", err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
+	if cn := served(); cn != "backend.test" {
+		t.Fatalf("served %q at first", cn)
+	}
+	// Written beside and renamed into place, as certbot and cert-manager
+	// do, so no handshake reads half a file.
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "new.pem"), filepath.Join(dir, "new.key")
+	if err := p.serverCA.Write(testcert.Leaf{CommonName: "renewed", DNSNames: []string{"backend.test"}}, cert, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(key, p.serverKey); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(cert, p.serverCert); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the renewed certificate to be served", func() bool { return served() == "renewed" })
+	if !strings.Contains(logs.String(), "new certificate in use") {
+		t.Errorf("the change was not logged:\n%s", logs.String())
+	}
+}

@@ -5,9 +5,6 @@ import (
 	"strings"
 )
 
-// TLSVersions are the values tls.min_version takes.
-var TLSVersions = []string{"1.2", "1.3"}
-
 // listenerTLS checks the client-facing TLS settings beyond the
 // certificate.
 func (c *checker) listenerTLS(t *TLS) {

@@ -16,32 +16,55 @@ import (
 // that -validate and a reload catch a missing or mismatched file rather
 // than the start that follows.
 func (c *checker) tlsFiles(t *TLS) {
-	if !c.files || t.CertFile == "" || t.KeyFile == "" {
+	c.keyPair("tls.", t.CertFile, t.KeyFile, "clients")
+	c.caFile("tls.client_ca_file", t.ClientCAFile)
+}
+
+// keyPair reads a certificate and its key; p is the prefix of their keys
+// ("tls." or "servers[0].tls."), and who says who refuses an expired one.
+func (c *checker) keyPair(p, certFile, keyFile, who string) {
+	if !c.files || certFile == "" || keyFile == "" {
 		return
 	}
-	certPEM, certErr := os.ReadFile(t.CertFile)
+	certPEM, certErr := os.ReadFile(certFile)
 	if certErr != nil {
-		c.errf("tls.cert_file", "cannot read %s: %s", quote(t.CertFile), readReason(certErr))
+		c.errf(p+"cert_file", "cannot read %s: %s", quote(certFile), readReason(certErr))
 	}
-	keyPEM, keyErr := os.ReadFile(t.KeyFile)
+	keyPEM, keyErr := os.ReadFile(keyFile)
 	if keyErr != nil {
-		c.errf("tls.key_file", "cannot read %s: %s", quote(t.KeyFile), readReason(keyErr))
+		c.errf(p+"key_file", "cannot read %s: %s", quote(keyFile), readReason(keyErr))
 	}
 	if certErr != nil || keyErr != nil {
 		return
 	}
 	leaf, msg := firstCertificate(certPEM)
 	if msg != "" {
-		c.errf("tls.cert_file", "%s: %s", quote(t.CertFile), msg)
+		c.errf(p+"cert_file", "%s: %s", quote(certFile), msg)
 		return
 	}
 	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
 		// The certificate parsed, so what is wrong is the key or the pair.
-		c.errf("tls.key_file", "%s: %s", quote(t.KeyFile), strings.TrimPrefix(err.Error(), "tls: "))
+		c.errf(p+"key_file", "%s: %s", quote(keyFile), strings.TrimPrefix(err.Error(), "tls: "))
 		return
 	}
 	if now := time.Now(); now.After(leaf.NotAfter) {
-		c.warnf("tls.cert_file", "%s expired on %s; clients will refuse it", quote(t.CertFile), leaf.NotAfter.UTC().Format(time.DateOnly))
+		c.warnf(p+"cert_file", "%s expired on %s; %s will refuse it", quote(certFile), leaf.NotAfter.UTC().Format(time.DateOnly), who)
+	}
+}
+
+// caFile reads a file of trusted CA certificates, as the proxy will: it
+// must hold at least one.
+func (c *checker) caFile(path, file string) {
+	if !c.files || file == "" {
+		return
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		c.errf(path, "cannot read %s: %s", quote(file), readReason(err))
+		return
+	}
+	if _, msg := firstCertificate(data); msg != "" {
+		c.errf(path, "%s: %s", quote(file), msg)
 	}
 }
 

@@ -11,9 +11,16 @@ import "time"
 // Timeouts and CircuitBreaker describe the default upstream (named
 // DefaultUpstream) and its catch-all route.
 type Config struct {
-	Listen          string   `yaml:"listen"`
-	TLS             *TLS     `yaml:"tls"`
-	H2C             bool     `yaml:"h2c"`
+	Listen string `yaml:"listen"`
+	TLS    *TLS   `yaml:"tls"`
+	H2C    bool   `yaml:"h2c"`
+	// HTTPRedirect is the address of a plain-HTTP listener that answers
+	// every request with a 308 to the same host and URI over https; ""
+	// means none. It needs tls.
+	HTTPRedirect string `yaml:"http_redirect"`
+	// HSTS, with tls, adds Strict-Transport-Security to every answer
+	// over TLS.
+	HSTS            *HSTS    `yaml:"hsts"`
 	Admin           Admin    `yaml:"admin"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// Watch reloads the config when its file changes.
@@ -46,6 +53,40 @@ const DefaultUpstream = "default"
 type TLS struct {
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile, when set, makes client certificates required: only a
+	// client presenting a certificate signed by one of these CAs (PEM)
+	// completes the handshake (mTLS).
+	ClientCAFile string `yaml:"client_ca_file"`
+	// MinVersion is the lowest TLS version offered: "1.2" (the default)
+	// or "1.3".
+	MinVersion string `yaml:"min_version"`
+}
+
+// HSTS tells browsers to reach the site over https only (RFC 6797).
+type HSTS struct {
+	// MaxAge is how long browsers remember it, such as "365d".
+	MaxAge Duration `yaml:"max_age"`
+	// IncludeSubdomains extends it to every subdomain of the host.
+	IncludeSubdomains bool `yaml:"include_subdomains"`
+}
+
+// ServerTLS is how the proxy speaks TLS to one https server: whom it
+// trusts, which name it asks for and checks, and which certificate it
+// shows when the server asks for one.
+type ServerTLS struct {
+	// CAFile holds the PEM certificates the server's chain must lead to,
+	// instead of the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// ServerName is sent as SNI and checked against the server's
+	// certificate, instead of the host of the server's URL.
+	ServerName string `yaml:"server_name"`
+	// CertFile and KeyFile are the client certificate shown to a server
+	// that asks for one (mTLS to the server).
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// InsecureSkipVerify accepts any certificate the server shows. It is
+	// logged at WARN at every start: it is for tests, never production.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
 // Admin configures the admin listener (metrics, health, API, dashboard).
@@ -117,6 +158,9 @@ type Server struct {
 	Backup         bool     `yaml:"backup"`
 	MaxConnections int      `yaml:"max_connections"`
 	SlowStart      Duration `yaml:"slow_start"`
+	// TLS tunes TLS to an https server; nil means the system's roots and
+	// the URL's host as the name.
+	TLS *ServerTLS `yaml:"tls"`
 }
 
 // LoadBalancing chooses the strategy that picks a server per request.
@@ -318,6 +362,7 @@ type Logging struct {
 var AccessLogFieldNames = []string{
 	"method", "host", "path", "status", "bytes", "duration", "route",
 	"upstream", "server", "request_id", "remote", "retries", "error",
+	"tls_client_subject",
 }
 
 // Tracing configures OpenTelemetry export.

@@ -62,9 +62,17 @@ func parseDuration(s string) (Duration, error) {
 	if isPlainNumber(s) {
 		return 0, errors.New(quote(s) + ` needs a unit, such as "` + s + `s" or "` + s + `ms"`)
 	}
+	if n, ok := strings.CutSuffix(s, "d"); ok && isPlainNumber(n) {
+		// Whole days, as HSTS max-age is usually written ("365d");
+		// time.ParseDuration stops at hours.
+		days, err := strconv.ParseFloat(n, 64)
+		if err == nil && days*24 < float64(math.MaxInt64/int64(time.Hour)) {
+			return Duration(days * 24 * float64(time.Hour)), nil
+		}
+	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return 0, errors.New(quote(s) + ` is not a duration; write a number and a unit (h, m, s, ms), such as "10s" or "1m30s"`)
+		return 0, errors.New(quote(s) + ` is not a duration; write a number and a unit (d, h, m, s, ms), such as "10s" or "1m30s"`)
 	}
 	return Duration(v), nil
 }

@@ -24,7 +24,9 @@ func TestDuration(t *testing.T) {
 		{in: "1.5", wantErr: `"1.5" needs a unit, such as "1.5s" or "1.5ms"`},
 		{in: "-5s", wantErr: `must not be negative, got "-5s"`},
 		{in: "-3", wantErr: `must not be negative, got "-3"`},
-		{in: "1d", wantErr: `"1d" is not a duration; write a number and a unit (h, m, s, ms), such as "10s" or "1m30s"`},
+		{in: "1d", want: Duration(24 * time.Hour)},
+		{in: "365d", want: Duration(365 * 24 * time.Hour)},
+		{in: "1d12h", wantErr: `"1d12h" is not a duration; write a number and a unit (d, h, m, s, ms), such as "10s" or "1m30s"`},
 		{in: "[1s]", wantErr: `must be a duration such as "10s", not a list`},
 	}
 	for _, tc := range tests {

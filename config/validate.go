@@ -92,9 +92,11 @@ func (c *checker) config(cfg *Config) {
 		if cfg.H2C {
 			c.errf("h2c", "has no effect with tls, where HTTP/2 is offered through ALPN; remove one of them")
 		}
+		c.listenerTLS(cfg.TLS)
 		c.tlsFiles(cfg.TLS)
 	}
 	c.admin(cfg)
+	c.edge(cfg)
 	c.nonNegative("shutdown_timeout", cfg.ShutdownTimeout)
 	c.nonNegative("client.read_header_timeout", cfg.Client.ReadHeaderTimeout)
 	c.nonNegative("client.idle_timeout", cfg.Client.IdleTimeout)
@@ -293,7 +295,9 @@ func (c *checker) servers(p string, servers []Server) {
 			c.errf(sp+".max_connections", "must be ≥ 0 (0 means unlimited), not %d", s.MaxConnections)
 		}
 		c.nonNegative(sp+".slow_start", s.SlowStart)
+		c.serverTLS(sp, s)
 	}
+	c.sameServerTLS(p, servers)
 	if len(servers) > 0 && primaries == 0 {
 		c.errf(p+"servers", "every server is a backup; at least one must not be")
 	}

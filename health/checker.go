@@ -58,6 +58,10 @@ type Config struct {
 	// that the server accepts connections. A Transport passed in is not
 	// closed by Stop.
 	Transport http.RoundTripper
+	// DialTLSContext, if set, opens the checker's own connections to https
+	// servers (the servers' own TLS settings); nil means net/http's
+	// default TLS. It is unused with a Transport passed in.
+	DialTLSContext func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // MaxBody is how much of a response body a check reads when it looks for
@@ -182,6 +186,7 @@ func NewChecker(pool *upstream.Pool, cfg Config, logger *slog.Logger) *Checker {
 			DisableKeepAlives:      true,
 			DisableCompression:     true,
 			MaxResponseHeaderBytes: MaxBody,
+			DialTLSContext:         cfg.DialTLSContext,
 		}
 		c.transport = c.own
 	}

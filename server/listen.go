@@ -97,6 +97,9 @@ func (s *Server) openMain(cfg *config.Config, sock *handoff) (*listener, error) 
 			GetCertificate: s.certificate,
 			NextProtos:     []string{"h2", "http/1.1"},
 			MinVersion:     tls.VersionTLS12,
+			// Client certificates and the minimum version follow the
+			// config of the moment, as the certificate does.
+			GetConfigForClient: s.handshakeConfig,
 		}
 		ln = tls.NewListener(ln, hs.TLSConfig)
 		return &listener{key: mainKey(cfg), hs: hs, srv: hs, ln: ln, sock: sock}, nil
@@ -145,27 +148,6 @@ func listenError(key, addr, where string, err error) error {
 		err = se.Err
 	}
 	return fmt.Errorf("%s %s (%s): %w", key, addr, where, err)
-}
-
-func (s *Server) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	c := s.cert.Load()
-	if c == nil {
-		return nil, errors.New("no certificate loaded")
-	}
-	return c, nil
-}
-
-// loadCertificate reads the configured certificate, to be swapped in once
-// the whole reload has succeeded.
-func loadCertificate(cfg *config.Config) (*tls.Certificate, error) {
-	if cfg.TLS == nil {
-		return nil, nil
-	}
-	c, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("tls: %w", err)
-	}
-	return &c, nil
 }
 
 func (s *Server) serve(l *listener) {

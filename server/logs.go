@@ -14,6 +14,7 @@ import (
 	"github.com/tbsphathuynh/proxy/config"
 	"github.com/tbsphathuynh/proxy/internal/accesslog"
 	"github.com/tbsphathuynh/proxy/internal/forward"
+	"github.com/tbsphathuynh/proxy/internal/servertls"
 	"github.com/tbsphathuynh/proxy/tracing"
 )
 
@@ -73,22 +74,24 @@ func (s *Server) accessLogger(rt *runtime, l config.Logging) (*accesslog.AccessL
 // upstreams with the same settings share keep-alive pools, and a reload
 // keeps every pooled connection. rt holds it until rt is released. Called
 // with s.mu held or before start.
-func (s *Server) transport(rt *runtime, t config.Timeouts) http.RoundTripper {
-	key := transportKey{forwardTimeouts(t), !rt.cfg.Client.FastPathOn()}
-	tr, _ := s.transports.acquire(rt, key, func() (*http.Transport, error) {
-		return forward.NewTransport(key.Timeouts, forward.TransportOptions{
+func (s *Server) transport(rt *runtime, t config.Timeouts, st servertls.Settings) (http.RoundTripper, error) {
+	key := transportKey{forwardTimeouts(t), !rt.cfg.Client.FastPathOn(), st.Key()}
+	return s.transports.acquire(rt, key, func() (*http.Transport, error) {
+		tr := forward.NewTransport(key.Timeouts, forward.TransportOptions{
 			NetHTTPOnly:   key.netHTTPOnly,
 			ProtocolError: s.protoErrors.report,
-		}), nil
+		})
+		return tr, withServerTLS(tr, st, key.Connect)
 	})
-	return tr
 }
 
-// transportKey tells transports apart: by timeouts, and by whether the
-// fast path's client is on them.
+// transportKey tells transports apart: by timeouts, by whether the
+// fast path's client is on them, and by the servers' TLS settings
+// (servertls.Settings.Key).
 type transportKey struct {
 	forward.Timeouts
 	netHTTPOnly bool
+	tls         string
 }
 
 // logFile is an access log file that can be reopened in place, so

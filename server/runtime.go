@@ -15,6 +15,7 @@ import (
 	"github.com/tbsphathuynh/proxy/internal/accesslog"
 	"github.com/tbsphathuynh/proxy/internal/forward"
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
+	"github.com/tbsphathuynh/proxy/internal/servertls"
 	"github.com/tbsphathuynh/proxy/middleware"
 	"github.com/tbsphathuynh/proxy/policy"
 	"github.com/tbsphathuynh/proxy/route"
@@ -34,6 +35,9 @@ type runtime struct {
 	upstreams map[string]*compiledUpstream
 	// order lists upstream names as the config has them, default first.
 	order []string
+	// hsts is the Strict-Transport-Security value for answers over TLS,
+	// or "".
+	hsts string
 
 	// The direct lane (see direct.go): on unless turned off or tracing,
 	// which reads and rewrites the request's header, is on; directs[i] is route i's
@@ -66,7 +70,7 @@ type compiledUpstream struct {
 // visible until the caller swaps the runtime in; start makes its
 // background work (health checks) run.
 func (s *Server) compile(cfg *config.Config) (_ *runtime, err error) {
-	rt := &runtime{cfg: cfg, upstreams: make(map[string]*compiledUpstream)}
+	rt := &runtime{cfg: cfg, upstreams: make(map[string]*compiledUpstream), hsts: hstsValue(cfg.HSTS)}
 	defer func() {
 		if err != nil {
 			// The pools joined their servers' states and the runtime holds
@@ -288,6 +292,9 @@ func (s *Server) compileUpstream(rt *runtime, name string, uc *config.Upstream) 
 	// their timers belong to the servers' states.
 	cu := &compiledUpstream{pool: pool, cfg: uc, stop: []func(){pool.Close}}
 
+	st := servertls.Collect(uc.Servers)
+	s.warnInsecure(name, uc.Servers)
+
 	hc := uc.HealthChecks
 	pc := health.PassiveConfig{}
 	if ps := hc.Passive; ps != nil {
@@ -319,6 +326,10 @@ func (s *Server) compileUpstream(rt *runtime, name string, uc *config.Upstream) 
 		if err != nil {
 			return nil, fmt.Errorf("upstream %s: health_checks.expected_status: %w", name, err)
 		}
+		hdial, err := healthDial(st, hc.Timeout.D())
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: %w", name, err)
+		}
 		ck := health.NewChecker(pool, health.Config{
 			Interval:           hc.Interval.D(),
 			FastInterval:       hc.FastInterval.D(),
@@ -329,6 +340,7 @@ func (s *Server) compileUpstream(rt *runtime, name string, uc *config.Upstream) 
 			ExpectedBody:       hc.ExpectedBody,
 			HealthyThreshold:   hc.HealthyThreshold,
 			UnhealthyThreshold: hc.UnhealthyThreshold,
+			DialTLSContext:     hdial,
 		}, log)
 		ck.OnCheck = func(sv *upstream.Server, res upstream.Check) {
 			s.metrics.HealthCheck(name, sv.Name, res.OK, res.Latency)
@@ -348,11 +360,15 @@ func (s *Server) compileUpstream(rt *runtime, name string, uc *config.Upstream) 
 	if rc.Attempts > 0 {
 		retry.Budget = forward.NewBudget(rc.Budget, rc.MinPerSecond)
 	}
+	tr, err := s.transport(rt, uc.Timeouts, st)
+	if err != nil {
+		return nil, fmt.Errorf("upstream %s: %w", name, err)
+	}
 	cu.fwd = &forward.Upstream{
 		Name:       name,
 		Pool:       pool,
 		Picker:     policy,
-		Transport:  s.transport(rt, uc.Timeouts),
+		Transport:  tr,
 		Observer:   observers,
 		Retry:      retry,
 		RetryAfter: retryAfter(uc),

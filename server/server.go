@@ -5,7 +5,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -89,12 +88,14 @@ type Server struct {
 	traceCfg  config.Tracing
 	oldTraces []*tracing.Tracer
 
-	// main and admin are guarded by mu; nil until Start.
+	// main, admin and redirect are guarded by mu; nil until Start
+	// (redirect stays nil without http_redirect).
 	main, admin *listener
+	redirect    *listener
 	// reserve is the spare descriptors the listeners give back when the
 	// process runs out (see acceptGuard); opened by Start.
 	reserve  *localfault.Reserve
-	cert     atomic.Pointer[tls.Certificate]
+	cert     atomic.Pointer[listenerTLS]
 	draining atomic.Bool
 	// stopping is closed when Shutdown starts, ending the waits of
 	// retired listeners.
@@ -143,13 +144,18 @@ func (s *Server) logWarnings(cfg *config.Config) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := s.enter()
 	defer s.leave(rt)
+	if rt.hsts != "" && r.TLS != nil {
+		// Set before the server's headers are copied after it, so ours
+		// comes first, the one browsers heed (RFC 6797 §8.1).
+		w.Header().Set("Strict-Transport-Security", rt.hsts)
+	}
 	rt.handler.ServeHTTP(w, r)
 }
 
 // Start opens the listeners and serves in the background.
 func (s *Server) Start() error {
 	rt := s.rt.Load()
-	cert, err := loadCertificate(rt.cfg)
+	cert, err := s.loadCertificate(rt.cfg)
 	if err != nil {
 		return err
 	}
@@ -166,11 +172,23 @@ func (s *Server) Start() error {
 		s.reserve.Release()
 		return err
 	}
+	redirect, err := s.openRedirect(rt.cfg)
+	if err != nil {
+		main.sock.Close()
+		s.reserve.Release()
+		if admin != nil {
+			admin.ln.Close()
+		}
+		return err
+	}
 	s.mu.Lock()
-	s.main, s.admin = main, admin
+	s.main, s.admin, s.redirect = main, admin, redirect
 	s.mu.Unlock()
 	if admin != nil {
 		s.serve(admin)
+	}
+	if redirect != nil {
+		s.serve(redirect)
 	}
 	rt.start()
 	s.serve(main)
@@ -238,7 +256,7 @@ func (s *Server) Apply(cfg *config.Config) error {
 
 func (s *Server) apply(cfg *config.Config) error {
 	old := s.rt.Load()
-	cert, err := loadCertificate(cfg)
+	cert, err := s.loadCertificate(cfg)
 	if err != nil {
 		return err
 	}
@@ -271,6 +289,21 @@ func (s *Server) apply(cfg *config.Config) error {
 			return err
 		}
 	}
+	redirectMoved := started && redirectKey(cfg) != s.redirect.keyOf()
+	var redirect *listener
+	if redirectMoved {
+		if redirect, err = s.openRedirect(cfg); err != nil {
+			rt.discard()
+			s.dropNewTracer()
+			if main != nil && main.sock != s.main.sock {
+				main.sock.Close()
+			}
+			if admin != nil {
+				admin.ln.Close()
+			}
+			return err
+		}
+	}
 
 	// Nothing can fail from here on.
 	s.cert.Store(cert)
@@ -299,6 +332,13 @@ func (s *Server) apply(cfg *config.Config) error {
 		s.retire(s.admin, nil, time.Second)
 		s.admin = admin
 	}
+	if redirectMoved {
+		if redirect != nil {
+			s.serve(redirect)
+		}
+		s.retire(s.redirect, nil, time.Second)
+		s.redirect = redirect
+	}
 	return nil
 }
 
@@ -318,7 +358,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		close(s.stopping)
 	}
 	s.mu.Lock()
-	main, admin := s.main, s.admin
+	main, admin, redirect := s.main, s.admin, s.redirect
 	s.mu.Unlock()
 	var err error
 	if main != nil {
@@ -331,6 +371,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if admin != nil {
 		admin.srv.Close()
+	}
+	if redirect != nil {
+		redirect.srv.Close()
 	}
 	s.wg.Wait()
 	s.reserve.Release() // no listener is left to refill it

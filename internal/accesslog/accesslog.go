@@ -146,6 +146,7 @@ type AccessLog struct {
 var AccessLogFields = []string{
 	"method", "host", "path", "status", "bytes", "duration", "route",
 	"upstream", "server", "request_id", "remote", "retries", "error",
+	"tls_client_subject",
 }
 
 // NewAccessLog returns an access log writing to log. fields chooses the
@@ -213,6 +214,12 @@ func (a *AccessLog) write(r *http.Request, info *reqinfo.Info, status int, bytes
 		case 12:
 			if info.Err != nil {
 				attrs = append(attrs, slog.String("error", info.Err.Error()))
+			}
+		case 13:
+			// Only a verified chain is there to name (tls.client_ca_file
+			// makes the handshake verify it); nothing is written otherwise.
+			if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+				attrs = append(attrs, slog.String("tls_client_subject", r.TLS.VerifiedChains[0][0].Subject.String()))
 			}
 		}
 	}

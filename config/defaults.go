@@ -182,6 +182,19 @@ func (d defaulter) upstream(u *Upstream, p string) {
 		}
 	}
 
+	if dc := u.Discovery; dc != nil && dc.DNS != nil {
+		dp := p + "discovery.dns."
+		if d.unset(dc.DNS.Scheme == "", dp+"scheme") {
+			dc.DNS.Scheme = "http"
+		}
+		if d.unset(dc.DNS.Refresh == 0, dp+"refresh") {
+			dc.DNS.Refresh = Duration(10 * time.Second)
+		}
+		if d.unset(dc.DNS.SlowStart == 0, dp+"slow_start") {
+			dc.DNS.SlowStart = Duration(10 * time.Second)
+		}
+	}
+
 	lb := &u.LoadBalancing
 	if d.unset(lb.Strategy == "", p+"load_balancing.strategy") {
 		lb.Strategy = "round_robin"

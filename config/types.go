@@ -148,6 +148,33 @@ type Upstream struct {
 	Retries        Retries         `yaml:"retries"`
 	Timeouts       Timeouts        `yaml:"timeouts"`
 	CircuitBreaker *CircuitBreaker `yaml:"circuit_breaker"`
+	// Discovery adds servers found in DNS to Servers; named upstreams only.
+	Discovery *Discovery `yaml:"discovery"`
+}
+
+// Discovery says where an upstream's servers are published.
+type Discovery struct {
+	DNS *DNSDiscovery `yaml:"dns"`
+}
+
+// DNSDiscovery finds servers in DNS: one per address of Name (A and AAAA
+// records) on Port, or one per target of the SRV record SRV, whose
+// weights and priorities become server weights and backups.
+type DNSDiscovery struct {
+	Name   string `yaml:"name"`
+	SRV    string `yaml:"srv"`
+	Port   int    `yaml:"port"`
+	Scheme string `yaml:"scheme"`
+	// Refresh is how often the name is looked up again; a record whose
+	// TTL is shorter is looked up when it expires instead.
+	Refresh Duration `yaml:"refresh"`
+	// Resolver is the DNS server's host:port; empty means the servers of
+	// /etc/resolv.conf.
+	Resolver string `yaml:"resolver"`
+	// SlowStart is the ramp of a server that appears after start-up.
+	SlowStart Duration `yaml:"slow_start"`
+	// MaxConnections caps each discovered server's concurrent requests.
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // Server is one backend.
@@ -161,7 +188,14 @@ type Server struct {
 	// TLS tunes TLS to an https server; nil means the system's roots and
 	// the URL's host as the name.
 	TLS *ServerTLS `yaml:"tls"`
+
+	// Source is who put the server in the pool: "" for the config file,
+	// SourceDNS for discovery. It is not part of the YAML.
+	Source string `yaml:"-"`
 }
+
+// SourceDNS marks a server found by DNS discovery.
+const SourceDNS = "dns"
 
 // LoadBalancing chooses the strategy that picks a server per request.
 type LoadBalancing struct {

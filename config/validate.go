@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"math"
+	"net"
 	"slices"
 	"strings"
 
@@ -186,7 +187,13 @@ func (c *checker) admin(cfg *Config) {
 
 // upstream checks one upstream; p is "" or "upstreams.NAME.".
 func (c *checker) upstream(p string, u *Upstream) {
-	if len(u.Servers) == 0 {
+	if u.Discovery != nil {
+		if p == "" {
+			c.errf("discovery", "applies to a named upstream: set it as upstreams.NAME.discovery and route to it")
+		} else {
+			c.discovery(p+"discovery.", u.Discovery)
+		}
+	} else if len(u.Servers) == 0 {
 		c.errf(p+"servers", "required: at least one server")
 	}
 	c.servers(p, u.Servers)
@@ -300,6 +307,39 @@ func (c *checker) servers(p string, servers []Server) {
 	c.sameServerTLS(p, servers)
 	if len(servers) > 0 && primaries == 0 {
 		c.errf(p+"servers", "every server is a backup; at least one must not be")
+	}
+}
+
+// discovery checks an upstream's discovery; p ends in "discovery.".
+func (c *checker) discovery(p string, d *Discovery) {
+	dns := d.DNS
+	if dns == nil {
+		c.errf(p+"dns", "required: discovery has one source, dns")
+		return
+	}
+	p += "dns."
+	switch {
+	case dns.Name == "" && dns.SRV == "":
+		c.errf(p+"name", "required: the name to look up (or srv: the SRV record)")
+	case dns.Name != "" && dns.SRV != "":
+		c.errf(p+"srv", "set name or srv, not both")
+	case dns.Name != "" && (dns.Port < 1 || dns.Port > 65535):
+		c.errf(p+"port", "required with name: the servers' port, 1 to 65535, not %d", dns.Port)
+	case dns.SRV != "" && dns.Port != 0:
+		c.errf(p+"port", "not used with srv: the SRV record gives each server's port")
+	}
+	if dns.Scheme != "http" && dns.Scheme != "https" {
+		c.errf(p+"scheme", "must be http or https, not %s", quote(dns.Scheme))
+	}
+	c.positive(p+"refresh", dns.Refresh)
+	c.nonNegative(p+"slow_start", dns.SlowStart)
+	if dns.MaxConnections < 0 {
+		c.errf(p+"max_connections", "must be ≥ 0 (0 means unlimited), not %d", dns.MaxConnections)
+	}
+	if dns.Resolver != "" {
+		if _, port, err := net.SplitHostPort(dns.Resolver); err != nil || port == "" {
+			c.errf(p+"resolver", "must be host:port, such as 127.0.0.1:53, not %s", quote(dns.Resolver))
+		}
 	}
 }
 

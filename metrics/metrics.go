@@ -45,6 +45,7 @@ const (
 	HealthCheckDuration    = "proxy_health_check_duration_seconds"
 	BuildInfo              = "proxy_build_info"
 	PanicsTotal            = "proxy_panics_total"
+	DiscoveryErrorsTotal   = "proxy_discovery_errors_total"
 	PolicyRejectionsTotal  = "proxy_policy_rejections_total"
 	AcceptErrorsTotal      = "proxy_accept_errors_total"
 )
@@ -85,6 +86,7 @@ type Metrics struct {
 	policyRejected *prometheus.CounterVec
 	retries        *prometheus.CounterVec
 	reloads        *prometheus.CounterVec
+	discoveryErrs  *prometheus.CounterVec
 	reloadOK       prometheus.Gauge
 	reloadAt       prometheus.Gauge
 	health         *prometheus.HistogramVec
@@ -161,6 +163,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: RetriesTotal,
 			Help: "Extra attempts made on another server of the upstream after a failed try.",
 		}, []string{"upstream"}),
+		discoveryErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: DiscoveryErrorsTotal,
+			Help: "DNS lookups of upstream discovery that failed or found no server; the last good set kept serving.",
+		}, []string{"upstream"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: ConfigReloadsTotal,
 			Help: "Config reloads attempted, by result (success or failure).",
@@ -217,7 +223,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		servers: newServerCollector(),
 		now:     time.Now,
 	}
-	reg.MustRegister(m.requests, m.duration, m.rateLimited, m.policyRejected, m.retries, m.reloads,
+	reg.MustRegister(m.requests, m.duration, m.rateLimited, m.policyRejected, m.retries, m.reloads, m.discoveryErrs,
 		m.reloadOK, m.reloadAt, m.health, m.build, m.storeUp, m.storeSwitch, m.storeErrors, m.protoErrors, m.reqBytes, m.resBytes, m.panics, m.accepts, m.servers)
 	// The process has loaded its first config by the time it builds its
 	// metrics, so the last load counts as successful until a reload fails.
@@ -360,6 +366,12 @@ func (m *Metrics) Reload(ok bool) {
 	m.reloads.WithLabelValues("success").Inc()
 	m.reloadOK.Set(1)
 	m.reloadAt.Set(float64(m.now().UnixNano()) / 1e9)
+}
+
+// DiscoveryError counts a failed or empty discovery lookup of upstream.
+// It is off the request path, so it resolves its label on every call.
+func (m *Metrics) DiscoveryError(upstream string) {
+	m.discoveryErrs.WithLabelValues(upstream).Inc()
 }
 
 // Panic counts a panic recovered while serving a request or a connection.

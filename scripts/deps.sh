@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the programs the tests run for real: redis-server for the shared
-# rate limiter, headless Chromium for the admin dashboard's browser test
+# rate limiter, dnsmasq as the DNS server of upstream discovery's tests
+# (server/dnsmasq_test.go), headless Chromium for the admin dashboard's browser test
 # (admin/browser_test.go), and Debian's prometheus package (a few
 # seconds): promtool for the Prometheus configs and alert rules in
 # deploy/, and the prometheus server that deploy/prometheus_test.go runs
@@ -12,6 +13,7 @@ set -euo pipefail
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+{ command -v dnsmasq || [ -x /usr/sbin/dnsmasq ]; } >/dev/null 2>&1 || need+=(dnsmasq)
 # Chromium's recommended packages (cups, avahi, ...) are not needed
 # headless; fonts-liberation is, so the screenshot has readable text.
 command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-liberation)
@@ -28,4 +30,5 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 # The package may start a system service; the tests start their own.
 $SUDO service redis-server stop >/dev/null 2>&1 || true
+$SUDO service dnsmasq stop >/dev/null 2>&1 || true
 $SUDO service prometheus stop >/dev/null 2>&1 || true

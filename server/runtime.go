@@ -248,11 +248,17 @@ func routeName(i int, rc config.Route) string {
 func (s *Server) compileUpstream(rt *runtime, name string, uc *config.Upstream) (_ *compiledUpstream, err error) {
 	cb := uc.CircuitBreaker
 	servers := make([]*upstream.Server, len(uc.Servers))
+	// Servers discovery finds once the proxy serves join under slow start,
+	// as servers returning to the pool do; at start-up none has traffic to
+	// be protected from.
+	serving := s.rt.Load() != nil
 	for i, sc := range uc.Servers {
 		u, err := url.Parse(sc.URL)
 		if err != nil {
 			return nil, fmt.Errorf("upstream %s: server %q: %w", name, sc.URL, err)
 		}
+		key := upstream.Key(name, sc.URL)
+		joins := serving && sc.Source == config.SourceDNS && !s.states.Known(key)
 		sv := &upstream.Server{
 			Name:      sc.Name,
 			URL:       u,
@@ -260,7 +266,10 @@ func (s *Server) compileUpstream(rt *runtime, name string, uc *config.Upstream) 
 			Backup:    sc.Backup,
 			MaxConns:  int64(sc.MaxConnections),
 			SlowStart: sc.SlowStart.D(),
-			State:     s.states.State(upstream.Key(name, sc.URL)),
+			State:     s.states.State(key),
+		}
+		if joins && sv.SlowStart > 0 {
+			sv.StartRamp(time.Now())
 		}
 		if cb != nil {
 			sv.HalfOpenRequests = int64(cb.HalfOpenRequests)

@@ -88,6 +88,13 @@ type Server struct {
 	traceCfg  config.Tracing
 	oldTraces []*tracing.Tracer
 
+	// base is the config as loaded, before discovery adds its servers;
+	// watches is the DNS discovery of each upstream that has one. Both
+	// guarded by mu. discWG waits for the watches' goroutines.
+	base    *config.Config
+	watches map[string]*watch
+	discWG  sync.WaitGroup
+
 	// main, admin and redirect are guarded by mu; nil until Start
 	// (redirect stays nil without http_redirect).
 	main, admin *listener
@@ -123,8 +130,10 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.metrics = metrics.New(s.registry)
 	s.metrics.SetBuildInfo(opts.Version, opts.Commit, goruntime.Version())
 	s.metrics.SetServerSource(s.serverStats)
-	rt, err := s.compile(cfg)
+	s.base, s.watches = cfg, s.newWatches(cfg, nil)
+	rt, err := s.compile(s.withDiscovered(cfg, s.watches))
 	if err != nil {
+		stopWatches(s.watches, nil)
 		return nil, err
 	}
 	s.rt.Store(rt)
@@ -183,6 +192,7 @@ func (s *Server) Start() error {
 	}
 	s.mu.Lock()
 	s.main, s.admin, s.redirect = main, admin, redirect
+	s.startWatches()
 	s.mu.Unlock()
 	if admin != nil {
 		s.serve(admin)
@@ -243,10 +253,17 @@ func (s *Server) Reload() error {
 func (s *Server) Apply(cfg *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.apply(cfg); err != nil {
+	watches := s.newWatches(cfg, s.watches)
+	if err := s.apply(s.withDiscovered(cfg, watches)); err != nil {
+		stopWatches(watches, s.watches)
 		s.metrics.Reload(false)
 		s.log.Error("reload failed; keeping the current config", "file", s.opts.ConfigPath, "err", err)
 		return err
+	}
+	stopWatches(s.watches, watches)
+	s.base, s.watches = cfg, watches
+	if s.main != nil {
+		s.startWatches()
 	}
 	s.metrics.Reload(true)
 	s.log.Info("config reloaded", "file", s.opts.ConfigPath)
@@ -359,7 +376,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	main, admin, redirect := s.main, s.admin, s.redirect
+	// No set found from now on may swap a runtime in.
+	stopWatches(s.watches, nil)
 	s.mu.Unlock()
+	s.discWG.Wait()
 	var err error
 	if main != nil {
 		// Close the socket first, so new connections are refused at once

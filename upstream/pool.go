@@ -97,6 +97,15 @@ func (r *Registry) State(key string) *State {
 	return s
 }
 
+// Known reports whether a state is kept under key: whether the server
+// was in the pool before.
+func (r *Registry) Known(key string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.states[key]
+	return ok
+}
+
 // Retain forgets every state whose key is not in keep and retires it, so
 // its timers stop. Call it once a new runtime is in place, so removed
 // servers do not linger.

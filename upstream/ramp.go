@@ -61,3 +61,8 @@ func (s *Server) TryAcquire() bool {
 		}
 	}
 }
+
+// StartRamp begins a slow-start ramp at now, as for a server returning to
+// the pool: used for a server that joins a serving pool for the first
+// time, such as one DNS discovery found.
+func (s *State) StartRamp(now time.Time) { s.rampFrom.Store(now.UnixNano()) }

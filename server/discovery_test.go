@@ -1,0 +1,195 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/tbsphathuynh/proxy/metrics"
+	"github.com/tbsphathuynh/proxy/upstream"
+)
+
+// discoveryYAML is an upstream "api" found in DNS at d, with every request
+// routed to it.
+func discoveryYAML(d *dnsmasq, dnsKeys string) string {
+	return fmt.Sprintf(`upstreams:
+  api:
+    discovery:
+      dns:
+        resolver: %s
+        refresh: 100ms
+%s
+    health_checks: {enabled: false}
+routes:
+  - match: {path_prefix: /}
+    upstream: api
+`, d.addr, dnsKeys)
+}
+
+// poolServers lists the servers of upstream name in the serving runtime.
+func poolServers(s *Server, name string) map[string]*upstream.Server {
+	out := map[string]*upstream.Server{}
+	for _, sv := range s.rt.Load().upstreams[name].pool.Servers {
+		out[sv.Name] = sv
+	}
+	return out
+}
+
+// load sends requests through the proxy from a few clients until stopped,
+// counting those that did not get a 200.
+type load struct {
+	ok, failed atomic.Int64
+	stop       context.CancelFunc
+	wg         sync.WaitGroup
+	lastErr    atomic.Value
+}
+
+func startLoad(t *testing.T, url string) *load {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &load{stop: cancel}
+	c := &http.Client{}
+	for range 4 {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for ctx.Err() == nil {
+				resp, err := c.Get(url)
+				if err != nil {
+					l.failed.Add(1)
+					l.lastErr.Store(err.Error())
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					l.failed.Add(1)
+					l.lastErr.Store(resp.Status)
+					continue
+				}
+				l.ok.Add(1)
+			}
+		}()
+	}
+	t.Cleanup(l.end)
+	return l
+}
+
+func (l *load) end() { l.stop(); l.wg.Wait() }
+
+func TestDNSDiscoveryAddsAndDrainsServersUnderLoad(t *testing.T) {
+	port, hits := loopbackBackends(t, 3, nil)
+	d := startDNSMasq(t, hostsFile("api.test", "127.0.0.2", "127.0.0.3"))
+	p := startProxy(t, discoveryYAML(d, fmt.Sprintf("        name: api.test\n        port: %d\n        slow_start: 1h", port)))
+
+	b2, b3, b4 := fmt.Sprintf("127.0.0.2:%d", port), fmt.Sprintf("127.0.0.3:%d", port), fmt.Sprintf("127.0.0.4:%d", port)
+	first := poolServers(p, "api")
+	if _, ok := first[b2]; !ok || len(first) != 2 {
+		t.Fatalf("servers at start = %v, want %s and %s", keys(first), b2, b3)
+	}
+	if first[b3].Ramping() {
+		t.Errorf("a server found at start-up ramps; there was no traffic to protect it from")
+	}
+	kept := first[b3].State
+
+	l := startLoad(t, "http://"+p.Addr()+"/")
+	waitFor(t, "both first servers to get traffic", func() bool { return hits.get("127.0.0.2") > 0 && hits.get("127.0.0.3") > 0 })
+
+	// 127.0.0.2 goes, 127.0.0.4 comes.
+	d.setHosts(hostsFile("api.test", "127.0.0.3", "127.0.0.4"))
+	waitFor(t, "the new set to serve", func() bool {
+		ps := poolServers(p, "api")
+		_, gone := ps[b2]
+		return !gone && ps[b4] != nil
+	})
+	now := poolServers(p, "api")
+	if now[b3].State != kept {
+		t.Errorf("a server that stayed lost its state: the identity rule of reloads must hold")
+	}
+	if !now[b4].Ramping() {
+		t.Errorf("a server that joined a serving pool does not ramp up under slow start")
+	}
+	waitFor(t, "the new server to get traffic", func() bool { return hits.get("127.0.0.4") > 0 })
+	// Once the swap is done, the removed server gets nothing new.
+	before := hits.get("127.0.0.2")
+	target := l.ok.Load() + 200
+	waitFor(t, "200 more requests", func() bool { return l.ok.Load() >= target })
+	if after := hits.get("127.0.0.2"); after != before {
+		t.Errorf("the removed server got %d requests after it left the pool", after-before)
+	}
+	l.end()
+	if n := l.failed.Load(); n != 0 {
+		t.Errorf("%d of %d requests failed while servers came and went (last: %v)", n, n+l.ok.Load(), l.lastErr.Load())
+	}
+}
+
+func TestDNSDiscoveryKeepsTheLastGoodSetWhenDNSFails(t *testing.T) {
+	port, hits := loopbackBackends(t, 2, nil)
+	d := startDNSMasq(t, hostsFile("api.test", "127.0.0.2", "127.0.0.3"))
+	var logs logBuffer
+	p := startProxyLogging(t, discoveryYAML(d, fmt.Sprintf("        name: api.test\n        port: %d", port)), &logs)
+	want := keys(poolServers(p, "api"))
+	if len(want) != 2 {
+		t.Fatalf("servers at start = %v, want two", want)
+	}
+	errs := func() float64 { return discoveryErrors(t, p, "api") }
+
+	// An empty answer (the name has no address any more) is no set to
+	// serve from either.
+	d.setHosts("")
+	waitFor(t, "an empty lookup to be counted", func() bool { return errs() >= 1 })
+	d.stop()
+	base := errs()
+	waitFor(t, "several failed lookups", func() bool { return errs() >= base+5 })
+
+	if got := keys(poolServers(p, "api")); !slices.Equal(got, want) {
+		t.Errorf("servers after DNS failed = %v, want the last good set %v", got, want)
+	}
+	for range 20 {
+		if code, _, _ := get(t, http.DefaultClient, "http://"+p.Addr()+"/"); code != http.StatusOK {
+			t.Fatalf("status %d with DNS down; the last good set must serve", code)
+		}
+	}
+	if hits.get("127.0.0.2") == 0 || hits.get("127.0.0.3") == 0 {
+		t.Errorf("hits = %v; both servers of the last good set should serve", hits.n)
+	}
+	if n := strings.Count(logs.String(), "discovery lookup failed"); n != 1 {
+		t.Errorf("%d WARN lines for one outage, want 1:\n%s", n, logs.String())
+	}
+}
+
+func keys(m map[string]*upstream.Server) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// discoveryErrors reads proxy_discovery_errors_total{upstream=name}.
+func discoveryErrors(t *testing.T, s *Server, name string) float64 {
+	t.Helper()
+	mfs, err := s.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != metrics.DiscoveryErrorsTotal {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "upstream" && lp.GetValue() == name {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}

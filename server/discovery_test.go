@@ -193,3 +193,39 @@ func discoveryErrors(t *testing.T, s *Server, name string) float64 {
 	}
 	return 0
 }
+
+func TestDNSDiscoverySRVWeightsAndPriorities(t *testing.T) {
+	port, hits := loopbackBackends(t, 3, nil)
+	// Weights 1 and 3 at priority 0; 127.0.0.4 at priority 1, a backup.
+	d := startDNSMasq(t, hostsFile("a.test", "127.0.0.2")+hostsFile("b.test", "127.0.0.3")+hostsFile("c.test", "127.0.0.4"),
+		fmt.Sprintf("--srv-host=_http._tcp.api.test,a.test,%d,0,1", port),
+		fmt.Sprintf("--srv-host=_http._tcp.api.test,b.test,%d,0,3", port),
+		fmt.Sprintf("--srv-host=_http._tcp.api.test,c.test,%d,1,5", port))
+	p := startProxy(t, strings.Replace(discoveryYAML(d, "        srv: _http._tcp.api.test"),
+		"    health_checks:", "    load_balancing: {strategy: weighted_round_robin}\n    health_checks:", 1))
+
+	ps := poolServers(p, "api")
+	if len(ps) != 3 {
+		t.Fatalf("servers = %v, want three", keys(ps))
+	}
+	c := ps[fmt.Sprintf("127.0.0.4:%d", port)]
+	if c == nil || !c.Backup || c.Weight != 5 {
+		t.Fatalf("the priority-1 target = %+v, want a backup of weight 5", c)
+	}
+	const n = 2000
+	for range n {
+		if code, _, _ := get(t, http.DefaultClient, "http://"+p.Addr()+"/"); code != http.StatusOK {
+			t.Fatalf("status %d", code)
+		}
+	}
+	a, b := hits.get("127.0.0.2"), hits.get("127.0.0.3")
+	if want := n / 4; a < want*9/10 || a > want*11/10 {
+		t.Errorf("weight-1 server got %d of %d requests, want %d ±10%%", a, n, want)
+	}
+	if want := n * 3 / 4; b < want*9/10 || b > want*11/10 {
+		t.Errorf("weight-3 server got %d of %d requests, want %d ±10%%", b, n, want)
+	}
+	if got := hits.get("127.0.0.4"); got != 0 {
+		t.Errorf("the backup got %d requests while both primaries were usable", got)
+	}
+}

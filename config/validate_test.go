@@ -47,6 +47,18 @@ func TestValidation(t *testing.T) {
 		{"only backups", "servers:\n  - {url: http://a, backup: true}\n",
 			nil, `t.yaml:2:3: servers: every server is a backup; at least one must not be`},
 
+		// Discovery.
+		{"discovery without name", one + "upstreams:\n  api:\n    discovery: {dns: {port: 80}}\n",
+			nil, `t.yaml:4:22: upstreams.api.discovery.dns.name: required: the name to look up (or srv: the SRV record)`},
+		{"discovery name without port", one + "upstreams:\n  api:\n    discovery: {dns: {name: api.internal}}\n",
+			nil, `t.yaml:4:22: upstreams.api.discovery.dns.port: required with name: the servers' port, 1 to 65535, not 0`},
+		{"discovery name and srv", one + "upstreams:\n  api:\n    discovery: {dns: {name: a, srv: _http._tcp.a, port: 80}}\n",
+			nil, `t.yaml:4:37: upstreams.api.discovery.dns.srv: set name or srv, not both`},
+		{"discovery resolver", one + "upstreams:\n  api:\n    discovery: {dns: {srv: _http._tcp.a, resolver: 10.0.0.1}}\n",
+			nil, `t.yaml:4:52: upstreams.api.discovery.dns.resolver: must be host:port, such as 127.0.0.1:53, not "10.0.0.1"`},
+		{"discovery on the top-level upstream", one + "discovery: {dns: {name: a, port: 80}}\n",
+			nil, `t.yaml:2:12: discovery: applies to a named upstream: set it as upstreams.NAME.discovery and route to it`},
+
 		// Load balancing.
 		{"strategy typo", one + "load_balancing: {strategy: least_conections}\n",
 			nil, `t.yaml:2:28: load_balancing.strategy: unknown strategy "least_conections", did you mean "least_connections"?`},

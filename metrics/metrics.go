@@ -368,6 +368,12 @@ func (m *Metrics) Reload(ok bool) {
 	m.reloadAt.Set(float64(m.now().UnixNano()) / 1e9)
 }
 
+// DiscoveryWatched creates upstream's discovery error series at 0, so an
+// alert on its rate works before the first failure.
+func (m *Metrics) DiscoveryWatched(upstream string) {
+	m.discoveryErrs.WithLabelValues(upstream)
+}
+
 // DiscoveryError counts a failed or empty discovery lookup of upstream.
 // It is off the request path, so it resolves its label on every call.
 func (m *Metrics) DiscoveryError(upstream string) {

@@ -45,6 +45,7 @@ func (s *Server) newWatches(cfg *config.Config, cur map[string]*watch) map[strin
 }
 
 func (s *Server) newWatch(name string, dc config.DNSDiscovery) *watch {
+	s.metrics.DiscoveryWatched(name)
 	ctx, cancel := context.WithCancel(context.Background())
 	wt := &watch{cfg: dc, ctx: ctx, cancel: cancel}
 	wt.w = &discovery.Watcher{

@@ -27,6 +27,33 @@ import (
 // upstream or server name that does not exist; the API answers 404.
 var ErrNotFound = errors.New("not found")
 
+// ErrConflict is what the server-changing State methods return (wrapped)
+// when the change clashes with what is there: a server that exists
+// already, or one that DNS discovery owns. The API answers 409.
+var ErrConflict = errors.New("conflict")
+
+// ErrInvalid is what they return (wrapped) for a request that cannot be
+// applied as sent; the API answers 400 with the error's text, which must
+// name the key at fault and nothing internal.
+var ErrInvalid = errors.New("invalid")
+
+// ServerSpec is a server added through POST /api/upstreams/{name}/servers.
+type ServerSpec struct {
+	URL            string `json:"url"`
+	Name           string `json:"name,omitempty"`
+	Weight         int    `json:"weight,omitempty"`
+	Backup         bool   `json:"backup,omitempty"`
+	MaxConnections int    `json:"max_connections,omitempty"`
+}
+
+// ServerPatch changes a server (PATCH .../servers/{server}); nil fields
+// stay as they are.
+type ServerPatch struct {
+	Weight *int  `json:"weight"`
+	Drain  *bool `json:"drain"`
+	Backup *bool `json:"backup"`
+}
+
 // State is what the admin API needs from the running proxy. The server
 // implements it over its current runtime; every method must be safe for
 // concurrent use.
@@ -46,6 +73,16 @@ type State interface {
 	// SetDrained takes a server out of rotation or puts it back. It
 	// returns an error wrapping ErrNotFound for unknown names.
 	SetDrained(upstream, server string, drained bool) error
+	// AddServer adds a server to an upstream, ErrConflict if the upstream
+	// has it already.
+	AddServer(upstream string, s ServerSpec) error
+	// RemoveServer drains a server and then forgets it: requests on it
+	// finish, no new ones go to it. ErrConflict for a server that DNS
+	// discovery owns.
+	RemoveServer(upstream, server string) error
+	// PatchServer changes a server's weight, drain or backup flag;
+	// ErrConflict for a server that DNS discovery owns.
+	PatchServer(upstream, server string, p ServerPatch) error
 }
 
 // Options configures the admin handler. Registry and State are required.
@@ -103,6 +140,9 @@ func New(opts Options) http.Handler {
 	mux.HandleFunc("GET /api/stats", a.stats)
 	mux.Handle("POST /api/reload", a.auth(http.HandlerFunc(a.reload)))
 	mux.Handle("POST /api/upstreams/{upstream}/servers/{server}/{action}", a.auth(http.HandlerFunc(a.drain)))
+	mux.Handle("POST /api/upstreams/{upstream}/servers", a.auth(http.HandlerFunc(a.addServer)))
+	mux.Handle("DELETE /api/upstreams/{upstream}/servers/{server}", a.auth(http.HandlerFunc(a.removeServer)))
+	mux.Handle("PATCH /api/upstreams/{upstream}/servers/{server}", a.auth(http.HandlerFunc(a.patchServer)))
 
 	if opts.Pprof {
 		// Profiles show memory, command line and timings: they need the
@@ -191,6 +231,79 @@ func (a *api) drain(w http.ResponseWriter, r *http.Request) {
 	}
 	a.opts.Logger.Info("admin: server drain changed", "upstream", u, "server", s, "drained", drained, "remote", r.RemoteAddr)
 	writeJSON(w, map[string]any{"upstream": u, "server": s, "drained": drained})
+}
+
+// maxBody caps the JSON bodies of the server endpoints; a server's
+// description is a few hundred bytes.
+const maxBody = 64 << 10
+
+func (a *api) addServer(w http.ResponseWriter, r *http.Request) {
+	u := r.PathValue("upstream")
+	var spec ServerSpec
+	if !readJSON(w, r, &spec) {
+		return
+	}
+	if err := a.opts.State.AddServer(u, spec); err != nil {
+		a.serverError(w, r, "add", u, spec.URL, err)
+		return
+	}
+	a.opts.Logger.Info("admin: server added", "upstream", u, "url", spec.URL, "remote", r.RemoteAddr)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	json.NewEncoder(w).Encode(map[string]any{"upstream": u, "url": spec.URL})
+}
+
+func (a *api) removeServer(w http.ResponseWriter, r *http.Request) {
+	u, s := r.PathValue("upstream"), r.PathValue("server")
+	if err := a.opts.State.RemoveServer(u, s); err != nil {
+		a.serverError(w, r, "remove", u, s, err)
+		return
+	}
+	a.opts.Logger.Info("admin: server removed", "upstream", u, "server", s, "remote", r.RemoteAddr)
+	writeJSON(w, map[string]any{"upstream": u, "server": s, "removed": true})
+}
+
+func (a *api) patchServer(w http.ResponseWriter, r *http.Request) {
+	u, s := r.PathValue("upstream"), r.PathValue("server")
+	var p ServerPatch
+	if !readJSON(w, r, &p) {
+		return
+	}
+	if err := a.opts.State.PatchServer(u, s, p); err != nil {
+		a.serverError(w, r, "change", u, s, err)
+		return
+	}
+	a.opts.Logger.Info("admin: server changed", "upstream", u, "server", s, "remote", r.RemoteAddr)
+	writeJSON(w, map[string]any{"upstream": u, "server": s, "changed": true})
+}
+
+// serverError answers a refused server change: 404, 409 or 400 with the
+// error's text, which names names and keys only; anything else is logged
+// and answered without its text.
+func (a *api) serverError(w http.ResponseWriter, r *http.Request, what, u, s string, err error) {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		text(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, ErrConflict):
+		text(w, http.StatusConflict, err.Error())
+	case errors.Is(err, ErrInvalid):
+		text(w, http.StatusBadRequest, err.Error())
+	default:
+		a.opts.Logger.Error("admin: server "+what+" failed", "upstream", u, "server", s, "remote", r.RemoteAddr, "error", err)
+		text(w, http.StatusInternalServerError, "could not "+what+" the server")
+	}
+}
+
+// readJSON decodes a small JSON body into v, refusing unknown keys so a
+// misspelt one is not silently ignored; it answers 400 itself.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		text(w, http.StatusBadRequest, "body: want a JSON object with known keys")
+		return false
+	}
+	return true
 }
 
 // auth guards state-changing endpoints. A token is needed when one is

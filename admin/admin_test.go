@@ -60,6 +60,12 @@ func (f *fakeState) Reload() error {
 	return f.reloadErr
 }
 
+func (f *fakeState) AddServer(string, ServerSpec) error { return nil }
+
+func (f *fakeState) RemoveServer(string, string) error { return nil }
+
+func (f *fakeState) PatchServer(string, string, ServerPatch) error { return nil }
+
 func (f *fakeState) SetDrained(u, s string, d bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

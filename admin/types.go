@@ -21,6 +21,10 @@ type Server struct {
 	URL    string `json:"url"`
 	Weight int    `json:"weight"`
 	Backup bool   `json:"backup"`
+	// Source is who put the server in the pool: "config" (the file),
+	// "dns" (discovery, which owns it: the API may not change it) or
+	// "api".
+	Source string `json:"source"`
 
 	// Healthy is the active checks' verdict; Usable adds ejection and
 	// drain: it says whether the server takes new requests.
@@ -87,6 +91,7 @@ func ServerFromSnapshot(s upstream.ServerSnapshot) Server {
 		URL:           s.URL,
 		Weight:        s.Weight,
 		Backup:        s.Backup,
+		Source:        s.Source,
 		Healthy:       s.Healthy,
 		Usable:        s.Usable,
 		Reason:        s.Reason,

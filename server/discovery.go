@@ -84,7 +84,7 @@ func (s *Server) discovered(name string, wt *watch, ts []discovery.Target) {
 	}
 	before := len(wt.targets)
 	wt.targets = ts
-	if err := s.apply(s.withDiscovered(s.base, s.watches)); err != nil {
+	if err := s.apply(s.effective(s.base, s.watches)); err != nil {
 		s.log.Error("discovery: servers changed but the new set could not be applied; keeping the current one", "upstream", name, "err", err)
 		return
 	}
@@ -115,23 +115,31 @@ func stopWatches(old, next map[string]*watch) {
 	}
 }
 
-// withDiscovered returns cfg with each discovering upstream's servers
-// followed by those its watch found. cfg itself is not changed: it stays
-// the file's config, which the next change of the set starts from again.
-func (s *Server) withDiscovered(cfg *config.Config, watches map[string]*watch) *config.Config {
-	if len(watches) == 0 {
+// effective returns cfg with what runs on top of it: the admin API's
+// changes to each upstream's servers, then the servers its discovery
+// found. cfg itself is not changed: it stays the file's config, which the
+// next change starts from again.
+func (s *Server) effective(cfg *config.Config, watches map[string]*watch) *config.Config {
+	if len(watches) == 0 && len(s.edits) == 0 {
 		return cfg
 	}
 	out := *cfg
 	out.Upstreams = maps.Clone(cfg.Upstreams)
-	for name, wt := range watches {
-		uc := out.Upstreams[name]
-		if uc == nil {
+	for _, name := range cfg.UpstreamNames() {
+		wt, ed := watches[name], s.edits[name]
+		if wt == nil && ed == nil {
 			continue
 		}
-		u := *uc
-		u.Servers = discoveredServers(uc.Servers, wt.cfg, wt.targets)
-		out.Upstreams[name] = &u
+		u := *cfg.UpstreamByName(name)
+		u.Servers = ed.apply(u.Servers)
+		if wt != nil {
+			u.Servers = discoveredServers(u.Servers, wt.cfg, wt.targets)
+		}
+		if name == config.DefaultUpstream {
+			out.Upstream = u
+		} else {
+			out.Upstreams[name] = &u
+		}
 	}
 	return &out
 }

@@ -85,7 +85,7 @@ func (l *load) end() { l.stop(); l.wg.Wait() }
 func TestDNSDiscoveryAddsAndDrainsServersUnderLoad(t *testing.T) {
 	port, hits := loopbackBackends(t, 3, nil)
 	d := startDNSMasq(t, hostsFile("api.test", "127.0.0.2", "127.0.0.3"))
-	p := startProxy(t, discoveryYAML(d, fmt.Sprintf("        name: api.test\n        port: %d\n        slow_start: 1h", port)))
+	p := startProxy(t, apiYAML(discoveryYAML(d, fmt.Sprintf("        name: api.test\n        port: %d\n        slow_start: 1h", port))))
 
 	b2, b3, b4 := fmt.Sprintf("127.0.0.2:%d", port), fmt.Sprintf("127.0.0.3:%d", port), fmt.Sprintf("127.0.0.4:%d", port)
 	first := poolServers(p, "api")
@@ -96,6 +96,16 @@ func TestDNSDiscoveryAddsAndDrainsServersUnderLoad(t *testing.T) {
 		t.Errorf("a server found at start-up ramps; there was no traffic to protect it from")
 	}
 	kept := first[b3].State
+
+	// Discovery owns its servers: the API may not change them.
+	if src := adminServers(t, p)["api"][b3]["source"]; src != "dns" {
+		t.Errorf("GET /api/upstreams: source %v, want dns", src)
+	}
+	for _, m := range []string{"PATCH", "DELETE"} {
+		if code, _ := adminDo(t, p, m, "/api/upstreams/api/servers/"+b3, `{"weight": 3}`, apiToken); code != http.StatusConflict {
+			t.Errorf("%s of a discovered server: %d, want 409", m, code)
+		}
+	}
 
 	l := startLoad(t, "http://"+p.Addr()+"/")
 	waitFor(t, "both first servers to get traffic", func() bool { return hits.get("127.0.0.2") > 0 && hits.get("127.0.0.3") > 0 })

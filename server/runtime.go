@@ -259,7 +259,12 @@ func (s *Server) compileUpstream(rt *runtime, name string, uc *config.Upstream) 
 		}
 		key := upstream.Key(name, sc.URL)
 		joins := serving && sc.Source == config.SourceDNS && !s.states.Known(key)
+		src := sc.Source
+		if src == "" {
+			src = config.SourceConfig
+		}
 		sv := &upstream.Server{
+			Source:    src,
 			Name:      sc.Name,
 			URL:       u,
 			Weight:    sc.Weight,

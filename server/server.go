@@ -94,6 +94,9 @@ type Server struct {
 	base    *config.Config
 	watches map[string]*watch
 	discWG  sync.WaitGroup
+	// edits are the admin API's changes to the servers of each upstream
+	// (see servers.go); guarded by mu.
+	edits map[string]*edits
 
 	// main, admin and redirect are guarded by mu; nil until Start
 	// (redirect stays nil without http_redirect).
@@ -131,7 +134,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.metrics.SetBuildInfo(opts.Version, opts.Commit, goruntime.Version())
 	s.metrics.SetServerSource(s.serverStats)
 	s.base, s.watches = cfg, s.newWatches(cfg, nil)
-	rt, err := s.compile(s.withDiscovered(cfg, s.watches))
+	rt, err := s.compile(s.effective(cfg, s.watches))
 	if err != nil {
 		stopWatches(s.watches, nil)
 		return nil, err
@@ -254,7 +257,10 @@ func (s *Server) Apply(cfg *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	watches := s.newWatches(cfg, s.watches)
-	if err := s.apply(s.withDiscovered(cfg, watches)); err != nil {
+	edits := s.edits
+	s.edits = keptEdits(cfg, edits)
+	if err := s.apply(s.effective(cfg, watches)); err != nil {
+		s.edits = edits
 		stopWatches(watches, s.watches)
 		s.metrics.Reload(false)
 		s.log.Error("reload failed; keeping the current config", "file", s.opts.ConfigPath, "err", err)

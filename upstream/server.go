@@ -27,6 +27,9 @@ type Server struct {
 	// HalfOpenRequests is how many requests a half-open circuit lets
 	// through at once; 0 when the upstream has no circuit breaker.
 	HalfOpenRequests int64
+	// Source says who put the server in the pool: "config", "dns" or
+	// "api", for the admin API.
+	Source string
 	// SlowStart is how long a server that returns to the pool takes to
 	// ramp up to its full share.
 	SlowStart time.Duration

@@ -10,6 +10,8 @@ type ServerSnapshot struct {
 	Weight   int    `json:"weight"`
 	Backup   bool   `json:"backup"`
 	MaxConns int64  `json:"max_connections,omitzero"`
+	// Source is who put the server in the pool: config, dns or api.
+	Source string `json:"source,omitempty"`
 
 	// Healthy is the active checks' verdict.
 	Healthy bool `json:"healthy"`
@@ -62,6 +64,7 @@ func (s *Server) snapshot(now time.Time) ServerSnapshot {
 		Weight:      s.Weight,
 		Backup:      s.Backup,
 		MaxConns:    s.MaxConns,
+		Source:      s.Source,
 		Healthy:     st.Healthy,
 		Usable:      s.Usable(now),
 		Reason:      st.Reason,

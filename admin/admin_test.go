@@ -90,7 +90,7 @@ func newFakeState() *fakeState {
 	return &fakeState{
 		ups: []Upstream{
 			{Name: "api", Strategy: "least_connections", Servers: []Server{
-				{Name: "a", URL: "http://127.0.0.1:9001", Weight: 1, Healthy: true, Usable: true, Reason: "status 200", Since: t0,
+				{Name: "a", URL: "http://127.0.0.1:9001", Weight: 1, Source: "config", Healthy: true, Usable: true, Reason: "status 200", Since: t0,
 					InFlight: 2, Requests: 40, LatencyEWMAms: 12.5, Ramp: 1, Circuit: "closed",
 					LastCheck: &Check{At: t0, OK: true, Result: "status 200", LatencyMS: 1.5}},
 				{Name: "b", URL: "http://127.0.0.1:9002", Weight: 2, Healthy: false, Reason: "status 503", Since: t0, Ejections: 3},
@@ -185,7 +185,7 @@ func TestUpstreamsJSON(t *testing.T) {
 	}
 	a := got.Upstreams[0]["servers"].([]any)[0].(map[string]any)
 	want := map[string]any{
-		"name": "a", "url": "http://127.0.0.1:9001", "weight": 1.0, "backup": false,
+		"name": "a", "url": "http://127.0.0.1:9001", "weight": 1.0, "backup": false, "source": "config",
 		"healthy": true, "usable": true, "reason": "status 200", "since": "2026-01-02T03:04:05Z",
 		"in_flight": 2.0, "requests": 40.0, "failures": 0.0, "latency_ewma_ms": 12.5, "ramp": 1.0,
 		"ejections": 0.0, "drained": false, "circuit": "closed",

@@ -66,6 +66,10 @@ type State interface {
 	// usable server, not shutting down), else an error whose text is the
 	// short reason /readyz shows.
 	Ready() error
+	// Stale lists what serves from old information although the proxy
+	// is ready, such as servers DNS discovery has not confirmed for
+	// several refreshes; /readyz shows each line after "ready".
+	Stale() []string
 	// Reload reloads the config file. On error the old config keeps
 	// serving; the error text is shown to the operator, so it must name
 	// config problems, not internals.
@@ -194,7 +198,11 @@ func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 		text(w, http.StatusServiceUnavailable, "not ready: "+err.Error())
 		return
 	}
-	text(w, http.StatusOK, "ready")
+	msg := "ready"
+	for _, s := range a.opts.State.Stale() {
+		msg += "\nstale: " + s
+	}
+	text(w, http.StatusOK, msg)
 }
 
 func (a *api) reload(w http.ResponseWriter, r *http.Request) {

@@ -60,6 +60,8 @@ func (f *fakeState) Reload() error {
 	return f.reloadErr
 }
 
+func (f *fakeState) Stale() []string { return nil }
+
 func (f *fakeState) AddServer(string, ServerSpec) error { return nil }
 
 func (f *fakeState) RemoveServer(string, string) error { return nil }

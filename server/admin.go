@@ -75,6 +75,8 @@ func rateLimitSummary(rl *config.RateLimit) *admin.RateLimit {
 
 func (a adminState) Ready() error { return a.s.notReady() }
 
+func (a adminState) Stale() []string { return a.s.stale(time.Now()) }
+
 func (a adminState) Reload() error { return a.s.Reload() }
 
 func (a adminState) SetDrained(up, server string, drained bool) error {

@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/tbsphathuynh/proxy/config"
@@ -16,6 +18,8 @@ type watch struct {
 	w   *discovery.Watcher
 	// targets is the last good set; guarded by Server.mu.
 	targets []discovery.Target
+	// since is when the watch began, the age of a set never confirmed.
+	since   time.Time
 	ctx     context.Context
 	cancel  context.CancelFunc
 	running bool
@@ -47,7 +51,7 @@ func (s *Server) newWatches(cfg *config.Config, cur map[string]*watch) map[strin
 func (s *Server) newWatch(name string, dc config.DNSDiscovery) *watch {
 	s.metrics.DiscoveryWatched(name)
 	ctx, cancel := context.WithCancel(context.Background())
-	wt := &watch{cfg: dc, ctx: ctx, cancel: cancel}
+	wt := &watch{cfg: dc, ctx: ctx, cancel: cancel, since: time.Now()}
 	wt.w = &discovery.Watcher{
 		Upstream: name,
 		Source:   discovery.Source{Name: dc.Name, Port: dc.Port, SRV: dc.SRV},
@@ -89,6 +93,41 @@ func (s *Server) discovered(name string, wt *watch, ts []discovery.Target) {
 		return
 	}
 	s.log.Info("discovery changed the servers", "upstream", name, "servers", len(ts), "before", before)
+}
+
+// staleRefreshes is how many refreshes may pass without a good lookup
+// before /readyz calls an upstream's discovered set stale.
+const staleRefreshes = 3
+
+// stale lists the upstreams whose discovered servers no lookup has
+// confirmed for staleRefreshes refreshes. They keep serving: a DNS outage
+// is no reason to take a working proxy out of its load balancer, so
+// /readyz says it and stays 200.
+func (s *Server) stale(now time.Time) []string {
+	view := s.watchView.Load()
+	if view == nil {
+		return nil
+	}
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(*view)) {
+		wt := (*view)[name]
+		last := wt.w.LastGood()
+		if last.IsZero() {
+			last = wt.since
+		}
+		limit := staleRefreshes * wt.cfg.Refresh.D()
+		if age := now.Sub(last); age > limit {
+			out = append(out, fmt.Sprintf("upstream %s: servers from DNS last confirmed %s ago (more than %d refreshes)",
+				name, age.Round(time.Second), staleRefreshes))
+		}
+	}
+	return out
+}
+
+// setWatches makes watches the current ones; call it with s.mu held.
+func (s *Server) setWatches(watches map[string]*watch) {
+	s.watches = watches
+	s.watchView.Store(&watches)
 }
 
 // startWatches runs every watch not running yet; call it with s.mu held.

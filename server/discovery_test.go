@@ -142,10 +142,13 @@ func TestDNSDiscoveryKeepsTheLastGoodSetWhenDNSFails(t *testing.T) {
 	port, hits := loopbackBackends(t, 2, nil)
 	d := startDNSMasq(t, hostsFile("api.test", "127.0.0.2", "127.0.0.3"))
 	var logs logBuffer
-	p := startProxyLogging(t, discoveryYAML(d, fmt.Sprintf("        name: api.test\n        port: %d", port)), &logs)
+	p := startProxyLogging(t, apiYAML(discoveryYAML(d, fmt.Sprintf("        name: api.test\n        port: %d", port))), &logs)
 	want := keys(poolServers(p, "api"))
 	if len(want) != 2 {
 		t.Fatalf("servers at start = %v, want two", want)
+	}
+	if code, body := adminDo(t, p, "GET", "/readyz", "", ""); code != 200 || strings.Contains(body, "stale") {
+		t.Errorf("/readyz with DNS answering: %d %q, want ready and nothing stale", code, body)
 	}
 	errs := func() float64 { return discoveryErrors(t, p, "api") }
 
@@ -168,6 +171,12 @@ func TestDNSDiscoveryKeepsTheLastGoodSetWhenDNSFails(t *testing.T) {
 	if hits.get("127.0.0.2") == 0 || hits.get("127.0.0.3") == 0 {
 		t.Errorf("hits = %v; both servers of the last good set should serve", hits.n)
 	}
+	// Three refreshes of 100ms without a good lookup: /readyz says so, and
+	// stays 200, since the last good set serves.
+	waitFor(t, "/readyz to call the set stale", func() bool {
+		code, body := adminDo(t, p, "GET", "/readyz", "", "")
+		return code == 200 && strings.Contains(body, "stale: upstream api: servers from DNS last confirmed")
+	})
 	if n := strings.Count(logs.String(), "discovery lookup failed"); n != 1 {
 		t.Errorf("%d WARN lines for one outage, want 1:\n%s", n, logs.String())
 	}

@@ -94,6 +94,8 @@ type Server struct {
 	base    *config.Config
 	watches map[string]*watch
 	discWG  sync.WaitGroup
+	// watchView is watches for readers that do not take mu (/readyz).
+	watchView atomic.Pointer[map[string]*watch]
 	// edits are the admin API's changes to the servers of each upstream
 	// (see servers.go); guarded by mu.
 	edits map[string]*edits
@@ -133,7 +135,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.metrics = metrics.New(s.registry)
 	s.metrics.SetBuildInfo(opts.Version, opts.Commit, goruntime.Version())
 	s.metrics.SetServerSource(s.serverStats)
-	s.base, s.watches = cfg, s.newWatches(cfg, nil)
+	s.base = cfg
+	s.setWatches(s.newWatches(cfg, nil))
 	rt, err := s.compile(s.effective(cfg, s.watches))
 	if err != nil {
 		stopWatches(s.watches, nil)
@@ -267,7 +270,8 @@ func (s *Server) Apply(cfg *config.Config) error {
 		return err
 	}
 	stopWatches(s.watches, watches)
-	s.base, s.watches = cfg, watches
+	s.base = cfg
+	s.setWatches(watches)
 	if s.main != nil {
 		s.startWatches()
 	}

@@ -128,3 +128,21 @@ func refusedURL(t *testing.T) string {
 	srv.Close()
 	return u
 }
+
+// fakeClock is a clock the test moves; safe for the timers' goroutines.
+type fakeClock struct {
+	mu sync.Mutex // guards t
+	t  time.Time
+}
+
+func (c *fakeClock) set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,15 +46,26 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freePort returns a loopback address that was free a moment ago.
+// handedOut holds every address freePort has returned in this process.
+var handedOut sync.Map
+
+// freePort returns a loopback address that was free a moment ago, and
+// never one it returned before: the probe is let go at once, so the kernel
+// may offer the same port to the next call (a test once got its admin and
+// proxy listeners on one port that way, and the proxy refused the config).
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if _, taken := handedOut.LoadOrStore(addr, true); !taken {
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // proc is a running proxy-server whose stderr is collected.

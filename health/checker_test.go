@@ -81,7 +81,7 @@ func TestCheckerFallAndRise(t *testing.T) {
 		t.Errorf("available %q, want ab", got)
 	}
 	if n := logs.count("server down"); n != 1 {
-		t.Errorf("logged %d down transitions, want 1:\n%s", n, logs.buf.String())
+		t.Errorf("logged %d down transitions, want 1:\n%s", n, logs.String())
 	}
 	if n := clientErrs.Load(); n != 0 {
 		t.Errorf("%d client requests failed meanwhile", n)

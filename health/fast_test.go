@@ -49,8 +49,11 @@ func TestLateServerJoinsOnItsFirstPass(t *testing.T) {
 	if n := checks.Load(); n != 1 {
 		t.Errorf("a returned after %d passing checks; want 1 for a server never proven", n)
 	}
+	// The checker logs after it has put a back in the pool: wait for the
+	// line rather than race it.
+	eventually(t, "the up transition logged", func() bool { return logs.count("server up") > 0 })
 	if n := logs.count("server up"); n != 1 {
-		t.Errorf("logged %d up transitions, want 1:\n%s", n, logs.buf.String())
+		t.Errorf("logged %d up transitions, want 1:\n%s", n, logs.String())
 	}
 }
 
@@ -148,8 +151,9 @@ func TestPassingCheckEndsAnEjection(t *testing.T) {
 	if pool.Servers[0].Scheduled(upstream.ReadmitTimer) {
 		t.Error("the readmission timer is still armed")
 	}
+	eventually(t, "the readmission logged", func() bool { return logs.count("server readmitted") > 0 })
 	if n := logs.count("server readmitted"); n != 1 {
-		t.Errorf("logged %d readmissions, want 1:\n%s", n, logs.buf.String())
+		t.Errorf("logged %d readmissions, want 1:\n%s", n, logs.String())
 	}
 
 	// An ejection newer than the last check stands.

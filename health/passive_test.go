@@ -19,7 +19,14 @@ func TestPassiveEjectsRefusingServer(t *testing.T) {
 	dead, live := refusedURL(t), newBackend(t).URL
 	pool := poolOf(t, upstream.NewRegistry(), []string{dead, live})
 	var logs logBuffer
-	p := NewPassive(pool, PassiveConfig{Enabled: true, ConsecutiveFailures: 3, EjectionTime: 300 * time.Millisecond}, logs.logger())
+	const ejection = 300 * time.Millisecond
+	p := NewPassive(pool, PassiveConfig{Enabled: true, ConsecutiveFailures: 3, EjectionTime: ejection}, logs.logger())
+	// The readmission timer asks p's clock whether the ejection is over;
+	// held before the first attempt, it keeps the server out however long
+	// the test stalls, until moved.
+	var clock fakeClock
+	clock.set(time.Now())
+	p.Now = clock.now
 	events := make(chan event, 4)
 	p.OnTransition = func(s *upstream.Server, healthy bool, reason string) {
 		events <- event{server: s.Name, healthy: healthy, reason: reason}
@@ -60,6 +67,7 @@ func TestPassiveEjectsRefusingServer(t *testing.T) {
 		t.Errorf("latency after failures %v, want ≥ %v", s.Latency(), FailureLatency)
 	}
 	// No traffic, no active checks: the timer alone brings it back.
+	clock.set(time.Now().Add(ejection))
 	if ev := <-events; !ev.healthy {
 		t.Errorf("transition %+v, want readmission", ev)
 	}
@@ -261,15 +269,21 @@ func TestDisabledPassiveOnlyCounts(t *testing.T) {
 func TestPassiveResumesAcrossReload(t *testing.T) {
 	reg := upstream.NewRegistry()
 	urls := []string{"http://10.0.0.1", "http://10.0.0.2"}
+	const ejection = 500 * time.Millisecond
+	now := time.Now()
+	var clock fakeClock // held, so a stall of the test cannot end the ejection
+	clock.set(now)
 	old := poolOf(t, reg, urls)
-	p := NewPassive(old, PassiveConfig{Enabled: true, ConsecutiveFailures: 1, EjectionTime: 500 * time.Millisecond}, nil)
-	p.Report(old.Servers[0], true, time.Now())
+	p := NewPassive(old, PassiveConfig{Enabled: true, ConsecutiveFailures: 1, EjectionTime: ejection}, nil)
+	p.Now = clock.now
+	p.Report(old.Servers[0], true, now)
 	old.Close() // the old runtime goes away while a is ejected
 
 	fresh := poolOf(t, reg, urls) // same states, by key
 	if names(fresh) != "b" {
 		t.Fatalf("new pool serves %q, want the ejection kept", names(fresh))
 	}
+	// The new runtime re-arms the timer on its own (real) clock.
 	NewPassive(fresh, PassiveConfig{}, nil) // even with ejection now off
 	eventually(t, "readmission by the new runtime", func() bool { return names(fresh) == "ab" })
 }

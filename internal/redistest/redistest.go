@@ -2,6 +2,13 @@
 // on a free loopback port, with persistence off, that a test can kill and
 // bring back on the same port to exercise outages.
 //
+// The port stays reserved for the test from start to cleanup, even while
+// the server is stopped, and a server counts as up only when the process we
+// started answers: on a machine where other tests start Redis servers on
+// free ports in parallel, a port probed and let go could otherwise be taken
+// by one of them, and our test would talk to (and lose) someone else's
+// server.
+//
 // redis-server must be installed; `make test` installs it. A test that
 // needs it fails, loudly, rather than skipping when it is missing: a skipped
 // store test looks exactly like a passing one.
@@ -13,6 +20,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -90,11 +98,11 @@ func NewServerWith(t testing.TB, opts Options) *Server {
 		t.Fatalf("redis-server not installed: run make test, which installs it (%v)", err)
 	}
 	s := &Server{t: t, bin: bin, dir: t.TempDir(), opts: opts}
-	t.Cleanup(s.Stop)
-	// Another process may take the free port between our probe and
-	// redis-server binding it; a fresh port then usually works.
+	// A port held by holdPort can still be taken by a process told to bind
+	// it explicitly (one that probed it before we held it); start then
+	// fails, and a fresh port works.
 	for attempt := 1; ; attempt++ {
-		port, err := freePort()
+		port, release, err := holdPort()
 		if err != nil {
 			t.Fatalf("redistest: %v", err)
 		}
@@ -106,8 +114,13 @@ func NewServerWith(t testing.TB, opts Options) *Server {
 		}
 		err = s.start()
 		if err == nil {
+			// Cleanups run last-registered first: the process is killed
+			// before its port is let go.
+			t.Cleanup(release)
+			t.Cleanup(s.Stop)
 			return s
 		}
+		release()
 		if attempt == 3 {
 			t.Fatalf("redistest: %v", err)
 		}
@@ -157,8 +170,8 @@ func (s *Server) start() error {
 	// so t's cleanup) forces.
 	go func() { done <- cmd.Wait() }()
 
-	if err := waitReady(s.Addr, s.opts.TLS != nil, done); err != nil {
-		if !errors.Is(err, errExited) {
+	if err := waitReady(s.Addr, s.opts.TLS != nil, cmd.Process.Pid, done); err != nil {
+		if !errors.Is(err, errExited) { // else waitReady has had its status
 			_ = cmd.Process.Kill()
 			<-done
 		}
@@ -168,9 +181,13 @@ func (s *Server) start() error {
 	return nil
 }
 
-// errExited says the process exited before it was ready; waitReady has
-// received its exit status.
-var errExited = errors.New("exited before answering")
+var (
+	// errExited says the process exited before it was ready; waitReady
+	// has received its exit status.
+	errExited = errors.New("exited before answering")
+	// errNotOurs says another process answers on the server's port.
+	errNotOurs = errors.New("another process answers on this port")
+)
 
 // command builds the redis-server command line.
 func (s *Server) command() (*exec.Cmd, error) {
@@ -205,33 +222,45 @@ func (s *Server) command() (*exec.Cmd, error) {
 	return exec.Command(s.bin, append(args, s.opts.Args...)...), nil
 }
 
-// waitReady polls addr with PING until it answers PONG (or that it needs
-// a login first), the process exits, or startTimeout passes.
-func waitReady(addr string, useTLS bool, exited <-chan error) error {
+// waitReady polls addr until the process pid answers PING (or that it
+// needs a login first), the process exits, or startTimeout passes. A PONG
+// from any other process does not count: it means our server could not
+// bind the port, and it is about to exit saying so.
+func waitReady(addr string, useTLS bool, pid int, exited <-chan error) error {
 	deadline := time.Now().Add(startTimeout)
 	var last error
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-exited:
-			return fmt.Errorf("%w: %v", errExited, err)
+			return fmt.Errorf("%w: %v (last: %v)", errExited, err, last)
 		default:
 		}
-		if last = pingTLS(addr, useTLS); last == nil {
-			return nil
+		var got int
+		if got, last = pingTLS(addr, useTLS); last == nil {
+			if got == pid || got == pidUnknown {
+				return nil
+			}
+			last = fmt.Errorf("%w (pid %d, ours is %d)", errNotOurs, got, pid)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	return fmt.Errorf("no PONG within %v: %w", startTimeout, last)
 }
 
-// ping sends one inline PING command.
-func ping(addr string) error { return pingTLS(addr, false) }
+// pidUnknown is what pingTLS reports for a server that wants a login
+// before it says who it is; its port is held, so it is very likely ours.
+const pidUnknown = -1
+
+// ping sends one inline PING command and returns the answering server's
+// process ID.
+func ping(addr string) (pid int, err error) { return pingTLS(addr, false) }
 
 // pingTLS sends one inline PING command, over TLS if asked (trusting any
-// certificate: this only asks whether the server is up).
-func pingTLS(addr string, useTLS bool) error {
+// certificate: this only asks whether the server is up), and, once
+// answered, INFO server, and returns the process_id of the server that
+// answered.
+func pingTLS(addr string, useTLS bool) (pid int, err error) {
 	var c net.Conn
-	var err error
 	if useTLS {
 		d := &net.Dialer{Timeout: time.Second}
 		c, err = tls.DialWithDialer(d, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
@@ -239,21 +268,46 @@ func pingTLS(addr string, useTLS bool) error {
 		c, err = net.DialTimeout("tcp", addr, time.Second)
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(time.Second))
+	r := bufio.NewReader(c)
 	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
+		return 0, err
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	line, err := r.ReadString('\n')
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if l := strings.TrimSpace(line); l != "+PONG" && !strings.HasPrefix(l, "-NOAUTH") {
-		return errors.New("unexpected reply " + strconv.Quote(line))
+	switch l := strings.TrimSpace(line); {
+	case strings.HasPrefix(l, "-NOAUTH"):
+		return pidUnknown, nil
+	case l != "+PONG":
+		return 0, errors.New("unexpected reply " + strconv.Quote(line))
 	}
-	return nil
+	if _, err := c.Write([]byte("INFO server\r\n")); err != nil {
+		return 0, err
+	}
+	// A bulk string: "$<length>\r\n<length bytes>\r\n".
+	line, err = r.ReadString('\n')
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(line), "$"))
+	if err != nil || !strings.HasPrefix(line, "$") || n < 0 {
+		return 0, errors.New("INFO: unexpected reply " + strconv.Quote(line))
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return 0, fmt.Errorf("INFO: %w", err)
+	}
+	for l := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "process_id:"); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, errors.New("INFO server has no process_id")
 }
 
 // freePort asks the kernel for a free loopback port.

@@ -120,6 +120,12 @@ func reloadYAML(t testing.TB, p *Server, yaml string, own ...string) {
 			base = "admin: {listen: \"\"}\nlogging: {access_log: \"off\"}\n"
 		}
 	}
+	// Active checks stay off, as startProxy leaves them, unless the test
+	// says otherwise: a reload that turned them on would judge the servers
+	// at once.
+	if !strings.Contains(yaml, "health_checks:") {
+		base += "health_checks: {enabled: false}\n"
+	}
 	cfg, err := config.Parse("reload.yaml", []byte(base+yaml))
 	if err != nil {
 		t.Fatalf("config: %v", err)

@@ -2,6 +2,7 @@ package forward
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"weak"
 
 	"github.com/tbsphathuynh/proxy/internal/localfault"
+	"github.com/tbsphathuynh/proxy/internal/grpcwire"
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
 	"github.com/tbsphathuynh/proxy/upstream"
 )
@@ -39,6 +41,13 @@ type TransportOptions struct {
 	// server). It is called on the request's goroutine, or on a rescue's,
 	// and must not block.
 	ProtocolError func(ctx context.Context, err error)
+	// Protocol is what the transport speaks to servers (see
+	// setProtocol): "http1", "h2c", "h2", or "auto" (also ""), HTTP/2
+	// where an https server offers it through ALPN.
+	Protocol string
+	// TLS, if set, is the TLS configuration for https servers (the
+	// certificate authorities trusted); nil means the system's.
+	TLS *tls.Config
 }
 
 // NewTransport returns a transport tuned for a reverse proxy: large
@@ -65,8 +74,11 @@ func NewTransport(t Timeouts, o TransportOptions) *http.Transport {
 		DisableCompression:    true,
 		WriteBufferSize:       16 << 10,
 		ReadBufferSize:        16 << 10,
+		TLSClientConfig:       o.TLS,
 	}
-	if o.NetHTTPOnly || !probeSupported {
+	setProtocol(tr, o.Protocol)
+	if o.NetHTTPOnly || !probeSupported || o.Protocol == "h2c" {
+		// An h2c server would not understand our client's HTTP/1.1.
 		return tr
 	}
 	c := registerClient(tr)
@@ -115,7 +127,10 @@ func (u *Upstream) roundTrip(req *http.Request, info *reqinfo.Info, tb *trackedB
 	if rp.Budget != nil {
 		rp.Budget.Request(time.Now())
 	}
-	if rp.Attempts > 0 {
+	if rp.Attempts > 0 && !grpcwire.IsCall(req.Header) {
+		// Not a gRPC call's stream: its client may wait for an answer
+		// before it sends more, and must not wait on the proxy reading
+		// ahead.
 		if err := rp.replayable(req); err != nil {
 			// The body broke while it was being read for replay: no
 			// server was picked, and none is blamed.
@@ -167,7 +182,7 @@ func (u *Upstream) roundTrip(req *http.Request, info *reqinfo.Info, tb *trackedB
 			// proxy_next_upstream (error) does both; each server once.
 			next = u.pick(req, tried[:n])
 		}
-		if next != nil && (!u.mayRetry() || !rewind(req)) {
+		if next != nil && (!u.mayRetry() || !rewind(req) && !unsentCall(req, err)) {
 			next.Release()
 			next = nil
 		}

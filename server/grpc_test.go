@@ -11,11 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tbsphathuynh/proxy/upstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	testpb "google.golang.org/grpc/interop/grpc_testing"
 )
 
 // Every kind of call passes through with its messages, headers and
@@ -359,4 +361,47 @@ func TestGRPCRequestsMetric(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("proxy_grpc_requests_total by grpc_status = %v, want %v", got, want)
 	}
+}
+
+// gRPC health checks take a server that reports NOT_SERVING out of the
+// pool, calls go to the others, and it comes back when it serves again.
+func TestGRPCHealthChecks(t *testing.T) {
+	const service = "grpc.testing.TestService"
+	a, b := startGRPC(t, "a", "", ""), startGRPC(t, "b", "", "")
+	for _, x := range []*grpcBackend{a, b} {
+		x.health.SetServingStatus(service, healthpb.HealthCheckResponse_SERVING)
+	}
+	p := grpcProxy(t, "h2c: true\n", "h2c", "",
+		"    health_checks: {grpc: {service: "+service+"}, interval: 1s, timeout: 1s, healthy_threshold: 1, unhealthy_threshold: 1}\n", a, b)
+	server := func(name string) *upstream.Server {
+		for _, s := range p.rt.Load().upstreams["g"].pool.Servers {
+			if s.Name == name {
+				return s
+			}
+		}
+		t.Fatalf("no server %s", name)
+		return nil
+	}
+	sb := server("b")
+	checked := func() bool { c, ok := sb.LastCheck(); return ok && c.Result == "SERVING" }
+	waitFor(t, "a first check of b", checked)
+
+	b.health.SetServingStatus(service, healthpb.HealthCheckResponse_NOT_SERVING)
+	waitFor(t, "b out of the pool", func() bool { return !sb.Healthy() })
+	if c, _ := sb.LastCheck(); c.Result != "NOT_SERVING" {
+		t.Errorf("b's last check says %q, want NOT_SERVING", c.Result)
+	}
+	c := testpb.NewTestServiceClient(grpcDial(t, p, ""))
+	for range 10 {
+		res, err := c.UnaryCall(callCtx(t), &testpb.SimpleRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Hostname != "a" {
+			t.Fatalf("a call went to %s, which is out of the pool", res.Hostname)
+		}
+	}
+
+	b.health.SetServingStatus(service, healthpb.HealthCheckResponse_SERVING)
+	waitFor(t, "b back in the pool", sb.Healthy)
 }

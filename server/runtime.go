@@ -339,6 +339,11 @@ func (s *Server) compileUpstream(rt *runtime, name string, uc *config.Upstream) 
 		observers = append(observers, br)
 	}
 
+	tr, err := s.transport(rt, uc.Timeouts, st, uc.Protocol)
+	if err != nil {
+		return nil, fmt.Errorf("upstream %s: %w", name, err)
+	}
+
 	if hc.Enabled == nil || *hc.Enabled {
 		expected, err := health.ParseStatusRanges(hc.ExpectedStatus)
 		if err != nil {
@@ -348,7 +353,14 @@ func (s *Server) compileUpstream(rt *runtime, name string, uc *config.Upstream) 
 		if err != nil {
 			return nil, fmt.Errorf("upstream %s: %w", name, err)
 		}
+		var probe health.Probe
+		if g := hc.GRPC; g != nil {
+			// Over the upstream's own transport: the one that speaks
+			// HTTP/2 to its servers, as the calls do.
+			probe = health.GRPCProbe(tr, g.Service)
+		}
 		ck := health.NewChecker(pool, health.Config{
+			Probe:              probe,
 			Interval:           hc.Interval.D(),
 			FastInterval:       hc.FastInterval.D(),
 			Timeout:            hc.Timeout.D(),
@@ -377,10 +389,6 @@ func (s *Server) compileUpstream(rt *runtime, name string, uc *config.Upstream) 
 	}
 	if rc.Attempts > 0 {
 		retry.Budget = forward.NewBudget(rc.Budget, rc.MinPerSecond)
-	}
-	tr, err := s.transport(rt, uc.Timeouts, st, uc.Protocol)
-	if err != nil {
-		return nil, fmt.Errorf("upstream %s: %w", name, err)
 	}
 	cu.fwd = &forward.Upstream{
 		Name:       name,

@@ -35,6 +35,8 @@ type grpcBackend struct {
 	srv    *grpc.Server
 	health *health.Server
 	calls  atomic.Int64
+	// sent counts the messages StreamingOutputCall began to send.
+	sent atomic.Int64
 
 	// blocked receives the context error a call asked to block ("block")
 	// saw when it ended; started is told when it begins.
@@ -135,6 +137,7 @@ func (b *grpcBackend) StreamingOutputCall(req *testpb.StreamingOutputCallRequest
 	b.calls.Add(1)
 	stream.SetTrailer(metadata.Pairs("x-count", fmt.Sprint(len(req.ResponseParameters))))
 	for i, p := range req.ResponseParameters {
+		b.sent.Add(1)
 		if err := stream.Send(&testpb.StreamingOutputCallResponse{Payload: &testpb.Payload{Body: make([]byte, p.Size)}}); err != nil {
 			return err
 		}

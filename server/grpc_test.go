@@ -405,3 +405,49 @@ func TestGRPCHealthChecks(t *testing.T) {
 	b.health.SetServingStatus(service, healthpb.HealthCheckResponse_SERVING)
 	waitFor(t, "b back in the pool", sb.Healthy)
 }
+
+// Flow control holds end to end: a client that stops reading holds the
+// server back, with a few windows' worth in flight, not the whole stream
+// gathered in the proxy.
+func TestGRPCSlowReaderHoldsServerBack(t *testing.T) {
+	b := startGRPC(t, "a", "", "")
+	p := grpcProxy(t, "h2c: true\n", "h2c", "", "", b)
+	c := testpb.NewTestServiceClient(grpcDial(t, p, ""))
+	const messages, size = 256, 1 << 20 // 256 MiB in all
+	params := make([]*testpb.ResponseParameters, messages)
+	for i := range params {
+		params[i] = &testpb.ResponseParameters{Size: size}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ss, err := c.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{ResponseParameters: params})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ss.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait for the server to settle: no message begun for 100 polls in
+	// a row. A loaded machine can only make it settle later, or seem to
+	// settle early with fewer sent; a proxy that read ahead without
+	// bound lets the server send all of them.
+	last, still := int64(-1), 0
+	deadline := time.Now().Add(60 * time.Second)
+	for still < 100 && time.Now().Before(deadline) {
+		n := b.sent.Load()
+		if n == last {
+			still++
+		} else {
+			last, still = n, 0
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Windows on the way: the client's (grpc-go grows it up to 16 MiB),
+	// the proxy's to the client and from the server (4 MiB a stream),
+	// the server's send buffer.
+	n := b.sent.Load()
+	t.Logf("the server began %d messages of 1 MiB", n)
+	if n > 40 {
+		t.Errorf("the server sent %d MiB to a client that read 1 MiB, want the stream held back by flow control", n)
+	}
+}

@@ -451,3 +451,21 @@ func TestGRPCSlowReaderHoldsServerBack(t *testing.T) {
 		t.Errorf("the server sent %d MiB to a client that read 1 MiB, want the stream held back by flow control", n)
 	}
 }
+
+// A call whose server cannot be connected to goes to another server: not
+// a byte of it was sent, so trying again cannot do anything twice.
+func TestGRPCRetriesACallNeverSent(t *testing.T) {
+	live, dead := startGRPC(t, "live", "", ""), startGRPC(t, "dead", "", "")
+	dead.url = "http://" + freeAddr(t) // nothing listens there
+	p := grpcProxy(t, "h2c: true\n", "h2c", "", "", dead, live)
+	c := testpb.NewTestServiceClient(grpcDial(t, p, ""))
+	for i := range 4 {
+		res, err := c.UnaryCall(callCtx(t), &testpb.SimpleRequest{Payload: &testpb.Payload{Body: []byte("x")}})
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if res.Hostname != "live" {
+			t.Errorf("call %d answered by %q", i, res.Hostname)
+		}
+	}
+}

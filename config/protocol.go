@@ -1,15 +1,13 @@
 package config
 
 import (
-	"crypto/x509"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 )
 
-// protocol checks an upstream's protocol against its servers' schemes, its
-// gRPC health check and its CA file; p is "" or "upstreams.NAME.".
+// protocol checks an upstream's protocol against its servers' schemes and
+// its gRPC health check; p is "" or "upstreams.NAME.".
 func (c *checker) protocol(p string, u *Upstream) {
 	if !slices.Contains(Protocols, u.Protocol) {
 		hint := didYouMean(suggest(u.Protocol, Protocols))
@@ -30,13 +28,5 @@ func (c *checker) protocol(p string, u *Upstream) {
 	}
 	if u.HealthChecks.GRPC != nil && u.Protocol != "h2c" && u.Protocol != "h2" {
 		c.errf(p+"health_checks.grpc", "needs protocol h2c or h2, since gRPC runs on HTTP/2 (protocol is %s)", u.Protocol)
-	}
-	if f := u.TLSCAFile; f != "" && c.files {
-		pem, err := os.ReadFile(f)
-		if err != nil {
-			c.errf(p+"tls_ca_file", "cannot read %s: %s", quote(f), readReason(err))
-		} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
-			c.errf(p+"tls_ca_file", "%s holds no PEM certificate", quote(f))
-		}
 	}
 }

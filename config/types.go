@@ -153,9 +153,6 @@ type Upstream struct {
 	// cluster expect), h2 (HTTP/2 over TLS, ALPN) or auto (h2 where an
 	// https server offers it through ALPN, else HTTP/1.1); default auto.
 	Protocol string `yaml:"protocol"`
-	// TLSCAFile is a PEM file of the certificate authorities https servers
-	// are checked against instead of the system's.
-	TLSCAFile string `yaml:"tls_ca_file"`
 	// Discovery adds servers found in DNS to Servers; named upstreams only.
 	Discovery *Discovery `yaml:"discovery"`
 }

@@ -79,7 +79,7 @@ func (c *checker) note(path, format string, args ...any) *Error {
 
 // upstreamSections are the top-level keys that belong to the default
 // upstream.
-var upstreamSections = []string{"load_balancing", "health_checks", "rate_limit", "retries", "timeouts", "circuit_breaker", "protocol", "tls_ca_file"}
+var upstreamSections = []string{"load_balancing", "health_checks", "rate_limit", "retries", "timeouts", "circuit_breaker", "protocol"}
 
 func (c *checker) config(cfg *Config) {
 	c.listen("listen", cfg.Listen)

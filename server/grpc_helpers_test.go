@@ -197,17 +197,17 @@ func grpcURLs(bs ...*grpcBackend) string {
 
 // grpcProxy runs a proxy with one route to upstream g of the backends,
 // speaking protocol to them; extra is more YAML for the upstream, each
-// line indented by four spaces. caFile is trusted for h2.
+// line indented by four spaces. caFile is trusted for h2 (servers[].tls).
 func grpcProxy(t testing.TB, top, protocol, caFile, extra string, bs ...*grpcBackend) *Server {
 	t.Helper()
-	ca := ""
+	servers := grpcURLs(bs...)
 	if caFile != "" {
-		ca = "    tls_ca_file: " + caFile + "\n"
+		servers = strings.ReplaceAll(servers, "}\n", ", tls: {ca_file: "+caFile+"}}\n")
 	}
 	if !strings.Contains(extra, "health_checks:") {
 		extra += "    health_checks: {enabled: false}\n"
 	}
-	return startProxy(t, top+"upstreams:\n  g:\n    protocol: "+protocol+"\n"+ca+extra+"    servers:\n"+grpcURLs(bs...)+
+	return startProxy(t, top+"upstreams:\n  g:\n    protocol: "+protocol+"\n"+extra+"    servers:\n"+servers+
 		"routes:\n  - {name: calls, match: {path_prefix: /}, upstream: g}\n")
 }
 

@@ -2,7 +2,6 @@ package forward
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -16,8 +15,8 @@ import (
 	"time"
 	"weak"
 
-	"github.com/tbsphathuynh/proxy/internal/localfault"
 	"github.com/tbsphathuynh/proxy/internal/grpcwire"
+	"github.com/tbsphathuynh/proxy/internal/localfault"
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
 	"github.com/tbsphathuynh/proxy/upstream"
 )
@@ -45,9 +44,6 @@ type TransportOptions struct {
 	// setProtocol): "http1", "h2c", "h2", or "auto" (also ""), HTTP/2
 	// where an https server offers it through ALPN.
 	Protocol string
-	// TLS, if set, is the TLS configuration for https servers (the
-	// certificate authorities trusted); nil means the system's.
-	TLS *tls.Config
 }
 
 // NewTransport returns a transport tuned for a reverse proxy: large
@@ -74,7 +70,6 @@ func NewTransport(t Timeouts, o TransportOptions) *http.Transport {
 		DisableCompression:    true,
 		WriteBufferSize:       16 << 10,
 		ReadBufferSize:        16 << 10,
-		TLSClientConfig:       o.TLS,
 	}
 	setProtocol(tr, o.Protocol)
 	if o.NetHTTPOnly || !probeSupported || o.Protocol == "h2c" {

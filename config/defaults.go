@@ -194,6 +194,9 @@ func (d defaulter) upstream(u *Upstream, p string) {
 			dc.DNS.SlowStart = Duration(10 * time.Second)
 		}
 	}
+	if d.unset(u.Protocol == "", p+"protocol") {
+		u.Protocol = "auto"
+	}
 
 	lb := &u.LoadBalancing
 	if d.unset(lb.Strategy == "", p+"load_balancing.strategy") {

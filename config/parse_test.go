@@ -71,6 +71,7 @@ func defaultUpstream(servers ...Server) Upstream {
 			ResponseHeader: Duration(30 * time.Second),
 			IdleConnection: Duration(90 * time.Second),
 		},
+		Protocol: "auto",
 	}
 }
 

@@ -148,6 +148,11 @@ type Upstream struct {
 	Retries        Retries         `yaml:"retries"`
 	Timeouts       Timeouts        `yaml:"timeouts"`
 	CircuitBreaker *CircuitBreaker `yaml:"circuit_breaker"`
+	// Protocol is what the proxy speaks to the servers: http1, h2c
+	// (HTTP/2 over plain TCP, prior knowledge, as gRPC servers inside a
+	// cluster expect), h2 (HTTP/2 over TLS, ALPN) or auto (h2 where an
+	// https server offers it through ALPN, else HTTP/1.1); default auto.
+	Protocol string `yaml:"protocol"`
 	// Discovery adds servers found in DNS to Servers; named upstreams only.
 	Discovery *Discovery `yaml:"discovery"`
 }
@@ -176,6 +181,9 @@ type DNSDiscovery struct {
 	// MaxConnections caps each discovered server's concurrent requests.
 	MaxConnections int `yaml:"max_connections"`
 }
+
+// Protocols are the values of an upstream's protocol.
+var Protocols = []string{"http1", "h2c", "h2", "auto"}
 
 // Server is one backend.
 type Server struct {
@@ -226,6 +234,17 @@ type HealthChecks struct {
 	HealthyThreshold   int      `yaml:"healthy_threshold"`
 	UnhealthyThreshold int      `yaml:"unhealthy_threshold"`
 	Passive            *Passive `yaml:"passive"`
+	// GRPC, when set, checks servers with grpc.health.v1.Health/Check
+	// instead of an HTTP GET; the upstream must speak HTTP/2 (protocol
+	// h2c or h2).
+	GRPC *GRPCHealth `yaml:"grpc"`
+}
+
+// GRPCHealth configures gRPC health checks.
+type GRPCHealth struct {
+	// Service is the name asked about; "" asks about the server as a
+	// whole.
+	Service string `yaml:"service"`
 }
 
 // Passive ejects servers that fail live traffic (outlier detection). It is

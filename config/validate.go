@@ -79,7 +79,7 @@ func (c *checker) note(path, format string, args ...any) *Error {
 
 // upstreamSections are the top-level keys that belong to the default
 // upstream.
-var upstreamSections = []string{"load_balancing", "health_checks", "rate_limit", "retries", "timeouts", "circuit_breaker"}
+var upstreamSections = []string{"load_balancing", "health_checks", "rate_limit", "retries", "timeouts", "circuit_breaker", "protocol"}
 
 func (c *checker) config(cfg *Config) {
 	c.listen("listen", cfg.Listen)
@@ -197,6 +197,7 @@ func (c *checker) upstream(p string, u *Upstream) {
 		c.errf(p+"servers", "required: at least one server")
 	}
 	c.servers(p, u.Servers)
+	c.protocol(p, u)
 
 	lb := u.LoadBalancing
 	known := KnownStrategies()

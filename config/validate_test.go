@@ -59,6 +59,18 @@ func TestValidation(t *testing.T) {
 		{"discovery on the top-level upstream", one + "discovery: {dns: {name: a, port: 80}}\n",
 			nil, `t.yaml:2:12: discovery: applies to a named upstream: set it as upstreams.NAME.discovery and route to it`},
 
+		// Protocol.
+		{"protocol typo", one + "protocol: atuo\n",
+			nil, `t.yaml:2:11: protocol: unknown protocol "atuo", did you mean "auto"?`},
+		{"h2c with an https server", "servers: [{url: https://a}]\nprotocol: h2c\n",
+			nil, `t.yaml:1:17: servers[0].url: protocol h2c needs a http:// URL, not "https://a"`},
+		{"h2 with an http server", one + "protocol: h2\n",
+			nil, `t.yaml:1:17: servers[0].url: protocol h2 needs a https:// URL, not "http://a"`},
+		{"grpc health check over HTTP/1.1", one + "protocol: http1\nhealth_checks: {grpc: {service: x}}\n",
+			nil, `t.yaml:3:23: health_checks.grpc: needs protocol h2c or h2, since gRPC runs on HTTP/2 (protocol is http1)`},
+		{"grpc health check over h2c", one + "protocol: h2c\nhealth_checks: {grpc: {service: x}}\n",
+			nil, ``},
+
 		// Load balancing.
 		{"strategy typo", one + "load_balancing: {strategy: least_conections}\n",
 			nil, `t.yaml:2:28: load_balancing.strategy: unknown strategy "least_conections", did you mean "least_connections"?`},

@@ -62,6 +62,10 @@ type Config struct {
 	// servers (the servers' own TLS settings); nil means net/http's
 	// default TLS. It is unused with a Transport passed in.
 	DialTLSContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Probe, if set, checks a server in place of the GET (see GRPCProbe),
+	// within Timeout; Path, Host, ExpectedStatus and ExpectedBody are
+	// then unused.
+	Probe Probe
 }
 
 // MaxBody is how much of a response body a check reads when it looks for

@@ -17,8 +17,25 @@ import (
 // probe sends one check to target and says what it got.
 func (c *Checker) probe(ctx context.Context, target string) upstream.Check {
 	start := time.Now()
-	ok, result, err := c.get(ctx, target)
+	var ok bool
+	var result string
+	var err error
+	if c.cfg.Probe != nil {
+		ok, result = c.custom(ctx, target)
+	} else {
+		ok, result, err = c.get(ctx, target)
+	}
 	return upstream.Check{At: start, OK: ok, Result: result, Latency: time.Since(start), Local: localfault.Reason(err)}
+}
+
+func (c *Checker) custom(ctx context.Context, target string) (ok bool, result string) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	ok, result = c.cfg.Probe(ctx, target)
+	if !ok && ctx.Err() != nil {
+		result = "timeout after " + c.cfg.Timeout.String()
+	}
+	return ok, result
 }
 
 // get sends the check; err is the error that failed it, if any, so that a

@@ -48,6 +48,7 @@ const (
 	DiscoveryErrorsTotal   = "proxy_discovery_errors_total"
 	PolicyRejectionsTotal  = "proxy_policy_rejections_total"
 	AcceptErrorsTotal      = "proxy_accept_errors_total"
+	GRPCRequestsTotal      = "proxy_grpc_requests_total"
 )
 
 // AcceptReasons are the values of proxy_accept_errors_total's reason
@@ -99,6 +100,7 @@ type Metrics struct {
 	resBytes       *prometheus.CounterVec
 	panics         prometheus.Counter
 	accepts        *prometheus.CounterVec
+	grpc           *prometheus.CounterVec
 	servers        *serverCollector
 
 	// now is the clock for reload timestamps; tests replace it.
@@ -110,6 +112,12 @@ type Metrics struct {
 	limited  cowMap[string, prometheus.Counter]
 	storeErr cowMap[string, prometheus.Counter]
 	retried  cowMap[string, prometheus.Counter]
+	grpcs    cowMap[grpcKey, prometheus.Counter]
+}
+
+type grpcKey struct {
+	route, upstream string
+	code            int
 }
 
 type reqKey struct {
@@ -220,11 +228,15 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: AcceptErrorsTotal,
 			Help: "Failures to accept a client connection on the main or admin listener, by reason: emfile (the process's descriptor limit), enfile (the system's), enobufs, enomem, other. Each is retried after a backoff; see docs/operations.md.",
 		}, []string{"reason"}),
+		grpc: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: GRPCRequestsTotal,
+			Help: "gRPC calls served, by route, upstream and the grpc-status that ended them (the server's, or the proxy's own: 14 UNAVAILABLE, 4 DEADLINE_EXCEEDED, 8 RESOURCE_EXHAUSTED); \"none\" when none came, as from a server that broke the stream inside a message.",
+		}, []string{"route", "upstream", "grpc_status"}),
 		servers: newServerCollector(),
 		now:     time.Now,
 	}
 	reg.MustRegister(m.requests, m.duration, m.rateLimited, m.policyRejected, m.retries, m.reloads, m.discoveryErrs,
-		m.reloadOK, m.reloadAt, m.health, m.build, m.storeUp, m.storeSwitch, m.storeErrors, m.protoErrors, m.reqBytes, m.resBytes, m.panics, m.accepts, m.servers)
+		m.reloadOK, m.reloadAt, m.health, m.build, m.storeUp, m.storeSwitch, m.storeErrors, m.protoErrors, m.reqBytes, m.resBytes, m.panics, m.accepts, m.grpc, m.servers)
 	// The process has loaded its first config by the time it builds its
 	// metrics, so the last load counts as successful until a reload fails.
 	m.reloadOK.Set(1)
@@ -323,6 +335,32 @@ func (m *Metrics) newReqChild(k reqKey) reqChild {
 		c.out = m.resBytes.WithLabelValues(k.upstream, k.server)
 	}
 	return c
+}
+
+// grpcLabels are the grpc_status values of codes 0-16, and "none" last.
+var grpcLabels = func() (l [18]string) {
+	for c := range 17 {
+		l[c] = strconv.Itoa(c)
+	}
+	l[17] = "none"
+	return l
+}()
+
+// GRPCRequest counts one gRPC call on route and upstream that ended with
+// status code; a code outside 0-16 (no status) counts as "none". It
+// allocates nothing once the combination has been seen.
+func (m *Metrics) GRPCRequest(route, upstream string, code int) {
+	if code < 0 || code > 16 {
+		code = 17
+	}
+	k := grpcKey{route, upstream, code}
+	c, ok := m.grpcs.get(k)
+	if !ok {
+		c = m.grpcs.add(k, func(k grpcKey) prometheus.Counter {
+			return m.grpc.WithLabelValues(k.route, k.upstream, grpcLabels[k.code])
+		})
+	}
+	c.Inc()
 }
 
 // RateLimited counts a request refused by route's rate limit. The refused

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tbsphathuynh/proxy/internal/grpcwire"
 	"github.com/tbsphathuynh/proxy/ratelimit"
 )
 
@@ -33,6 +34,12 @@ func Limit(w http.ResponseWriter, r *http.Request, limiter ratelimit.Limiter, ke
 	}
 	if onLimited != nil {
 		onLimited()
+	}
+	if grpcwire.IsCall(r.Header) {
+		// A gRPC client reads RESOURCE_EXHAUSTED, and its retry policy
+		// may act on it; a 429 it could only call UNAVAILABLE.
+		grpcwire.WriteStatus(w, r, grpcwire.ResourceExhausted, "proxy: rate limit exceeded, retry later")
+		return false
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")

@@ -70,28 +70,31 @@ func (s *Server) accessLogger(rt *runtime, l config.Logging) (*accesslog.AccessL
 	return accesslog.NewAccessLog(slog.New(newHandler(l.Format, w, slog.LevelInfo)), l.AccessLogFields, l.AccessLogSample)
 }
 
-// transport returns the shared transport for a set of timeouts, so
+// transport returns the shared transport for a set of timeouts, TLS
+// settings and protocol, so
 // upstreams with the same settings share keep-alive pools, and a reload
 // keeps every pooled connection. rt holds it until rt is released. Called
 // with s.mu held or before start.
-func (s *Server) transport(rt *runtime, t config.Timeouts, st servertls.Settings) (http.RoundTripper, error) {
-	key := transportKey{forwardTimeouts(t), !rt.cfg.Client.FastPathOn(), st.Key()}
+func (s *Server) transport(rt *runtime, t config.Timeouts, st servertls.Settings, protocol string) (http.RoundTripper, error) {
+	key := transportKey{forwardTimeouts(t), !rt.cfg.Client.FastPathOn(), st.Key(), protocol}
 	return s.transports.acquire(rt, key, func() (*http.Transport, error) {
 		tr := forward.NewTransport(key.Timeouts, forward.TransportOptions{
 			NetHTTPOnly:   key.netHTTPOnly,
 			ProtocolError: s.protoErrors.report,
+			Protocol:      protocol,
 		})
-		return tr, withServerTLS(tr, st, key.Connect)
+		return tr, withServerTLS(tr, st, key.Connect, protocol)
 	})
 }
 
 // transportKey tells transports apart: by timeouts, by whether the
-// fast path's client is on them, and by the servers' TLS settings
-// (servertls.Settings.Key).
+// fast path's client is on them, by the servers' TLS settings
+// (servertls.Settings.Key) and by the protocol spoken to them.
 type transportKey struct {
 	forward.Timeouts
 	netHTTPOnly bool
 	tls         string
+	protocol    string
 }
 
 // logFile is an access log file that can be reopened in place, so

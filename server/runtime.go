@@ -14,6 +14,7 @@ import (
 	"github.com/tbsphathuynh/proxy/health"
 	"github.com/tbsphathuynh/proxy/internal/accesslog"
 	"github.com/tbsphathuynh/proxy/internal/forward"
+	"github.com/tbsphathuynh/proxy/internal/grpcwire"
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
 	"github.com/tbsphathuynh/proxy/internal/servertls"
 	"github.com/tbsphathuynh/proxy/middleware"
@@ -221,6 +222,9 @@ func (l labeled) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) observe(info *reqinfo.Info, _ string, status int, bytes int64, d time.Duration) {
 	s.metrics.ObserveBytes(info.Route, info.Upstream, info.Server, status, d, info.RequestBytes, bytes)
 	s.metrics.Retry(info.Upstream, info.Retries)
+	if info.GRPC {
+		s.metrics.GRPCRequest(info.Route, info.Upstream, info.GRPCStatus)
+	}
 }
 
 // fallbackHandler is a route's answer when its upstream cannot: another
@@ -335,6 +339,11 @@ func (s *Server) compileUpstream(rt *runtime, name string, uc *config.Upstream) 
 		observers = append(observers, br)
 	}
 
+	tr, err := s.transport(rt, uc.Timeouts, st, uc.Protocol)
+	if err != nil {
+		return nil, fmt.Errorf("upstream %s: %w", name, err)
+	}
+
 	if hc.Enabled == nil || *hc.Enabled {
 		expected, err := health.ParseStatusRanges(hc.ExpectedStatus)
 		if err != nil {
@@ -344,7 +353,14 @@ func (s *Server) compileUpstream(rt *runtime, name string, uc *config.Upstream) 
 		if err != nil {
 			return nil, fmt.Errorf("upstream %s: %w", name, err)
 		}
+		var probe health.Probe
+		if g := hc.GRPC; g != nil {
+			// Over the upstream's own transport: the one that speaks
+			// HTTP/2 to its servers, as the calls do.
+			probe = health.GRPCProbe(tr, g.Service)
+		}
 		ck := health.NewChecker(pool, health.Config{
+			Probe:              probe,
 			Interval:           hc.Interval.D(),
 			FastInterval:       hc.FastInterval.D(),
 			Timeout:            hc.Timeout.D(),
@@ -373,10 +389,6 @@ func (s *Server) compileUpstream(rt *runtime, name string, uc *config.Upstream) 
 	}
 	if rc.Attempts > 0 {
 		retry.Budget = forward.NewBudget(rc.Budget, rc.MinPerSecond)
-	}
-	tr, err := s.transport(rt, uc.Timeouts, st)
-	if err != nil {
-		return nil, fmt.Errorf("upstream %s: %w", name, err)
 	}
 	cu.fwd = &forward.Upstream{
 		Name:       name,
@@ -418,6 +430,10 @@ func (rt *runtime) dispatch(w http.ResponseWriter, r *http.Request) {
 	}
 	if rt.catchAll != nil {
 		rt.catchAll.ServeHTTP(w, r)
+		return
+	}
+	if grpcwire.IsCall(r.Header) {
+		forward.WriteGRPCError(w, r, forward.ErrNoRoute)
 		return
 	}
 	forward.WriteError(w, forward.ErrNoRoute, "")

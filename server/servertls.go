@@ -12,13 +12,21 @@ import (
 
 // withServerTLS makes tr dial the https servers that have a tls section
 // with their settings; without any, tr keeps net/http's default TLS.
-func withServerTLS(tr *http.Transport, st servertls.Settings, timeout time.Duration) error {
+func withServerTLS(tr *http.Transport, st servertls.Settings, timeout time.Duration, protocol string) error {
 	if len(st) == 0 {
 		return nil
 	}
 	// h2 is offered as ForceAttemptHTTP2 would: the transport speaks it
-	// on a *tls.Conn that negotiated it.
-	d, err := st.Build([]string{"h2", "http/1.1"}, timeout)
+	// on a *tls.Conn that negotiated it; the upstream's protocol may
+	// narrow the offer to one of them.
+	protos := []string{"h2", "http/1.1"}
+	switch protocol {
+	case "h2":
+		protos = protos[:1]
+	case "http1":
+		protos = protos[1:]
+	}
+	d, err := st.Build(protos, timeout)
 	if err != nil {
 		return err
 	}

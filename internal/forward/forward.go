@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tbsphathuynh/proxy/internal/grpcwire"
 	"github.com/tbsphathuynh/proxy/internal/localfault"
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
 	"github.com/tbsphathuynh/proxy/upstream"
@@ -232,6 +233,15 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	if grpcwire.IsCall(r.Header) {
+		if info != nil {
+			info.GRPC, info.GRPCStatus = true, grpcwire.NoStatus
+		}
+		var cancel context.CancelFunc
+		if out, cancel = withGRPCTimeout(out); cancel != nil {
+			defer cancel()
+		}
+	}
 	rt.exchange(w, r, out, ob, info, upType)
 }
 
@@ -274,7 +284,11 @@ func (rt *Route) exchange(w http.ResponseWriter, r, out *http.Request, ob *outbo
 			return
 		}
 	}
-	rt.relay(w, r, res, info)
+	if info != nil && info.GRPC || info == nil && grpcwire.IsCall(r.Header) {
+		rt.relayGRPC(w, r, res, out, info)
+	} else {
+		rt.relay(w, r, res, info)
+	}
 	recycle(info, out.Header, res.Header)
 	if info != nil && !info.Held {
 		releaseAnswer(res)
@@ -349,6 +363,10 @@ func (rt *Route) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if rt.hooks.ErrorHandler != nil {
 		rt.hooks.ErrorHandler(w, r, status, err)
+		return
+	}
+	if grpcwire.IsCall(r.Header) {
+		WriteGRPCError(w, r, err)
 		return
 	}
 	WriteError(w, err, rt.up.RetryAfter)

@@ -15,6 +15,7 @@ import (
 	"time"
 	"weak"
 
+	"github.com/tbsphathuynh/proxy/internal/grpcwire"
 	"github.com/tbsphathuynh/proxy/internal/localfault"
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
 	"github.com/tbsphathuynh/proxy/upstream"
@@ -39,6 +40,10 @@ type TransportOptions struct {
 	// server). It is called on the request's goroutine, or on a rescue's,
 	// and must not block.
 	ProtocolError func(ctx context.Context, err error)
+	// Protocol is what the transport speaks to servers (see
+	// setProtocol): "http1", "h2c", "h2", or "auto" (also ""), HTTP/2
+	// where an https server offers it through ALPN.
+	Protocol string
 }
 
 // NewTransport returns a transport tuned for a reverse proxy: large
@@ -66,7 +71,9 @@ func NewTransport(t Timeouts, o TransportOptions) *http.Transport {
 		WriteBufferSize:       16 << 10,
 		ReadBufferSize:        16 << 10,
 	}
-	if o.NetHTTPOnly || !probeSupported {
+	setProtocol(tr, o.Protocol)
+	if o.NetHTTPOnly || !probeSupported || o.Protocol == "h2c" {
+		// An h2c server would not understand our client's HTTP/1.1.
 		return tr
 	}
 	c := registerClient(tr)
@@ -115,7 +122,10 @@ func (u *Upstream) roundTrip(req *http.Request, info *reqinfo.Info, tb *trackedB
 	if rp.Budget != nil {
 		rp.Budget.Request(time.Now())
 	}
-	if rp.Attempts > 0 {
+	if rp.Attempts > 0 && !grpcwire.IsCall(req.Header) {
+		// Not a gRPC call's stream: its client may wait for an answer
+		// before it sends more, and must not wait on the proxy reading
+		// ahead.
 		if err := rp.replayable(req); err != nil {
 			// The body broke while it was being read for replay: no
 			// server was picked, and none is blamed.
@@ -167,7 +177,7 @@ func (u *Upstream) roundTrip(req *http.Request, info *reqinfo.Info, tb *trackedB
 			// proxy_next_upstream (error) does both; each server once.
 			next = u.pick(req, tried[:n])
 		}
-		if next != nil && (!u.mayRetry() || !rewind(req)) {
+		if next != nil && (!u.mayRetry() || !rewind(req) && !unsentCall(req, err)) {
 			next.Release()
 			next = nil
 		}

@@ -25,6 +25,10 @@ type Info struct {
 	// Affinity, when set by a sticky policy, is the AffinityID of the
 	// server the client was on: the forwarder picks it while it is usable.
 	Affinity string
+	// GRPC is set for a gRPC call, and GRPCStatus is then the status that
+	// ended it (the server's, or the proxy's own), -1 when none did.
+	GRPC       bool
+	GRPCStatus int
 	// Fallback is set when a route's fallback answered.
 	Fallback bool
 	// Request is the request as the client sent it, kept for a fallback

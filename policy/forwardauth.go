@@ -55,13 +55,7 @@ func forwardAuth(p *config.ForwardAuthPolicy, env Env) middleware.Middleware {
 				http.Error(w, "503 Service Unavailable", http.StatusServiceUnavailable)
 				return
 			}
-			for k, v := range r.Header {
-				switch k {
-				case "Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length":
-					continue
-				}
-				req.Header[k] = v
-			}
+			copyEndToEnd(req.Header, r.Header)
 			scheme := "http"
 			if r.TLS != nil {
 				scheme = "https"
@@ -98,15 +92,22 @@ func forwardAuth(p *config.ForwardAuthPolicy, env Env) middleware.Middleware {
 				return
 			}
 			env.Rejected()
-			for k, v := range res.Header {
-				switch k {
-				case "Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length":
-					continue
-				}
-				w.Header()[k] = v
-			}
+			copyEndToEnd(w.Header(), res.Header)
 			w.WriteHeader(res.StatusCode)
 			io.Copy(w, io.LimitReader(res.Body, authBodyLimit))
 		})
+	}
+}
+
+// copyEndToEnd copies src's fields to dst but those about one hop or one
+// message's framing, which the exchange with the auth service does not
+// share with the client's.
+func copyEndToEnd(dst, src http.Header) {
+	for k, v := range src {
+		switch k {
+		case "Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length":
+			continue
+		}
+		dst[k] = v
 	}
 }

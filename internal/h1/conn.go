@@ -38,7 +38,7 @@ const readBufferSize = 4096
 // watchDelay is how long a request waits before a read on its connection
 // starts watching for the client going away. Most requests end sooner and
 // never pay for the watch; a client that leaves a slow request is noticed
-// within this delay.
+// within this delay and a tick of the watcher (watchTick).
 const watchDelay = 100 * time.Millisecond
 
 var readBuffers = sync.Pool{New: func() any { b := make([]byte, readBufferSize); return &b }}
@@ -97,14 +97,18 @@ type conn struct {
 	// the fast path, so that both read the same requests.
 	skipEmpty int
 
-	// The client-gone watch of a slow request (see watchDelay).
-	watch    *time.Timer
-	wmu      sync.Mutex
-	wArmed   bool
-	wRunning bool
-	wDone    chan struct{}
-	wByte    [1]byte
-	wGot     bool
+	// The client-gone watch of a slow request (see watchDelay and
+	// watcher): wSince, wPrev, wNext and wListed belong to the server's
+	// watcher, under its lock.
+	wSince       time.Time
+	wPrev, wNext *conn
+	wListed      bool
+	wmu          sync.Mutex
+	wArmed       bool
+	wRunning     bool
+	wDone        chan struct{}
+	wByte        [1]byte
+	wGot         bool
 }
 
 func (s *Server) newConn(rw net.Conn) (*conn, bool) {
@@ -119,8 +123,6 @@ func (s *Server) newConn(rw net.Conn) (*conn, bool) {
 	c := &conn{srv: s, rwc: rw, raw: raw, remoteAddr: rw.RemoteAddr().String(), accepted: time.Now().Unix()}
 	c.readFn = c.readSome
 	c.initWriter()
-	c.watch = time.AfterFunc(time.Hour, c.startWatch)
-	c.watch.Stop()
 	ctx := context.WithValue(s.base, http.LocalAddrContextKey, rw.LocalAddr())
 	if cc := s.connContext; cc != nil {
 		if ctx = cc(ctx, rw); ctx == nil {
@@ -230,7 +232,7 @@ func (c *conn) run(first, resumed bool) {
 			return
 		}
 		c.cancel()
-		c.watch.Stop()
+		c.srv.watches.disarm(c)
 		if !handedOver {
 			c.releaseBuffer()
 			if c.linger {
@@ -565,13 +567,13 @@ func (c *conn) logPanic(v any) {
 	c.srv.logf("h1: panic serving %v: %v\n%s", c.remoteAddr, v, buf)
 }
 
-// armWatch starts the timer after which a read watches for the client
-// going away while its request is served.
+// armWatch has the watcher start, after watchDelay, a read that watches
+// for the client going away while its request is served.
 func (c *conn) armWatch() {
 	c.wmu.Lock()
 	c.wArmed = true
 	c.wmu.Unlock()
-	c.watch.Reset(watchDelay)
+	c.srv.watches.arm(c)
 }
 
 func (c *conn) startWatch() {
@@ -610,7 +612,8 @@ func (c *conn) watchRead(done chan struct{}) {
 // stopWatch ends the watch of the request that is finishing, waiting for
 // its read to stop.
 func (c *conn) stopWatch() {
-	c.watch.Stop()
+	// Not under wmu: the watcher takes wmu under its own lock.
+	c.srv.watches.disarm(c)
 	c.wmu.Lock()
 	c.wArmed = false
 	running, done := c.wRunning, c.wDone

@@ -67,6 +67,8 @@ type Server struct {
 	beginOnce sync.Once
 	// hsServe starts hs on the handoff listener with the first Serve.
 	hsServe sync.Once
+
+	watches watcher
 }
 
 // New returns a server for hs's Handler, ReadHeaderTimeout, IdleTimeout,
@@ -200,6 +202,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+	if done := s.watches.stop(); done != nil {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			<-hsDone
+			return ctx.Err()
+		}
+	}
 	return <-hsDone
 }
 
@@ -211,6 +221,7 @@ func (s *Server) Close() error {
 		c.rwc.Close()
 	}
 	s.mu.Unlock()
+	s.watches.stop()
 	return s.hs.Close()
 }
 

@@ -598,6 +598,9 @@ func (c *conn) startWatch() {
 func (c *conn) watchRead(done chan struct{}) {
 	defer close(done)
 	n, err := c.rwc.Read(c.wByte[:])
+	if h := c.srv.watchRead; h != nil {
+		h(n)
+	}
 	if n == 1 {
 		c.wGot = true
 		return

@@ -17,20 +17,25 @@ import (
 func TestPipelineFillsTheBufferBehindASlowRequest(t *testing.T) {
 	for _, serve := range []bool{true, false} {
 		t.Run(fmt.Sprintf("direct serves %v", serve), func(t *testing.T) {
-			addr := serveDirect(t, directFunc(func(x *Exchange) bool {
+			watched := make(chan struct{}, 1)
+			s := New(&http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.WriteString(w, r.URL.Path)
+			})})
+			s.watchRead = readByte(watched)
+			s.Direct = directFunc(func(x *Exchange) bool {
 				if string(x.Target()) != "/slow" {
 					return false
 				}
-				// Longer than watchDelay: the watch reads meanwhile.
-				time.Sleep(250 * time.Millisecond)
+				// Served once the watch has read the byte after the
+				// full buffer.
+				awaitWatch(t, watched)
 				if !serve {
 					return false
 				}
 				x.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n/slow"))
 				return true
-			}), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, r.URL.Path)
-			}))
+			})
+			_, addr := start(t, s)
 			c, br := dial(t, addr)
 			var raw strings.Builder
 			want := []string{"/slow"}
@@ -66,5 +71,28 @@ func TestOnPanic(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("OnPanic not called")
+	}
+}
+
+// readByte returns a watchRead hook that signals got when a watch has
+// read a byte.
+func readByte(got chan<- struct{}) func(int) {
+	return func(n int) {
+		if n == 1 {
+			select {
+			case got <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// awaitWatch waits for a watch's read of a byte, for 10 s at most: the
+// watch starts a watchDelay (and a tick) after its request.
+func awaitWatch(t *testing.T, got <-chan struct{}) {
+	select {
+	case <-got:
+	case <-time.After(10 * time.Second):
+		t.Error("the client-gone watch did not read the pipelined byte within 10 s")
 	}
 }

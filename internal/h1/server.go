@@ -69,6 +69,9 @@ type Server struct {
 	hsServe sync.Once
 
 	watches watcher
+	// watchRead, when set by a test before Serve, is told of each read of
+	// a client-gone watch as it returns, with the bytes it read.
+	watchRead func(n int)
 }
 
 // New returns a server for hs's Handler, ReadHeaderTimeout, IdleTimeout,

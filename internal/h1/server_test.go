@@ -116,15 +116,23 @@ func TestClientGoneCancelsTheRequest(t *testing.T) {
 // A request pipelined behind a slow one is read by the client-gone watch;
 // its first byte must not be lost.
 func TestPipelinedBehindSlowRequest(t *testing.T) {
-	_, addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	started, watched := make(chan struct{}), make(chan struct{}, 1)
+	s := New(&http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
-			time.Sleep(3 * watchDelay)
+			close(started)
+			awaitWatch(t, watched)
 		}
-		io.WriteString(w, r.URL.Path)
-	}))
+		io.WriteString(w, r.Method+" "+r.URL.Path)
+	})})
+	s.watchRead = readByte(watched)
+	_, addr := start(t, s)
 	c, br := dial(t, addr)
-	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\nGET /next HTTP/1.1\r\nHost: t\r\n\r\n")
-	for _, want := range []string{"/slow", "/next"} {
+	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+	<-started
+	// After the slow request was read, so that the watch reads its first
+	// byte rather than the slow request's read taking it.
+	io.WriteString(c, "GET /next HTTP/1.1\r\nHost: t\r\n\r\n")
+	for _, want := range []string{"GET /slow", "GET /next"} {
 		if _, got := readBody(t, br, "GET"); got != want {
 			t.Fatalf("body %q, want %q", got, want)
 		}

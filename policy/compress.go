@@ -58,12 +58,19 @@ func negotiate(lines []string, algs []string) string {
 	if len(lines) == 0 {
 		return ""
 	}
-	accepted := map[string]bool{}
+	// Per algorithm, in algs' order: 0 not listed, 1 accepted, -1
+	// refused (q=0). An array, not a map: this runs for every request.
+	var buf [8]int8
+	state := buf[:0]
+	if len(algs) > len(buf) {
+		state = make([]int8, 0, len(algs))
+	}
+	state = state[:len(algs)]
 	star := false
 	for _, line := range lines {
 		for elem := range strings.SplitSeq(line, ",") {
 			name, params, _ := strings.Cut(strings.TrimSpace(elem), ";")
-			name = strings.ToLower(strings.TrimSpace(name))
+			name = strings.TrimSpace(name)
 			q := 1.0
 			for param := range strings.SplitSeq(params, ";") {
 				k, v, _ := strings.Cut(strings.TrimSpace(param), "=")
@@ -77,13 +84,22 @@ func negotiate(lines []string, algs []string) string {
 				star = q > 0
 				continue
 			}
-			if _, seen := accepted[name]; !seen || q > 0 {
-				accepted[name] = q > 0
+			for i, a := range algs {
+				if !strings.EqualFold(a, name) {
+					continue
+				}
+				// A coding listed twice is accepted if either accepts it.
+				if state[i] == 0 || q > 0 {
+					state[i] = -1
+					if q > 0 {
+						state[i] = 1
+					}
+				}
 			}
 		}
 	}
-	for _, a := range algs {
-		if ok, listed := accepted[a]; ok || (!listed && star) {
+	for i, a := range algs {
+		if state[i] == 1 || (state[i] == 0 && star) {
 			return a
 		}
 	}

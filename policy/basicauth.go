@@ -30,7 +30,7 @@ func basicAuth(p *config.BasicAuthPolicy, env Env) middleware.Middleware {
 	for u, h := range p.Users {
 		users[u] = []byte(h)
 	}
-	c := newPassCache()
+	c := newPassCache(users)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			user, pass, ok := r.BasicAuth()
@@ -54,16 +54,47 @@ type passCache struct {
 	key  []byte
 	mu   sync.Mutex
 	seen map[[32]byte]struct{}
-	// dummy is compared against for an unknown user, so that the answer
-	// takes as long as for a known one.
-	dummy []byte
+	// cost is the highest bcrypt cost among the users' hashes: an unknown
+	// user is compared against a dummy hash of that cost, so that the
+	// answer takes as long as for a known one.
+	cost int
 }
 
-func newPassCache() *passCache {
+func newPassCache(users map[string][]byte) *passCache {
 	key := make([]byte, 32)
 	rand.Read(key)
-	dummy, _ := bcrypt.GenerateFromPassword([]byte("no user has this password"), bcrypt.DefaultCost)
-	return &passCache{key: key, seen: map[[32]byte]struct{}{}, dummy: dummy}
+	cost := bcrypt.DefaultCost
+	for _, h := range users {
+		if c, err := bcrypt.Cost(h); err == nil && c > cost {
+			cost = c
+		}
+	}
+	return &passCache{key: key, seen: map[[32]byte]struct{}{}, cost: cost}
+}
+
+// dummies holds one dummy hash per cost, made when an unknown user first
+// needs it rather than at every config build: a hash costs as much as a
+// login, tens of milliseconds, and a reload rebuilds every policy.
+var dummies struct {
+	sync.Mutex
+	byCost map[int][]byte
+}
+
+func dummyHash(cost int) []byte {
+	dummies.Lock()
+	defer dummies.Unlock()
+	if h, ok := dummies.byCost[cost]; ok {
+		return h
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte("no user has this password"), cost)
+	if err != nil {
+		h, _ = bcrypt.GenerateFromPassword([]byte("no user has this password"), bcrypt.DefaultCost)
+	}
+	if dummies.byCost == nil {
+		dummies.byCost = map[int][]byte{}
+	}
+	dummies.byCost[cost] = h
+	return h
 }
 
 func (c *passCache) check(users map[string][]byte, user, pass string) bool {
@@ -83,7 +114,7 @@ func (c *passCache) check(users map[string][]byte, user, pass string) bool {
 		return true
 	}
 	if !known {
-		bcrypt.CompareHashAndPassword(c.dummy, []byte(pass))
+		bcrypt.CompareHashAndPassword(dummyHash(c.cost), []byte(pass))
 		return false
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(pass)) != nil {

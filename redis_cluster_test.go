@@ -123,8 +123,11 @@ rate_limit:
 			send(addrs[0], tenant)
 		}
 		m := metricsOf(t, adminAddr)
+		// Back on the store after at least one switch away; a loaded
+		// machine may see the failover flap (down, up, down, up).
+		sw := switchesRE.FindStringSubmatch(m)
 		recovered = strings.Contains(m, `proxy_rate_limit_store_up{route="default"} 1`) &&
-			strings.Contains(m, `proxy_rate_limit_store_switches_total{route="default"} 2`)
+			sw != nil && sw[1] != "0"
 	}
 	t.Logf("shared limiting back %v after the master was killed", time.Since(killed).Round(time.Millisecond))
 	p.waitLog(t, `rate limit store unavailable; deciding locally`)
@@ -183,3 +186,5 @@ rate_limit:
 		t.Errorf("-validate with the right CA: exit %d, %q", code, stderr)
 	}
 }
+
+var switchesRE = regexp.MustCompile(`proxy_rate_limit_store_switches_total\{route="default"\} ([0-9]+)`)

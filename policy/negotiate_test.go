@@ -24,7 +24,7 @@ var negotiateCases = []struct {
 	{[]string{"br, br;q=0"}, "br"},
 	{[]string{" zstd ; q=0 , gzip"}, "gzip"},
 	{[]string{"zstd;q = 0"}, "zstd"}, // no spaces around "=" (RFC 9110 §12.4.2): not a weight
-	{[]string{"gzip;q=x"}, "gzip"}, // a q it cannot read counts as 1
+	{[]string{"gzip;q=x"}, "gzip"},   // a q it cannot read counts as 1
 }
 
 func TestNegotiate(t *testing.T) {

@@ -7,7 +7,10 @@ package middleware
 import (
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime/debug"
+
+	"github.com/tbsphathuynh/proxy/internal/grpcwire"
 )
 
 // Middleware wraps a handler.
@@ -30,7 +33,7 @@ func Recover(log *slog.Logger, onPanic func()) Middleware {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			defer func() {
 				if v := recover(); v != nil {
-					Recovered(log, onPanic, v, w, r.Method, r.URL.Path)
+					recovered(log, onPanic, v, w, r)
 				}
 			}()
 			next.ServeHTTP(w, r)
@@ -43,6 +46,12 @@ func Recover(log *slog.Logger, onPanic func()) Middleware {
 // direct lane). It must be called from the deferred function that
 // recovered v, for the stack to show where v came from.
 func Recovered(log *slog.Logger, onPanic func(), v any, w http.ResponseWriter, method, path string) {
+	recovered(log, onPanic, v, w, &http.Request{Method: method, URL: &url.URL{Path: path}})
+}
+
+// recovered is Recovered for r, which a gRPC call gets as INTERNAL.
+func recovered(log *slog.Logger, onPanic func(), v any, w http.ResponseWriter, r *http.Request) {
+	method, path := r.Method, r.URL.Path
 	if v == http.ErrAbortHandler {
 		panic(v)
 	}
@@ -53,7 +62,9 @@ func Recovered(log *slog.Logger, onPanic func(), v any, w http.ResponseWriter, m
 		log = slog.Default()
 	}
 	log.Error("panic serving request", "panic", v, "method", method, "path", path, "stack", string(debug.Stack()))
-	http.Error(w, "500 Internal Server Error\n", http.StatusInternalServerError)
+	if !grpcwire.Refuse(w, r, http.StatusInternalServerError, "proxy: internal error") {
+		http.Error(w, "500 Internal Server Error", http.StatusInternalServerError) // http.Error ends the line
+	}
 }
 
 // CloseChunked closes the client connection after any HTTP/1.x request

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tbsphathuynh/proxy/config"
+	"github.com/tbsphathuynh/proxy/internal/grpcwire"
 	"github.com/tbsphathuynh/proxy/middleware"
 )
 
@@ -37,7 +38,9 @@ func basicAuth(p *config.BasicAuthPolicy, env Env) middleware.Middleware {
 			if !ok || !c.check(users, user, pass) {
 				env.Rejected()
 				w.Header().Set("WWW-Authenticate", challenge)
-				http.Error(w, "401 Unauthorized", http.StatusUnauthorized)
+				if !grpcwire.Refuse(w, r, http.StatusUnauthorized, "proxy: credentials missing or wrong") {
+					http.Error(w, "401 Unauthorized", http.StatusUnauthorized)
+				}
 				return
 			}
 			r.Header.Del("Authorization")

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tbsphathuynh/proxy/config"
+	"github.com/tbsphathuynh/proxy/internal/grpcwire"
 	"github.com/tbsphathuynh/proxy/middleware"
 )
 
@@ -52,7 +53,7 @@ func forwardAuth(p *config.ForwardAuthPolicy, env Env) middleware.Middleware {
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 			if err != nil {
 				env.Log.Error("forward_auth: bad url", "route", env.Route, "err", err)
-				http.Error(w, "503 Service Unavailable", http.StatusServiceUnavailable)
+				authUnavailable(w, r)
 				return
 			}
 			copyEndToEnd(req.Header, r.Header)
@@ -73,7 +74,7 @@ func forwardAuth(p *config.ForwardAuthPolicy, env Env) middleware.Middleware {
 					return // the client left
 				}
 				env.Log.Warn("forward_auth: the auth service did not answer", "route", env.Route, "err", err)
-				http.Error(w, "503 Service Unavailable", http.StatusServiceUnavailable)
+				authUnavailable(w, r)
 				return
 			}
 			defer res.Body.Close()
@@ -93,9 +94,23 @@ func forwardAuth(p *config.ForwardAuthPolicy, env Env) middleware.Middleware {
 			}
 			env.Rejected()
 			copyEndToEnd(w.Header(), res.Header)
+			// A gRPC client gets the refusal as a status, the auth
+			// service's fields (a challenge) as its metadata; a body it
+			// could not read stays behind.
+			if grpcwire.Refuse(w, r, res.StatusCode, "proxy: the auth service refused the call") {
+				return
+			}
 			w.WriteHeader(res.StatusCode)
 			io.Copy(w, io.LimitReader(res.Body, authBodyLimit))
 		})
+	}
+}
+
+// authUnavailable answers for an auth service that could not be asked:
+// never let through.
+func authUnavailable(w http.ResponseWriter, r *http.Request) {
+	if !grpcwire.Refuse(w, r, http.StatusServiceUnavailable, "proxy: the auth service is unavailable") {
+		http.Error(w, "503 Service Unavailable", http.StatusServiceUnavailable)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/tbsphathuynh/proxy/config"
+	"github.com/tbsphathuynh/proxy/internal/grpcwire"
 	"github.com/tbsphathuynh/proxy/middleware"
 	"github.com/tbsphathuynh/proxy/ratelimit"
 )
@@ -43,7 +44,9 @@ func ipFilter(p *config.IPFilterPolicy, env Env) (middleware.Middleware, error) 
 			a, err := netip.ParseAddr(ratelimit.ClientIP(r, trusted))
 			if err != nil || !permitted(a.Unmap(), allow, deny) {
 				env.Rejected()
-				http.Error(w, "403 Forbidden", http.StatusForbidden)
+				if !grpcwire.Refuse(w, r, http.StatusForbidden, "proxy: the client's address is not allowed") {
+					http.Error(w, "403 Forbidden", http.StatusForbidden)
+				}
 				return
 			}
 			next.ServeHTTP(w, r)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/tbsphathuynh/proxy/internal/grpcwire"
 	"github.com/tbsphathuynh/proxy/middleware"
 )
 
@@ -22,7 +23,9 @@ func maxBody(limit int64, env Env) middleware.Middleware {
 				// The body stays unread: the connection cannot carry
 				// another request.
 				w.Header().Set("Connection", "close")
-				http.Error(w, "413 Request Entity Too Large", http.StatusRequestEntityTooLarge)
+				if !grpcwire.Refuse(w, r, http.StatusRequestEntityTooLarge, "proxy: the request is larger than the route allows") {
+					http.Error(w, "413 Request Entity Too Large", http.StatusRequestEntityTooLarge)
+				}
 				return
 			}
 			if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {

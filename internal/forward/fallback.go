@@ -3,6 +3,9 @@ package forward
 import (
 	"net/http"
 	"strconv"
+	"strings"
+
+	"github.com/tbsphathuynh/proxy/internal/grpcwire"
 
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
 )
@@ -16,6 +19,19 @@ func Static(status int, body string, header http.Header) http.Handler {
 		for k, v := range header {
 			h[k] = v
 		}
+		if grpcwire.IsCall(r.Header) {
+			// A gRPC client can read no page: it gets the status for
+			// the answer's, the body as the message, the headers as
+			// metadata. An answer that is no failure to HTTP's eyes is
+			// still the server's absence to the call's.
+			code := grpcwire.FromHTTP(status)
+			if status < 400 {
+				code = grpcwire.Unavailable
+			}
+			h.Del("Content-Type")
+			grpcwire.WriteStatus(w, r, code, fallbackMessage(body))
+			return
+		}
 		if h.Get("Content-Type") == "" {
 			h.Set("Content-Type", "text/plain; charset=utf-8")
 		}
@@ -25,6 +41,16 @@ func Static(status int, body string, header http.Header) http.Handler {
 			w.Write(b)
 		}
 	})
+}
+
+// fallbackMessage is a fallback's body as a grpc-message: its first line,
+// at most 256 bytes of it.
+func fallbackMessage(body string) string {
+	body, _, _ = strings.Cut(strings.TrimSpace(body), "\n")
+	if len(body) > 256 {
+		body = body[:256]
+	}
+	return body
 }
 
 // SetFallback makes fb answer whenever the route's own upstream fails

@@ -21,12 +21,59 @@ const (
 	Canceled          = 1
 	Unknown           = 2
 	DeadlineExceeded  = 4
+	PermissionDenied  = 7
 	ResourceExhausted = 8
 	Unimplemented     = 12
 	Internal          = 13
 	Unavailable       = 14
+	Unauthenticated   = 16
 	MaxCode           = 16
 )
+
+// FromHTTP is the gRPC status for an HTTP status the proxy answers a
+// request with, as gRPC's own table maps HTTP statuses to codes
+// (doc/http-grpc-status-mapping.md), but where the proxy knows more: 413
+// (a body over max_body) and 429 (a rate limit) are RESOURCE_EXHAUSTED,
+// as gRPC says for a message over the receiver's limit or a quota; 504
+// and 408 are DEADLINE_EXCEEDED, which a client may retry with a longer
+// deadline; 500 (a panic in the proxy) is INTERNAL. Anything else is
+// UNKNOWN, as gRPC's table says.
+func FromHTTP(status int) int {
+	switch status {
+	case http.StatusBadRequest, http.StatusInternalServerError:
+		return Internal
+	case http.StatusUnauthorized:
+		return Unauthenticated
+	case http.StatusForbidden:
+		return PermissionDenied
+	case http.StatusNotFound:
+		return Unimplemented
+	case http.StatusRequestTimeout, http.StatusGatewayTimeout:
+		return DeadlineExceeded
+	case http.StatusRequestEntityTooLarge, http.StatusTooManyRequests:
+		return ResourceExhausted
+	case http.StatusBadGateway, http.StatusServiceUnavailable:
+		return Unavailable
+	case 499:
+		return Canceled
+	}
+	return Unknown
+}
+
+// Refuse answers r with the gRPC status for the HTTP status the proxy
+// refuses it with, and msg, when r is a gRPC call, and reports whether it
+// did: a gRPC client that gets an HTML page and a 403 can only call it
+// UNKNOWN or PERMISSION_DENIED with no word of why, and one that gets a
+// 413 calls it INTERNAL. HTTP headers already set on w (a challenge)
+// travel as the call's metadata.
+func Refuse(w http.ResponseWriter, r *http.Request, status int, msg string) bool {
+	if !IsCall(r.Header) {
+		return false
+	}
+	w.Header().Del("Content-Length")
+	WriteStatus(w, r, FromHTTP(status), msg)
+	return true
+}
 
 // NoStatus is reqinfo.Info.GRPCStatus for a call no grpc-status ended.
 const NoStatus = -1

@@ -81,3 +81,16 @@ func TestFramesFindMessageEdges(t *testing.T) {
 		t.Error("fed in two pieces, the stream does not end at an edge")
 	}
 }
+
+func TestFromHTTP(t *testing.T) {
+	for status, want := range map[int]int{
+		400: Internal, 401: Unauthenticated, 403: PermissionDenied, 404: Unimplemented,
+		408: DeadlineExceeded, 413: ResourceExhausted, 429: ResourceExhausted, 499: Canceled,
+		500: Internal, 502: Unavailable, 503: Unavailable, 504: DeadlineExceeded,
+		418: Unknown, 405: Unknown,
+	} {
+		if got := FromHTTP(status); got != want {
+			t.Errorf("FromHTTP(%d) = %d, want %d", status, got, want)
+		}
+	}
+}

@@ -338,7 +338,17 @@ type Retries struct {
 	PerTryTimeout Duration `yaml:"per_try_timeout"`
 	// Backoff is the base of the jittered exponential wait between tries.
 	Backoff Duration `yaml:"backoff"`
+	// RetryOn lists the gRPC statuses, by name, that send a gRPC call to
+	// another server when its server ended it with one before answering
+	// anything: GRPCRetryOn holds the names. Setting it says the calls
+	// may be made twice.
+	RetryOn []string `yaml:"retry_on"`
 }
+
+// GRPCRetryOn are the names retries.retry_on takes, with their gRPC
+// codes: only UNAVAILABLE, which a server sends for a call it could not
+// take up (shutting down, overloaded), so that another may.
+var GRPCRetryOn = map[string]int{"unavailable": 14}
 
 // Timeouts bound the proxy's exchanges with servers.
 type Timeouts struct {

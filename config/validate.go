@@ -255,6 +255,14 @@ func (c *checker) upstream(p string, u *Upstream) {
 	if u.Retries.MaxBodyBytes < 0 {
 		c.errf(p+"retries.max_body_bytes", "must be 0 or more")
 	}
+	for i, name := range u.Retries.RetryOn {
+		if _, ok := GRPCRetryOn[name]; !ok {
+			c.errf(fmt.Sprintf("%sretries.retry_on[%d]", p, i), "no gRPC status %s to retry on, only unavailable%s", quote(name), didYouMean(suggest(name, []string{"unavailable"})))
+		}
+	}
+	if len(u.Retries.RetryOn) > 0 && u.Retries.Attempts == 0 {
+		c.errf(p+"retries.retry_on", "needs retries.attempts of 1 or more")
+	}
 	c.nonNegative(p+"retries.per_try_timeout", u.Retries.PerTryTimeout)
 	c.nonNegative(p+"retries.backoff", u.Retries.Backoff)
 

@@ -45,6 +45,8 @@ type grpcBackend struct {
 	// hold keeps a "hold" stream open after its first messages until
 	// closed.
 	hold chan struct{}
+	// fail, when set, makes its calls end UNAVAILABLE.
+	fail atomic.Pointer[failure]
 
 	mu    sync.Mutex
 	conns []net.Conn
@@ -117,8 +119,31 @@ func (b *grpcBackend) closeHold() {
 	}
 }
 
+// failure is how a backend going away ends its calls: UNAVAILABLE,
+// trailers-only or after a head of its own, with a pushback or not; a
+// server-streaming call after its first message.
+type failure struct {
+	trailersOnly bool
+	pushback     string
+}
+
+func (b *grpcBackend) unavailable(ctx context.Context, f *failure) error {
+	if f.pushback != "" {
+		grpc.SetTrailer(ctx, metadata.Pairs("grpc-retry-pushback-ms", f.pushback))
+	}
+	return status.Error(codes.Unavailable, b.name+" is going away")
+}
+
 func (b *grpcBackend) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 	b.calls.Add(1)
+	if f := b.fail.Load(); f != nil {
+		if !f.trailersOnly {
+			// A head of its own sent ahead, the status then comes in
+			// trailers.
+			grpc.SendHeader(ctx, metadata.Pairs("x-backend", b.name))
+		}
+		return nil, b.unavailable(ctx, f)
+	}
 	grpc.SetHeader(ctx, metadata.Pairs("x-backend", b.name))
 	grpc.SetTrailer(ctx, metadata.Pairs("x-trailer", "t", "x-trailer-bin", string([]byte{0, 1, 0xfe, 0xff})))
 	if string(req.GetPayload().GetBody()) == "block" {
@@ -136,6 +161,12 @@ func (b *grpcBackend) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) 
 func (b *grpcBackend) StreamingOutputCall(req *testpb.StreamingOutputCallRequest, stream testpb.TestService_StreamingOutputCallServer) error {
 	b.calls.Add(1)
 	stream.SetTrailer(metadata.Pairs("x-count", fmt.Sprint(len(req.ResponseParameters))))
+	if f := b.fail.Load(); f != nil {
+		if err := stream.Send(&testpb.StreamingOutputCallResponse{}); err != nil {
+			return err
+		}
+		return b.unavailable(stream.Context(), f)
+	}
 	for i, p := range req.ResponseParameters {
 		b.sent.Add(1)
 		if err := stream.Send(&testpb.StreamingOutputCallResponse{Payload: &testpb.Payload{Body: make([]byte, p.Size)}}); err != nil {

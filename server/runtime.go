@@ -390,6 +390,9 @@ func (s *Server) compileUpstream(rt *runtime, name string, uc *config.Upstream) 
 	if rc.Attempts > 0 {
 		retry.Budget = forward.NewBudget(rc.Budget, rc.MinPerSecond)
 	}
+	for _, name := range rc.RetryOn {
+		retry.OnGRPCStatus = append(retry.OnGRPCStatus, config.GRPCRetryOn[name])
+	}
 	cu.fwd = &forward.Upstream{
 		Name:       name,
 		Pool:       pool,

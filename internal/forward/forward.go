@@ -60,6 +60,8 @@ type Upstream struct {
 
 	// direct is Transport's client of ours, once looked up (see client).
 	direct atomic.Pointer[client]
+	// pause, when set, replaces sleep's timer: tests see the waits.
+	pause func(ctx context.Context, d time.Duration) error
 }
 
 // Route is the handler of one route: it rewrites the request for the
@@ -550,6 +552,8 @@ func bodyFailure(req *http.Request) error {
 		g = b
 	case *joinedBody:
 		g, _ = b.Closer.(*guardedBody)
+	case *callTape:
+		g, _ = b.rc.(*guardedBody)
 	}
 	if g == nil {
 		return nil

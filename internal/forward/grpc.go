@@ -201,6 +201,10 @@ func unsentCall(req *http.Request, err error) bool {
 	if err == nil || !isDialError(err) || !grpcwire.IsCall(req.Header) {
 		return false
 	}
-	g, ok := req.Body.(*guardedBody)
+	body := req.Body
+	if t, ok := body.(*callTape); ok {
+		body = t.rc
+	}
+	g, ok := body.(*guardedBody)
 	return ok && g.n.Load() == 0 && g.early == nil
 }

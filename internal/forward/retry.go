@@ -28,6 +28,15 @@ type RetryPolicy struct {
 	Backoff time.Duration
 	// Budget caps retries at a share of requests; nil means no cap.
 	Budget *Budget
+	// OnGRPCStatus lists gRPC statuses (such as 14, UNAVAILABLE) that
+	// send a gRPC call to another server, within Attempts and Budget,
+	// when its server ended it with one before any message of its answer
+	// and the client's whole stream, at most MaxBodyBytes, was sent (so
+	// it can be sent again), unless the server's grpc-retry-pushback-ms
+	// says not to; a pushback is waited instead of Backoff. gRPC calls
+	// are all POSTs: the list is the operator's word that the upstream's
+	// calls may be made twice.
+	OnGRPCStatus []int
 }
 
 func (p *RetryPolicy) retryStatus(code int) bool {

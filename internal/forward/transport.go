@@ -122,7 +122,15 @@ func (u *Upstream) roundTrip(req *http.Request, info *reqinfo.Info, tb *trackedB
 	if rp.Budget != nil {
 		rp.Budget.Request(time.Now())
 	}
-	if rp.Attempts > 0 && !grpcwire.IsCall(req.Header) {
+	var tape *callTape
+	retryCalls := false
+	if rp.Attempts > 0 && len(rp.OnGRPCStatus) > 0 && grpcwire.IsCall(req.Header) {
+		retryCalls = true
+		if req.Body != nil && req.Body != http.NoBody {
+			tape = &callTape{rc: req.Body, limit: rp.MaxBodyBytes}
+			req.Body = tape
+		}
+	} else if rp.Attempts > 0 && !grpcwire.IsCall(req.Header) {
 		// Not a gRPC call's stream: its client may wait for an answer
 		// before it sends more, and must not wait on the proxy reading
 		// ahead.
@@ -158,12 +166,18 @@ func (u *Upstream) roundTrip(req *http.Request, info *reqinfo.Info, tb *trackedB
 		// budget last, another server is there, and the failure is one a
 		// retry cannot make worse.
 		var next *upstream.Server
+		wait := time.Duration(-1) // a server's pushback, when >= 0
 		switch {
 		case n >= maxTried:
 		case attempt < rp.Attempts:
 			if err == nil {
 				if rp.retryStatus(resp.StatusCode) && idempotent(req.Method) {
 					next = u.pick(req, tried[:n])
+				} else if retryCalls && req.Context().Err() == nil {
+					var ok bool
+					if wait, ok = rp.retryCall(req, resp, tape); ok {
+						next = u.pick(req, tried[:n])
+					}
 				}
 			} else if retriable(req, err) {
 				next = u.pick(req, tried[:n])
@@ -196,7 +210,13 @@ func (u *Upstream) roundTrip(req *http.Request, info *reqinfo.Info, tb *trackedB
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
 		}
-		if rp.wait(req.Context(), attempt+1) != nil {
+		var paused error
+		if wait >= 0 {
+			paused = u.sleep(req.Context(), wait)
+		} else {
+			paused = rp.wait(req.Context(), attempt+1)
+		}
+		if paused != nil {
 			next.Release()
 			return nil, context.Canceled
 		}

@@ -425,7 +425,7 @@ type Logging struct {
 var AccessLogFieldNames = []string{
 	"method", "host", "path", "status", "bytes", "duration", "route",
 	"upstream", "server", "request_id", "remote", "retries", "error",
-	"tls_client_subject",
+	"tls_client_subject", "grpc_status",
 }
 
 // Tracing configures OpenTelemetry export.

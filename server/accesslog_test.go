@@ -13,6 +13,9 @@ import (
 
 	"github.com/tbsphathuynh/proxy/config"
 	"github.com/tbsphathuynh/proxy/internal/accesslog"
+	"google.golang.org/grpc/codes"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/status"
 )
 
 func TestAccessLogLineHasTheFields(t *testing.T) {
@@ -101,5 +104,49 @@ routes: [{match: {path_prefix: /bad}, upstream: bad}]
 		if _, ok := m["path"]; !ok {
 			t.Errorf("line lacks path: %v", m)
 		}
+	}
+}
+
+// A gRPC call's line carries its grpc_status, and a call that failed is
+// logged whatever the sample, though HTTP calls it a 200.
+func TestAccessLogGRPCStatus(t *testing.T) {
+	b := startGRPC(t, "a", "", "")
+	file := filepath.Join(t.TempDir(), "access.log")
+	p := grpcProxy(t, "h2c: true\nlogging: {format: json, access_log: "+file+", access_log_fields: [status, grpc_status], access_log_sample: 0.001}\n", "h2c", "", "", b)
+	c := testpb.NewTestServiceClient(grpcDial(t, p, ""))
+	for range 100 {
+		if _, err := c.UnaryCall(callCtx(t), &testpb.SimpleRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		_, err := c.UnaryCall(callCtx(t), &testpb.SimpleRequest{ResponseStatus: &testpb.EchoStatus{Code: int32(codes.NotFound)}})
+		if status.Code(err) != codes.NotFound {
+			t.Fatalf("call: %v, want NotFound", err)
+		}
+	}
+	var lines []map[string]any
+	waitFor(t, "the two failed calls' lines", func() bool {
+		b, _ := os.ReadFile(file)
+		lines = nil
+		failed := 0
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(l), &m) == nil {
+				lines = append(lines, m)
+				if m["grpc_status"] == 5.0 {
+					failed++
+				}
+			}
+		}
+		return failed == 2
+	})
+	for _, m := range lines {
+		if m["status"] != 200.0 || m["grpc_status"] != 5.0 && m["grpc_status"] != 0.0 {
+			t.Errorf("line %v, want status 200 and grpc_status 0 or 5", m)
+		}
+	}
+	if len(lines) > 2+10 {
+		t.Errorf("%d lines for 100 successes at a 0.1%% sample", len(lines)-2)
 	}
 }

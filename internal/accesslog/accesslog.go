@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tbsphathuynh/proxy/internal/grpcwire"
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
 	"github.com/tbsphathuynh/proxy/middleware"
 )
@@ -146,7 +147,7 @@ type AccessLog struct {
 var AccessLogFields = []string{
 	"method", "host", "path", "status", "bytes", "duration", "route",
 	"upstream", "server", "request_id", "remote", "retries", "error",
-	"tls_client_subject",
+	"tls_client_subject", "grpc_status",
 }
 
 // NewAccessLog returns an access log writing to log. fields chooses the
@@ -174,7 +175,13 @@ func NewAccessLog(log *slog.Logger, fields []string, sample float64) (*AccessLog
 }
 
 func (a *AccessLog) sampled(status int, info *reqinfo.Info) bool {
-	return a.sample >= 1 || status >= 500 || info.Err != nil || rand.Float64() < a.sample
+	return a.sample >= 1 || status >= 500 || info.Err != nil || failedCall(info) || rand.Float64() < a.sample
+}
+
+// failedCall reports whether a gRPC call ended with anything but OK, or
+// with no status at all: a failure as much as a 5xx is, under HTTP 200.
+func failedCall(info *reqinfo.Info) bool {
+	return info.GRPC && info.GRPCStatus != grpcwire.OK
 }
 
 func (a *AccessLog) write(r *http.Request, info *reqinfo.Info, status int, bytes int64, d time.Duration) {
@@ -220,6 +227,12 @@ func (a *AccessLog) write(r *http.Request, info *reqinfo.Info, status int, bytes
 			// makes the handshake verify it); nothing is written otherwise.
 			if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 				attrs = append(attrs, slog.String("tls_client_subject", r.TLS.VerifiedChains[0][0].Subject.String()))
+			}
+		case 14:
+			// A gRPC call's status, the server's or the proxy's own: its
+			// HTTP status is 200 whatever became of it.
+			if info.GRPC && info.GRPCStatus != grpcwire.NoStatus {
+				attrs = append(attrs, slog.Int("grpc_status", info.GRPCStatus))
 			}
 		}
 	}

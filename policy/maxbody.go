@@ -20,9 +20,13 @@ func maxBody(limit int64, env Env) middleware.Middleware {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.ContentLength > limit {
 				env.Rejected()
-				// The body stays unread: the connection cannot carry
-				// another request.
-				w.Header().Set("Connection", "close")
+				// The body stays unread: an HTTP/1 connection cannot
+				// carry another request. HTTP/2 resets the one stream,
+				// and a Connection: close would take the client's
+				// other calls' connection down with it (GOAWAY).
+				if r.ProtoMajor == 1 {
+					w.Header().Set("Connection", "close")
+				}
 				if !grpcwire.Refuse(w, r, http.StatusRequestEntityTooLarge, "proxy: the request is larger than the route allows") {
 					http.Error(w, "413 Request Entity Too Large", http.StatusRequestEntityTooLarge)
 				}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"strings"
 	"testing"
 
@@ -98,6 +99,22 @@ func TestGRPCMaxBodyDeclaredLength(t *testing.T) {
 	}
 	if b.calls.Load() != 0 {
 		t.Errorf("the server got %d calls, want none", b.calls.Load())
+	}
+	// The refusal reset one stream, not the connection the client's
+	// other calls share.
+	reused := false
+	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
+	req, _ = http.NewRequestWithContext(httptrace.WithClientTrace(callCtx(t), trace), "POST", "http://"+p.Addr()+"/grpc.testing.TestService/UnaryCall", bytes.NewReader(make([]byte, 5)))
+	req.Header.Set("Content-Type", "application/grpc")
+	req.Header.Set("Te", "trailers")
+	res, err = tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if got := res.Header.Get("Grpc-Status") + res.Trailer.Get("Grpc-Status"); got != "0" || !reused {
+		t.Errorf("next call: grpc-status %q, connection reused %v; want 0 on the same connection", got, reused)
 	}
 }
 

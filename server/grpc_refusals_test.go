@@ -50,7 +50,7 @@ func TestGRPCRefusalsAreStatuses(t *testing.T) {
 		{"basic_auth", "policies: [{basic_auth: {users: {alice: '" + string(hash) + "'}}}]", 0, codes.Unauthenticated, "proxy: ", "www-authenticate"},
 		{"forward_auth refuses", "policies: [{forward_auth: {url: '" + auth.URL + "'}}]", 0, codes.Unauthenticated, "proxy: ", "www-authenticate"},
 		{"forward_auth unreachable", "policies: [{forward_auth: {url: '" + deadAuth + "'}}]", 0, codes.Unavailable, "proxy: ", ""},
-		{"max_body, a stream cut at the limit", "policies: [{max_body: 64}]", 1024, codes.ResourceExhausted, "", ""},
+		{"max_body, a stream cut at the limit", "policies: [{max_body: 64}]", 1024, codes.ResourceExhausted, "proxy: the request is larger", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := startGRPC(t, "a", "", "")

@@ -16,26 +16,6 @@ import (
 // wants the proxy's own failures as a gRPC status, which it can act on,
 // rather than an HTTP status it can only call UNKNOWN or UNAVAILABLE.
 
-// grpcCode is the gRPC status for the HTTP status StatusFor gives an
-// error: the codes gRPC's own HTTP mapping and other proxies (Envoy) use,
-// with DEADLINE_EXCEEDED for a timeout, which a client may retry with a
-// longer deadline, rather than a bare UNAVAILABLE.
-func grpcCode(status int) int {
-	switch status {
-	case http.StatusGatewayTimeout, http.StatusRequestTimeout:
-		return grpcwire.DeadlineExceeded
-	case http.StatusTooManyRequests, http.StatusRequestEntityTooLarge:
-		return grpcwire.ResourceExhausted
-	case http.StatusNotFound:
-		return grpcwire.Unimplemented
-	case 499:
-		return grpcwire.Canceled
-	case http.StatusBadRequest:
-		return grpcwire.Internal
-	}
-	return grpcwire.Unavailable
-}
-
 // grpcMessage is the grpc-message of the proxy's own status: the cause,
 // no detail of the error, as bodyFor's texts.
 func grpcMessage(status int) string {
@@ -48,6 +28,8 @@ func grpcMessage(status int) string {
 		return "proxy: no route matches this call"
 	case http.StatusBadRequest, http.StatusRequestTimeout:
 		return "proxy: the request stream is malformed or incomplete"
+	case http.StatusRequestEntityTooLarge:
+		return "proxy: the request is larger than the route allows"
 	}
 	return "proxy: the server could not be reached or sent an invalid response"
 }
@@ -61,7 +43,9 @@ func WriteGRPCError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		return
 	}
-	grpcwire.WriteStatus(w, r, grpcCode(status), grpcMessage(status))
+	// DEADLINE_EXCEEDED for a timeout, which a client may retry with a
+	// longer deadline, rather than a bare UNAVAILABLE.
+	grpcwire.WriteStatus(w, r, grpcwire.FromHTTP(status), grpcMessage(status))
 }
 
 // withGRPCTimeout bounds the call by its grpc-timeout, which so bounds

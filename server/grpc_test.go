@@ -458,19 +458,23 @@ func TestGRPCSlowReaderHoldsServerBack(t *testing.T) {
 }
 
 // A call whose server cannot be connected to goes to another server: not
-// a byte of it was sent, so trying again cannot do anything twice.
+// a byte of it was sent, so trying again cannot do anything twice. So it
+// does with retry_on, which keeps a copy of the call's stream as it
+// is sent.
 func TestGRPCRetriesACallNeverSent(t *testing.T) {
-	live, dead := startGRPC(t, "live", "", ""), startGRPC(t, "dead", "", "")
-	dead.url = "http://" + freeAddr(t) // nothing listens there
-	p := grpcProxy(t, "h2c: true\n", "h2c", "", "", dead, live)
-	c := testpb.NewTestServiceClient(grpcDial(t, p, ""))
-	for i := range 4 {
-		res, err := c.UnaryCall(callCtx(t), &testpb.SimpleRequest{Payload: &testpb.Payload{Body: []byte("x")}})
-		if err != nil {
-			t.Fatalf("call %d: %v", i, err)
-		}
-		if res.Hostname != "live" {
-			t.Errorf("call %d answered by %q", i, res.Hostname)
+	for _, retries := range []string{"", "    retries: {attempts: 1, retry_on: [unavailable]}\n"} {
+		live, dead := startGRPC(t, "live", "", ""), startGRPC(t, "dead", "", "")
+		dead.url = "http://" + freeAddr(t) // nothing listens there
+		p := grpcProxy(t, "h2c: true\n", "h2c", "", retries, dead, live)
+		c := testpb.NewTestServiceClient(grpcDial(t, p, ""))
+		for i := range 4 {
+			res, err := c.UnaryCall(callCtx(t), &testpb.SimpleRequest{Payload: &testpb.Payload{Body: []byte("x")}})
+			if err != nil {
+				t.Fatalf("%q: call %d: %v", retries, i, err)
+			}
+			if res.Hostname != "live" || string(res.Payload.GetBody()) != "x" {
+				t.Errorf("%q: call %d answered by %q with %q", retries, i, res.Hostname, res.Payload.GetBody())
+			}
 		}
 	}
 }

@@ -49,10 +49,18 @@ type Config struct {
 const DefaultUpstream = "default"
 
 // TLS turns on TLS termination on the main listener; HTTP/2 is then offered
-// through ALPN.
+// through ALPN. The certificate comes from one of three places: files
+// (CertFile and KeyFile), an ACME CA (ACME), or a local CA (Internal).
 type TLS struct {
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
+	// ACME obtains and renews certificates from an ACME CA (RFC 8555),
+	// such as Let's Encrypt, instead of reading files.
+	ACME *ACME `yaml:"acme"`
+	// Internal has a local CA issue the certificates, for development:
+	// clients trust them only once told to trust the CA's root, which is
+	// kept in acme.storage (or the default storage) as internal/root.pem.
+	Internal bool `yaml:"internal"`
 	// ClientCAFile, when set, makes client certificates required: only a
 	// client presenting a certificate signed by one of these CAs (PEM)
 	// completes the handshake (mTLS).
@@ -61,6 +69,49 @@ type TLS struct {
 	// or "1.3".
 	MinVersion string `yaml:"min_version"`
 }
+
+// ACME is where certificates come from when an ACME CA issues them, and
+// how the proxy proves it controls the names.
+type ACME struct {
+	// Email is given to the CA for expiry and problem notices.
+	Email string `yaml:"email"`
+	// Domains are the names certificates are obtained for before the
+	// listener serves them.
+	Domains []string `yaml:"domains"`
+	// OnDemand obtains a certificate at the first handshake that names a
+	// host not in Domains, once the Ask URL allows it.
+	OnDemand bool `yaml:"on_demand"`
+	// Ask is asked GET ASK?domain=NAME before an on-demand certificate is
+	// obtained; only a 2xx answer lets it go ahead. Required with
+	// on_demand, so that anyone pointing a name at the proxy cannot spend
+	// the CA's rate limits.
+	Ask string `yaml:"ask"`
+	// CA is the ACME directory URL; "" means Let's Encrypt's production
+	// directory (DefaultACMECA).
+	CA string `yaml:"ca"`
+	// CARoot is a PEM file of roots trusted for the CA's own https
+	// endpoint, for a private CA.
+	CARoot string `yaml:"ca_root"`
+	// Storage is the directory certificates, keys and the account are
+	// kept in, and reused from across restarts; "" means
+	// $XDG_DATA_HOME/proxy (or ~/.local/share/proxy).
+	Storage string `yaml:"storage"`
+	// Challenges are the ACME challenge types offered: "http-01"
+	// (answered on http_redirect) and "tls-alpn-01" (answered on the TLS
+	// listener). Empty means tls-alpn-01, and http-01 too when
+	// http_redirect is set.
+	Challenges []string `yaml:"challenges"`
+}
+
+// DefaultACMECA is Let's Encrypt's production directory, the CA used when
+// tls.acme.ca is not set.
+const DefaultACMECA = "https://acme-v02.api.letsencrypt.org/directory"
+
+// ACME challenge types (RFC 8555 §8.3 and RFC 8737).
+const (
+	ChallengeHTTP01    = "http-01"
+	ChallengeTLSALPN01 = "tls-alpn-01"
+)
 
 // HSTS tells browsers to reach the site over https only (RFC 6797).
 type HSTS struct {

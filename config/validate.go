@@ -84,12 +84,7 @@ var upstreamSections = []string{"load_balancing", "health_checks", "rate_limit",
 func (c *checker) config(cfg *Config) {
 	c.listen("listen", cfg.Listen)
 	if cfg.TLS != nil {
-		if cfg.TLS.CertFile == "" {
-			c.errf("tls.cert_file", "required when tls is set")
-		}
-		if cfg.TLS.KeyFile == "" {
-			c.errf("tls.key_file", "required when tls is set")
-		}
+		c.certSource(cfg)
 		if cfg.H2C {
 			c.errf("h2c", "has no effect with tls, where HTTP/2 is offered through ALPN; remove one of them")
 		}

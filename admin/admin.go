@@ -109,6 +109,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for /api/stats; nil means time.Now.
 	Now func() time.Time
+	// Certificates lists the TLS listener's certificates for
+	// /api/certificates; nil lists none.
+	Certificates func() []Certificate
 }
 
 // New returns the admin handler. It panics if Registry or State is nil,
@@ -142,6 +145,7 @@ func New(opts Options) http.Handler {
 		writeJSON(w, map[string]any{"routes": nonNil(opts.State.Routes())})
 	})
 	mux.HandleFunc("GET /api/stats", a.stats)
+	mux.HandleFunc("GET /api/certificates", a.certificates)
 	mux.Handle("POST /api/reload", a.auth(http.HandlerFunc(a.reload)))
 	mux.Handle("POST /api/upstreams/{upstream}/servers/{server}/{action}", a.auth(http.HandlerFunc(a.drain)))
 	mux.Handle("POST /api/upstreams/{upstream}/servers", a.auth(http.HandlerFunc(a.addServer)))

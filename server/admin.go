@@ -25,6 +25,8 @@ func (s *Server) adminHandler(cfg *config.Config, addr string) http.Handler {
 		Loopback: admin.IsLoopback(addr),
 		Pprof:    cfg.Admin.Pprof,
 		Logger:   s.log,
+		// Read at each request: renewals and reloads show at once.
+		Certificates: s.adminCertificates,
 	})
 }
 

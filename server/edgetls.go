@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tbsphathuynh/proxy/config"
+	"github.com/tbsphathuynh/proxy/internal/edgecert"
 )
 
 // listenerTLS is what the main listener's handshakes use, loaded from the
@@ -25,6 +26,11 @@ type listenerTLS struct {
 	// failed is the stamp of files that did not load, said once.
 	checked atomic.Int64
 	failed  atomic.Pointer[string]
+	// lastErr is why changed files did not load, for /api/certificates.
+	lastErr atomic.Pointer[string]
+	// managed, when a CA issues the certificates (tls.acme or
+	// tls.internal), serves them in place of cert.
+	managed *edgecert.Manager
 	// conf is the handshake's config: the certificate through
 	// GetCertificate, the minimum version, and client certificate
 	// verification when tls.client_ca_file is set.
@@ -40,8 +46,11 @@ const certCheckEvery = time.Second
 // second a handshake looks at the files' size and modification time, and
 // loads them when they changed. A pair that does not load (say, the
 // certificate written and the key not yet) leaves the old one serving.
-func (s *Server) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+func (s *Server) certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	l := s.cert.Load()
+	if l != nil && l.managed != nil {
+		return s.managedCertificate(l.managed, hello)
+	}
 	if l == nil || l.cert == nil {
 		return nil, errors.New("no certificate loaded")
 	}
@@ -57,6 +66,8 @@ func (s *Server) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	if err != nil {
 		if f := l.failed.Load(); f == nil || *f != st {
 			l.failed.Store(&st)
+			msg := err.Error()
+			l.lastErr.Store(&msg)
 			s.log.Warn("changed certificate files do not load; keeping the current certificate", "cert_file", l.certFile, "key_file", l.keyFile, "err", err)
 		}
 		return l.cert, nil
@@ -100,11 +111,6 @@ func (s *Server) loadCertificate(cfg *config.Config) (*listenerTLS, error) {
 	if t == nil {
 		return nil, nil
 	}
-	stamp := fileStamp(t.CertFile, t.KeyFile)
-	c, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("tls: %w", err)
-	}
 	conf := &tls.Config{
 		GetCertificate: s.certificate,
 		NextProtos:     []string{"h2", "http/1.1"},
@@ -126,6 +132,14 @@ func (s *Server) loadCertificate(cfg *config.Config) (*listenerTLS, error) {
 		// CAs signed does not get in at all.
 		conf.ClientAuth = tls.RequireAndVerifyClientCert
 		conf.ClientCAs = pool
+	}
+	if managedTLS(t) {
+		return s.loadManaged(cfg, conf)
+	}
+	stamp := fileStamp(t.CertFile, t.KeyFile)
+	c, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
 	}
 	l := &listenerTLS{cert: &c, conf: conf, certFile: t.CertFile, keyFile: t.KeyFile, stamp: stamp}
 	l.checked.Store(time.Now().UnixNano())

@@ -36,10 +36,14 @@ func redirectKey(cfg *config.Config) listenKey {
 	return listenKey{addr: cfg.HTTPRedirect}
 }
 
-// redirectToHTTPS answers 308 (RFC 9110 §15.4.9: the method and body are
+// redirectToHTTPS answers ACME http-01 challenges, and everything else
+// with 308 (RFC 9110 §15.4.9: the method and body are
 // kept, unlike 301) with the same host and request target over https, on
 // the TLS listener's port when it is not 443.
 func (s *Server) redirectToHTTPS(w http.ResponseWriter, r *http.Request) {
+	if s.answerChallenge(w, r) {
+		return
+	}
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h

@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tbsphathuynh/proxy/config"
+	"github.com/tbsphathuynh/proxy/internal/edgecert"
 	"github.com/tbsphathuynh/proxy/internal/forward"
 	"github.com/tbsphathuynh/proxy/internal/localfault"
 	"github.com/tbsphathuynh/proxy/internal/sdnotify"
@@ -106,9 +107,14 @@ type Server struct {
 	redirect    *listener
 	// reserve is the spare descriptors the listeners give back when the
 	// process runs out (see acceptGuard); opened by Start.
-	reserve  *localfault.Reserve
-	cert     atomic.Pointer[listenerTLS]
-	draining atomic.Bool
+	reserve *localfault.Reserve
+	cert    atomic.Pointer[listenerTLS]
+	// pendingCert is the certificate manager a reload is obtaining
+	// certificates with, answering its challenges beside the current one.
+	pendingCert atomic.Pointer[edgecert.Manager]
+	// certTuning carries renewal timings into the managers (tests).
+	certTuning edgecert.Options
+	draining   atomic.Bool
 	// stopping is closed when Shutdown starts, ending the waits of
 	// retired listeners.
 	stopping chan struct{}
@@ -135,6 +141,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.metrics = metrics.New(s.registry)
 	s.metrics.SetBuildInfo(opts.Version, opts.Commit, goruntime.Version())
 	s.metrics.SetServerSource(s.serverStats)
+	s.registry.MustRegister(metrics.NewCertificateCollector(s.certificateStats, nil))
 	s.base = cfg
 	s.setWatches(s.newWatches(cfg, nil))
 	rt, err := s.compile(s.effective(cfg, s.watches))
@@ -167,14 +174,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.handler.ServeHTTP(w, r)
 }
 
-// Start opens the listeners and serves in the background.
-func (s *Server) Start() error {
+// Start opens the listeners and serves in the background. With tls.acme
+// it returns once the certificates are obtained (or loaded from storage).
+func (s *Server) Start() (err error) {
 	rt := s.rt.Load()
 	cert, err := s.loadCertificate(rt.cfg)
 	if err != nil {
 		return err
 	}
 	s.cert.Store(cert)
+	defer func() {
+		if err != nil {
+			s.stopCertificates()
+		}
+	}()
 	s.reserve = localfault.NewReserve(localfault.ReserveSize())
 	main, err := s.openMain(rt.cfg, nil)
 	if err != nil {
@@ -208,6 +221,10 @@ func (s *Server) Start() error {
 	}
 	rt.start()
 	s.serve(main)
+	if err := s.obtainCertificates(cert, main.ln.Addr().String(), redirect); err != nil {
+		_ = s.Shutdown(context.Background())
+		return err
+	}
 	s.log.Info("proxy listening", "addr", s.Addr(), "tls", rt.cfg.TLS != nil, "admin", s.AdminAddr())
 	return nil
 }
@@ -281,12 +298,14 @@ func (s *Server) Apply(cfg *config.Config) error {
 	return nil
 }
 
-func (s *Server) apply(cfg *config.Config) error {
+func (s *Server) apply(cfg *config.Config) (err error) {
 	old := s.rt.Load()
+	prevCert := s.cert.Load()
 	cert, err := s.loadCertificate(cfg)
 	if err != nil {
 		return err
 	}
+	defer func() { s.settleCertificates(prevCert, cert, err) }()
 	rt, err := s.compile(cfg)
 	if err != nil {
 		s.dropNewTracer()
@@ -406,6 +425,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		redirect.srv.Close()
 	}
 	s.wg.Wait()
+	s.stopCertificates()
 	s.reserve.Release() // no listener is left to refill it
 	s.rt.Load().close()
 	s.states.Close()

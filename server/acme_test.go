@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"testing"
 	"time"
@@ -288,4 +289,89 @@ func expirySeconds(t *testing.T, s *Server, domain string) float64 {
 	}
 	t.Fatalf("no %s in /metrics", prefix)
 	return 0
+}
+
+// A reload keeps the certificates while tls.acme is unchanged, swaps to
+// new settings once they have their certificates, and refuses settings
+// the CA does not issue for, keeping the current certificate; each way
+// exactly one certificate manager is left running.
+func TestACMEReload(t *testing.T) {
+	listen, redirect := freeAddr(t), freeAddr(t)
+	p := startPebble(t, redirect, listen, 90*24*time.Hour)
+	b := backend(t, "b", nil)
+	storage := t.TempDir()
+	path := filepath.Join(t.TempDir(), "proxy.yaml")
+	write := func(y string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(acmeYAML(listen, redirect, b.URL, storage, p, "tls-alpn-01"))
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, Options{ConfigPath: path, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	first := servedCert(t, s.Addr(), "localhost", p.roots)
+
+	// Unchanged: the same manager, no order.
+	if err := s.Reload(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if n := p.orders.Load(); n != 1 {
+		t.Errorf("orders after a reload with the same settings = %d, want 1", n)
+	}
+	if n := certManagers(); n != 1 {
+		t.Errorf("%d certificate managers running, want 1", n)
+	}
+
+	// Changed, in a new storage: the new certificate is obtained over
+	// the open listeners (http-01 on http_redirect) before the swap.
+	write(acmeYAML(listen, redirect, b.URL, t.TempDir(), p, "http-01"))
+	if err := s.Reload(); err != nil {
+		t.Fatalf("reload with new acme settings: %v", err)
+	}
+	second := servedCert(t, s.Addr(), "localhost", p.roots)
+	if second.SerialNumber.Cmp(first.SerialNumber) == 0 || p.orders.Load() != 2 {
+		t.Errorf("after the change the proxy serves serial %v (first %v), orders %d; want a new certificate", second.SerialNumber, first.SerialNumber, p.orders.Load())
+	}
+	if n := certManagers(); n != 1 {
+		t.Errorf("%d certificate managers running after the change, want 1", n)
+	}
+
+	// Refused: a CA that is not there. The reload fails and says why;
+	// the current certificate keeps serving.
+	dead := *p
+	dead.directory = "https://" + freeAddr(t) + "/dir"
+	write(acmeYAML(listen, redirect, b.URL, t.TempDir(), &dead, "http-01"))
+	err = s.Reload()
+	if err == nil || !strings.Contains(err.Error(), "keeping the current ones") {
+		t.Fatalf("reload to an unreachable CA: %v, want a refusal", err)
+	}
+	if again := servedCert(t, s.Addr(), "localhost", p.roots); again.SerialNumber.Cmp(second.SerialNumber) != 0 {
+		t.Errorf("after a refused reload the proxy serves %v, want %v", again.SerialNumber, second.SerialNumber)
+	}
+	if n := certManagers(); n != 1 {
+		t.Errorf("%d certificate managers running after a refused reload, want 1", n)
+	}
+}
+
+// certManagers counts certmagic caches whose maintenance goroutine runs.
+func certManagers() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := goruntime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "certmagic.(*Cache).maintainAssets(")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
 }

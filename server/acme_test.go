@@ -349,9 +349,8 @@ func TestACMEReload(t *testing.T) {
 
 	// Refused: a CA that is not there. The reload fails and says why;
 	// the current certificate keeps serving.
-	dead := *p
-	dead.directory = "https://" + freeAddr(t) + "/dir"
-	write(acmeYAML(listen, redirect, b.URL, t.TempDir(), &dead, "http-01"))
+	dead := &pebbleCA{directory: "https://" + freeAddr(t) + "/dir", caRoot: p.caRoot}
+	write(acmeYAML(listen, redirect, b.URL, t.TempDir(), dead, "http-01"))
 	err = s.Reload()
 	if err == nil || !strings.Contains(err.Error(), "keeping the current ones") {
 		t.Fatalf("reload to an unreachable CA: %v, want a refusal", err)

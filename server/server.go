@@ -176,18 +176,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // Start opens the listeners and serves in the background. With tls.acme
 // it returns once the certificates are obtained (or loaded from storage).
-func (s *Server) Start() (err error) {
+func (s *Server) Start() error {
+	err := s.start()
+	if err != nil {
+		// A certificate manager may have started its renewals.
+		s.stopCertificates()
+	}
+	return err
+}
+
+func (s *Server) start() error {
 	rt := s.rt.Load()
 	cert, err := s.loadCertificate(rt.cfg)
 	if err != nil {
 		return err
 	}
 	s.cert.Store(cert)
-	defer func() {
-		if err != nil {
-			s.stopCertificates()
-		}
-	}()
 	s.reserve = localfault.NewReserve(localfault.ReserveSize())
 	main, err := s.openMain(rt.cfg, nil)
 	if err != nil {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
@@ -372,5 +373,61 @@ func certManagers() int {
 			return strings.Count(string(buf[:n]), "certmagic.(*Cache).maintainAssets(")
 		}
 		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// Certificate files show in /api/certificates and the expiry gauge too.
+func TestCertificateFilesListedAndMeasured(t *testing.T) {
+	p := newPKI(t)
+	be := backend(t, "a", nil)
+	px := startProxy(t, fmt.Sprintf("admin: {listen: \"127.0.0.1:0\"}\ntls: {cert_file: %s, key_file: %s}\nservers:\n"+servers(be), p.serverCert, p.serverKey))
+	leaf := servedCert(t, px.Addr(), "backend.test", p.serverCA.Pool())
+	certs := apiCertificates(t, px)
+	if len(certs) != 1 || certs[0].Domain != "backend.test" || certs[0].Source != "file" || certs[0].NotAfter == nil || !certs[0].NotAfter.Equal(leaf.NotAfter) {
+		t.Errorf("/api/certificates: %+v, want backend.test from a file expiring %v", certs, leaf.NotAfter)
+	}
+	left := expirySeconds(t, px, "backend.test")
+	if want := time.Until(leaf.NotAfter).Seconds(); left < want-60 || left > want+1 {
+		t.Errorf("%s{domain=backend.test} = %v, want about %v", metrics.TLSCertificateExpiry, left, want)
+	}
+}
+
+// on_demand obtains a certificate at the first handshake for a name the
+// ask URL approves, and none for a name it refuses.
+func TestACMEOnDemandAsks(t *testing.T) {
+	listen := freeAddr(t)
+	p := startPebble(t, freeAddr(t), listen, 90*24*time.Hour)
+	b := backend(t, "b", nil)
+	var asked logBuffer
+	ask := backend(t, "ask", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(&asked, "%s;", r.URL.Query().Get("domain"))
+		if r.URL.Query().Get("domain") != "localhost" {
+			w.WriteHeader(http.StatusForbidden)
+		}
+	})
+	yaml := fmt.Sprintf(`listen: %q
+admin: {listen: ""}
+logging: {access_log: "off"}
+health_checks: {enabled: false}
+servers: [{url: %q}]
+tls:
+  acme: {on_demand: true, ask: %q, ca: %q, ca_root: %q, storage: %q, challenges: [tls-alpn-01]}
+`, listen, b.URL, ask.URL, p.directory, p.caRoot, t.TempDir())
+	s, _ := acmeProxy(t, yaml, edgecert.Options{}, nil)
+	if n := p.orders.Load(); n != 0 {
+		t.Fatalf("orders before any handshake = %d, want 0", n)
+	}
+	status, body, _ := get(t, p.client("localhost"), "https://"+s.Addr()+"/")
+	if status != 200 || body != "b" {
+		t.Fatalf("GET as localhost: %d %q", status, body)
+	}
+	if _, err := tls.Dial("tcp", s.Addr(), &tls.Config{RootCAs: p.roots, ServerName: "refused.test"}); err == nil {
+		t.Error("handshake as a name the ask URL refuses succeeded")
+	}
+	if n := p.orders.Load(); n != 1 {
+		t.Errorf("orders = %d, want 1 (localhost only)", n)
+	}
+	if got := asked.String(); !strings.Contains(got, "localhost;") || !strings.Contains(got, "refused.test;") {
+		t.Errorf("ask URL asked for %q, want localhost and refused.test", got)
 	}
 }

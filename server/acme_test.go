@@ -431,3 +431,26 @@ tls:
 		t.Errorf("ask URL asked for %q, want localhost and refused.test", got)
 	}
 }
+
+// A restart while the CA is away still serves the stored certificate,
+// even one due for renewal; the failed renewal is the last error.
+func TestACMERestartWithTheCAAway(t *testing.T) {
+	listen, redirect := freeAddr(t), freeAddr(t)
+	p := startPebble(t, redirect, listen, time.Minute)
+	b := backend(t, "b", nil)
+	storage := t.TempDir()
+	s, stop := acmeProxy(t, acmeYAML(listen, redirect, b.URL, storage, p, "tls-alpn-01"), edgecert.Options{DisableARI: true}, nil)
+	first := servedCert(t, s.Addr(), "localhost", p.roots)
+	stop()
+
+	p.stop()
+	// Due at once: renewal wanted while 99.9% of the minute is left.
+	due := edgecert.Options{RenewalWindowRatio: 0.999, DisableARI: true}
+	s, _ = acmeProxy(t, acmeYAML(listen, redirect, b.URL, storage, p, "tls-alpn-01"), due, nil)
+	if again := servedCert(t, s.Addr(), "localhost", p.roots); again.SerialNumber.Cmp(first.SerialNumber) != 0 {
+		t.Errorf("serves %v, want the stored %v", again.SerialNumber, first.SerialNumber)
+	}
+	if certs := apiCertificates(t, s); len(certs) != 1 || certs[0].LastError == "" {
+		t.Errorf("/api/certificates: %+v, want the failed renewal as last_error", certs)
+	}
+}

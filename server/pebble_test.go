@@ -35,6 +35,8 @@ type pebbleCA struct {
 	// orders counts new orders, so a test sees whether a certificate was
 	// obtained or reused.
 	orders atomic.Int64
+	// stop takes the CA away: its address refuses connections.
+	stop func()
 }
 
 // startPebble starts Pebble issuing certificates valid for validity, its
@@ -65,6 +67,7 @@ func startPebble(t *testing.T, httpAddr, tlsAddr string, validity time.Duration)
 	}))
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
+	p.stop = srv.Close
 	p.directory = srv.URL + "/dir"
 	p.caRoot = filepath.Join(t.TempDir(), "pebble-wfe.pem")
 	if err := os.WriteFile(p.caRoot, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {

@@ -234,10 +234,38 @@ func (m *Manager) Manage(ctx context.Context) error {
 	if len(m.domains) == 0 {
 		return nil
 	}
-	if err := m.magic.ManageSync(ctx, m.domains); err != nil {
-		return fmt.Errorf("tls: %w", err)
+	err := m.magic.ManageSync(ctx, m.domains)
+	if err == nil {
+		return nil
 	}
+	// A renewal that fails while every name still has a valid
+	// certificate from storage must not keep the proxy down: the CA may
+	// be away for a while, and renewal goes on in the background.
+	now := time.Now()
+	for _, d := range m.domains {
+		if !m.validCert(d, now) {
+			return fmt.Errorf("tls: %w", err)
+		}
+	}
+	m.mu.Lock()
+	for _, d := range m.domains {
+		if m.errs[d] == "" {
+			m.errs[d] = problemText(err)
+		}
+	}
+	m.mu.Unlock()
+	m.log.Warn("certificates not renewed; serving the stored ones until they are", "err", err)
 	return nil
+}
+
+// validCert reports a certificate for name in the cache, not expired.
+func (m *Manager) validCert(name string, now time.Time) bool {
+	for _, c := range m.cache.AllMatchingCertificates(name) {
+		if c.Leaf != nil && now.Before(c.Leaf.NotAfter) {
+			return true
+		}
+	}
+	return false
 }
 
 // Key is the settings' key (see Key).

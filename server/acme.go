@@ -70,18 +70,26 @@ func (s *Server) managedListener(m *edgecert.Manager, conf *tls.Config) *listene
 	return &listenerTLS{managed: m, conf: conf}
 }
 
-// obtainCertificates gets the certificates of tls.acme at start, once
-// the listeners are open to answer the challenges, before Start reports
-// the proxy listening.
-func (s *Server) obtainCertificates(l *listenerTLS, mainAddr string, redirect *listener) error {
+// challengeAddrs tells a new manager where the listeners answer the
+// challenges, before they serve: an on-demand handshake may use them.
+func challengeAddrs(l *listenerTLS, main, redirect *listener) {
 	if l == nil || l.managed == nil {
-		return nil
+		return
 	}
 	var redirectAddr string
 	if redirect != nil {
 		redirectAddr = redirect.ln.Addr().String()
 	}
-	l.managed.SetChallengeAddrs(redirectAddr, mainAddr)
+	l.managed.SetChallengeAddrs(redirectAddr, main.ln.Addr().String())
+}
+
+// obtainCertificates gets the certificates of tls.acme at start, once
+// the listeners are open to answer the challenges, before Start reports
+// the proxy listening.
+func (s *Server) obtainCertificates(l *listenerTLS) error {
+	if l == nil || l.managed == nil {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), obtainTimeout)
 	defer cancel()
 	return l.managed.Manage(ctx)

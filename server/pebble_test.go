@@ -60,10 +60,17 @@ func startPebble(t *testing.T, httpAddr, tlsAddr string, validity time.Duration)
 	p := &pebbleCA{}
 	h := front.Handler()
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.URL.Path == "/order-plz" {
+		if r.Method != http.MethodPost || r.URL.Path != "/order-plz" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		// Only orders created count: Pebble refuses a share of nonces
+		// on purpose, and the client retries those requests.
+		rec := &statusRecorder{ResponseWriter: w}
+		h.ServeHTTP(rec, r)
+		if rec.status == http.StatusCreated {
 			p.orders.Add(1)
 		}
-		h.ServeHTTP(w, r)
 	}))
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
@@ -109,4 +116,17 @@ func portOf(t *testing.T, addr string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// statusRecorder notes the status an http.Handler answered with.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
 }

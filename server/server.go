@@ -213,6 +213,7 @@ func (s *Server) start() error {
 		}
 		return err
 	}
+	challengeAddrs(cert, main, redirect)
 	s.mu.Lock()
 	s.main, s.admin, s.redirect = main, admin, redirect
 	s.startWatches()
@@ -225,7 +226,7 @@ func (s *Server) start() error {
 	}
 	rt.start()
 	s.serve(main)
-	if err := s.obtainCertificates(cert, main.ln.Addr().String(), redirect); err != nil {
+	if err := s.obtainCertificates(cert); err != nil {
 		_ = s.Shutdown(context.Background())
 		return err
 	}

@@ -13,7 +13,7 @@ func (c *checker) listenerTLS(t *TLS) {
 	}
 }
 
-// edge checks http_redirect and hsts, which only make sense beside a TLS
+// edge checks http_redirect, hsts and http3, which only make sense beside a TLS
 // listener.
 func (c *checker) edge(cfg *Config) {
 	if a := cfg.HTTPRedirect; a != "" {
@@ -33,6 +33,11 @@ func (c *checker) edge(cfg *Config) {
 			c.errf("hsts", "needs tls: browsers ignore Strict-Transport-Security over plain HTTP (RFC 6797 §7.2)")
 		}
 		c.positive("hsts.max_age", h.MaxAge)
+	}
+	if cfg.HTTP3 && cfg.TLS == nil {
+		// RFC 9001 §4: QUIC carries TLS 1.3 itself; there is no HTTP/3
+		// without a certificate.
+		c.errf("http3", "needs tls: HTTP/3 runs over QUIC, which is always encrypted (RFC 9001)")
 	}
 }
 

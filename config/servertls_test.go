@@ -61,12 +61,13 @@ func TestLoadChecksServerTLS(t *testing.T) {
 	}
 }
 
-// http_redirect and hsts need a TLS listener to point at.
+// http_redirect, hsts and http3 need a TLS listener to point at.
 func TestEdgeNeedsTLS(t *testing.T) {
 	for _, tc := range []struct{ src, want string }{
 		{"http_redirect: \":80\"\n", "t.yaml:2:16: http_redirect: needs tls: there is no https listener to send clients to"},
 		{"hsts: {max_age: 365d}\n", "t.yaml:2:7: hsts: needs tls: browsers ignore Strict-Transport-Security over plain HTTP (RFC 6797 §7.2)"},
 		{"tls: {cert_file: c, key_file: k}\nhsts: {include_subdomains: true}\n", `t.yaml:3:7: hsts.max_age: must be a duration greater than 0, such as "10s"`},
+		{"http3: true\n", "t.yaml:2:8: http3: needs tls: HTTP/3 runs over QUIC, which is always encrypted (RFC 9001)"},
 		{"tls: {cert_file: c, key_file: k}\nhttp_redirect: \":8080\"\n", `t.yaml:3:16: http_redirect: must differ from listen (":8080"): both would take the same port`},
 	} {
 		_, err := Parse("t.yaml", []byte("servers: [{url: http://a}]\n"+tc.src))

@@ -20,7 +20,10 @@ type Config struct {
 	HTTPRedirect string `yaml:"http_redirect"`
 	// HSTS, with tls, adds Strict-Transport-Security to every answer
 	// over TLS.
-	HSTS            *HSTS    `yaml:"hsts"`
+	HSTS *HSTS `yaml:"hsts"`
+	// HTTP3, with tls, also serves HTTP/3 over QUIC on the UDP port of
+	// listen, and advertises it in Alt-Svc on the answers over TLS.
+	HTTP3           bool     `yaml:"http3"`
 	Admin           Admin    `yaml:"admin"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// Watch reloads the config when its file changes.
@@ -476,7 +479,7 @@ type Logging struct {
 var AccessLogFieldNames = []string{
 	"method", "host", "path", "status", "bytes", "duration", "route",
 	"upstream", "server", "request_id", "remote", "retries", "error",
-	"tls_client_subject", "grpc_status",
+	"tls_client_subject", "grpc_status", "proto",
 }
 
 // Tracing configures OpenTelemetry export.

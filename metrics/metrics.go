@@ -49,7 +49,12 @@ const (
 	PolicyRejectionsTotal  = "proxy_policy_rejections_total"
 	AcceptErrorsTotal      = "proxy_accept_errors_total"
 	GRPCRequestsTotal      = "proxy_grpc_requests_total"
+	ClientRequestsTotal    = "proxy_client_requests_total"
 )
+
+// ClientProtos are the values of proxy_client_requests_total's proto
+// label, one per HTTP version a client can speak to the proxy.
+var ClientProtos = []string{"HTTP/1", "HTTP/2", "HTTP/3"}
 
 // AcceptReasons are the values of proxy_accept_errors_total's reason
 // label: the resource that ran out, or other.
@@ -101,7 +106,10 @@ type Metrics struct {
 	panics         prometheus.Counter
 	accepts        *prometheus.CounterVec
 	grpc           *prometheus.CounterVec
+	clientProto    *prometheus.CounterVec
 	servers        *serverCollector
+	// byProto are clientProto's children, resolved once: index major-1.
+	byProto [3]prometheus.Counter
 
 	// now is the clock for reload timestamps; tests replace it.
 	now func() time.Time
@@ -232,11 +240,18 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: GRPCRequestsTotal,
 			Help: "gRPC calls served, by route, upstream and the grpc-status that ended them (the server's, or the proxy's own: 14 UNAVAILABLE, 4 DEADLINE_EXCEEDED, 8 RESOURCE_EXHAUSTED); \"none\" when none came, as from a server that broke the stream inside a message.",
 		}, []string{"route", "upstream", "grpc_status"}),
+		clientProto: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: ClientRequestsTotal,
+			Help: "Requests received from clients, by the HTTP version they came in (HTTP/1, HTTP/2, HTTP/3), counted as they arrive.",
+		}, []string{"proto"}),
 		servers: newServerCollector(),
 		now:     time.Now,
 	}
+	for i, p := range ClientProtos {
+		m.byProto[i] = m.clientProto.WithLabelValues(p)
+	}
 	reg.MustRegister(m.requests, m.duration, m.rateLimited, m.policyRejected, m.retries, m.reloads, m.discoveryErrs,
-		m.reloadOK, m.reloadAt, m.health, m.build, m.storeUp, m.storeSwitch, m.storeErrors, m.protoErrors, m.reqBytes, m.resBytes, m.panics, m.accepts, m.grpc, m.servers)
+		m.reloadOK, m.reloadAt, m.health, m.build, m.storeUp, m.storeSwitch, m.storeErrors, m.protoErrors, m.reqBytes, m.resBytes, m.panics, m.accepts, m.grpc, m.clientProto, m.servers)
 	// The process has loaded its first config by the time it builds its
 	// metrics, so the last load counts as successful until a reload fails.
 	m.reloadOK.Set(1)
@@ -345,6 +360,16 @@ var grpcLabels = func() (l [18]string) {
 	l[17] = "none"
 	return l
 }()
+
+// ClientRequest counts a request received from a client in HTTP version
+// major (r.ProtoMajor); a version outside 1-3, which net/http does not
+// produce, counts as HTTP/1.
+func (m *Metrics) ClientRequest(major int) {
+	if major < 1 || major > len(m.byProto) {
+		major = 1
+	}
+	m.byProto[major-1].Inc()
+}
 
 // GRPCRequest counts one gRPC call on route and upstream that ended with
 // status code; a code outside 0-16 (no status) counts as "none". It

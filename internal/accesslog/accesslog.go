@@ -147,7 +147,7 @@ type AccessLog struct {
 var AccessLogFields = []string{
 	"method", "host", "path", "status", "bytes", "duration", "route",
 	"upstream", "server", "request_id", "remote", "retries", "error",
-	"tls_client_subject", "grpc_status",
+	"tls_client_subject", "grpc_status", "proto",
 }
 
 // NewAccessLog returns an access log writing to log. fields chooses the
@@ -234,6 +234,10 @@ func (a *AccessLog) write(r *http.Request, info *reqinfo.Info, status int, bytes
 			if info.GRPC && info.GRPCStatus != grpcwire.NoStatus {
 				attrs = append(attrs, slog.Int("grpc_status", info.GRPCStatus))
 			}
+		case 15:
+			// The server sets Proto to one of a few constants
+			// ("HTTP/1.1", "HTTP/2.0", "HTTP/3.0"): no copy is made.
+			attrs = append(attrs, slog.String("proto", r.Proto))
 		}
 	}
 	// A record keeps five attributes in place and allocates for more; one

@@ -57,6 +57,7 @@ func (rt *runtime) serveDirect(s *Server, x *h1.Exchange) bool {
 		t.Drop()
 		return false
 	}
+	s.metrics.ClientRequest(1)
 	head = lr.fr.StripDirect(head, path)
 	*buf = head
 	info.Head = head

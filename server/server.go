@@ -105,6 +105,11 @@ type Server struct {
 	// (redirect stays nil without http_redirect).
 	main, admin *listener
 	redirect    *listener
+	// h3 is the HTTP/3 listener, nil without http3; guarded by mu.
+	h3 *h3Listener
+	// altSvc is the Alt-Svc value of the moment advertising h3, nil
+	// without it (see advertiseHTTP3).
+	altSvc atomic.Pointer[[]string]
 	// reserve is the spare descriptors the listeners give back when the
 	// process runs out (see acceptGuard); opened by Start.
 	reserve *localfault.Reserve
@@ -171,6 +176,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// comes first, the one browsers heed (RFC 6797 §8.1).
 		w.Header().Set("Strict-Transport-Security", rt.hsts)
 	}
+	s.advertiseHTTP3(w, r)
+	s.metrics.ClientRequest(r.ProtoMajor)
 	rt.handler.ServeHTTP(w, r)
 }
 
@@ -213,9 +220,21 @@ func (s *Server) start() error {
 		}
 		return err
 	}
+	h3, err := s.openHTTP3(rt.cfg, main.ln.Addr().String())
+	if err != nil {
+		main.sock.Close()
+		s.reserve.Release()
+		if admin != nil {
+			admin.ln.Close()
+		}
+		if redirect != nil {
+			redirect.ln.Close()
+		}
+		return err
+	}
 	challengeAddrs(cert, main, redirect)
 	s.mu.Lock()
-	s.main, s.admin, s.redirect = main, admin, redirect
+	s.main, s.admin, s.redirect, s.h3 = main, admin, redirect, h3
 	s.startWatches()
 	s.mu.Unlock()
 	if admin != nil {
@@ -225,12 +244,16 @@ func (s *Server) start() error {
 		s.serve(redirect)
 	}
 	rt.start()
+	if h3 != nil {
+		s.serveHTTP3(h3)
+		s.setAltSvc(h3)
+	}
 	s.serve(main)
 	if err := s.obtainCertificates(cert); err != nil {
 		_ = s.Shutdown(context.Background())
 		return err
 	}
-	s.log.Info("proxy listening", "addr", s.Addr(), "tls", rt.cfg.TLS != nil, "admin", s.AdminAddr())
+	s.log.Info("proxy listening", "addr", s.Addr(), "tls", rt.cfg.TLS != nil, "http3", h3.addrOf(), "admin", s.AdminAddr())
 	return nil
 }
 
@@ -355,6 +378,32 @@ func (s *Server) apply(cfg *config.Config) (err error) {
 			return err
 		}
 	}
+	var h3 *h3Listener
+	h3Moved := false
+	if started {
+		mainAddr := s.main.ln.Addr().String()
+		if main != nil {
+			mainAddr = main.ln.Addr().String()
+		}
+		h3Moved = http3Addr(cfg, mainAddr) != s.h3.addrOf()
+		if h3Moved {
+			h3, err = s.openHTTP3(cfg, mainAddr)
+		}
+	}
+	if err != nil {
+		rt.discard()
+		s.dropNewTracer()
+		if main != nil && main.sock != s.main.sock {
+			main.sock.Close()
+		}
+		if admin != nil {
+			admin.ln.Close()
+		}
+		if redirect != nil {
+			redirect.ln.Close()
+		}
+		return err
+	}
 
 	// Nothing can fail from here on.
 	s.cert.Store(cert)
@@ -390,6 +439,17 @@ func (s *Server) apply(cfg *config.Config) (err error) {
 		s.retire(s.redirect, nil, time.Second)
 		s.redirect = redirect
 	}
+	if h3Moved {
+		// The new one serves before the old one stops taking requests;
+		// the old one's requests finish as those of a replaced main
+		// listener do.
+		if h3 != nil {
+			s.serveHTTP3(h3)
+		}
+		s.setAltSvc(h3)
+		s.retireHTTP3(s.h3, cfg.ShutdownTimeout.D())
+		s.h3 = h3
+	}
 	return nil
 }
 
@@ -409,12 +469,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		close(s.stopping)
 	}
 	s.mu.Lock()
-	main, admin, redirect := s.main, s.admin, s.redirect
+	main, admin, redirect, h3 := s.main, s.admin, s.redirect, s.h3
 	// No set found from now on may swap a runtime in.
 	stopWatches(s.watches, nil)
 	s.mu.Unlock()
 	s.discWG.Wait()
 	var err error
+	// HTTP/3 drains beside the TCP listener, within the same ctx.
+	h3done := make(chan error, 1)
+	if h3 != nil {
+		go func() { h3done <- stopHTTP3(ctx, h3) }()
+	} else {
+		h3done <- nil
+	}
 	if main != nil {
 		// Close the socket first, so new connections are refused at once
 		// rather than queued while requests drain.
@@ -422,6 +489,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if err = main.srv.Shutdown(ctx); err != nil {
 			main.srv.Close()
 		}
+	}
+	if h3err := <-h3done; err == nil {
+		err = h3err
 	}
 	if admin != nil {
 		admin.srv.Close()

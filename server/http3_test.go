@@ -17,6 +17,7 @@ import (
 
 	"github.com/quic-go/quic-go/http3"
 
+	"github.com/tbsphathuynh/proxy/internal/testcert"
 	"github.com/tbsphathuynh/proxy/metrics"
 )
 
@@ -293,4 +294,47 @@ func TestHTTP3ReloadOffFinishesInFlightRequest(t *testing.T) {
 	if r := <-res; r != "200 finished" {
 		t.Errorf("in-flight HTTP/3 request across the reload: %s, want 200 finished", r)
 	}
+}
+
+// HTTP/3 takes its certificate and client checks from the TLS listener:
+// a client without a certificate the client CA signed is refused, and
+// renewed certificate files are served without a reload.
+func TestHTTP3SharesTheListenersCertificates(t *testing.T) {
+	p := newPKI(t)
+	px := startProxy(t, fmt.Sprintf("tls: {cert_file: %s, key_file: %s, client_ca_file: %s}\nhttp3: true\nservers:\n%s",
+		p.serverCert, p.serverKey, p.clientCAFile, echoBackend(t)))
+	url := "https://" + px.Addr() + "/"
+	// served is the CN of the certificate a new HTTP/3 connection gets.
+	served := func(certs ...tls.Certificate) (string, error) {
+		tr := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: p.serverCA.Pool(), Certificates: certs}}
+		defer tr.Close()
+		resp, err := (&http.Client{Transport: tr}).Get(url)
+		if err != nil {
+			return "", err
+		}
+		resp.Body.Close()
+		return resp.TLS.PeerCertificates[0].Subject.CommonName, nil
+	}
+	if cn, err := served(); err == nil {
+		t.Errorf("a client without a certificate got in over HTTP/3 (served %q)", cn)
+	}
+	if cn, err := served(p.clientPair(t)); err != nil || cn != "backend.test" {
+		t.Fatalf("client with a certificate: %q, %v", cn, err)
+	}
+
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "new.pem"), filepath.Join(dir, "new.key")
+	if err := p.serverCA.Write(testcert.Leaf{CommonName: "renewed", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}, cert, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(key, p.serverKey); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(cert, p.serverCert); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the renewed certificate over HTTP/3", func() bool {
+		cn, err := served(p.clientPair(t))
+		return err == nil && cn == "renewed"
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/quic-go/quic-go/http3"
 
+	"github.com/tbsphathuynh/proxy/internal/edgecert"
 	"github.com/tbsphathuynh/proxy/internal/testcert"
 	"github.com/tbsphathuynh/proxy/metrics"
 )
@@ -337,4 +339,38 @@ func TestHTTP3SharesTheListenersCertificates(t *testing.T) {
 		cn, err := served(p.clientPair(t))
 		return err == nil && cn == "renewed"
 	})
+}
+
+// Certificates the proxy obtains itself (tls.internal here, ACME the same
+// way) are served over HTTP/3 too.
+func TestHTTP3WithManagedCertificates(t *testing.T) {
+	b := backend(t, "b", nil)
+	storage := t.TempDir()
+	s, _ := acmeProxy(t, fmt.Sprintf(`listen: "127.0.0.1:0"
+admin: {listen: ""}
+logging: {access_log: "off"}
+health_checks: {enabled: false}
+servers: [{url: %q}]
+tls: {internal: true, acme: {storage: %q}}
+http3: true
+`, b.URL, storage), edgecert.Options{}, nil)
+	rootPEM, err := os.ReadFile(filepath.Join(storage, "internal", "root.pem"))
+	if err != nil {
+		t.Fatalf("local CA root: %v", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(rootPEM) {
+		t.Fatal("root.pem holds no certificate")
+	}
+	tr := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "localhost"}}
+	defer tr.Close()
+	resp, err := (&http.Client{Transport: tr}).Get("https://" + s.Addr() + "/")
+	if err != nil {
+		t.Fatalf("GET over HTTP/3 with the local CA's certificate: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 3 || resp.StatusCode != 200 || string(body) != "b" {
+		t.Errorf("GET: %s %d %q, want HTTP/3.0 200 \"b\"", resp.Proto, resp.StatusCode, body)
+	}
 }

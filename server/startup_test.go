@@ -209,7 +209,13 @@ health_checks:
 	back.Start()
 	defer back.Close()
 	returned := time.Now()
-	waitFor(t, "c usable again", func() bool { return apiServers(t, p.AdminAddr())["c"].Usable })
+	// Up to the 10 s of a first ejection, and a loaded machine's delay:
+	// longer than waitFor's 10 s.
+	for deadline := time.Now().Add(40 * time.Second); !apiServers(t, p.AdminAddr())["c"].Usable; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("c not usable 40 s after it answered again: %+v", apiServers(t, p.AdminAddr())["c"])
+		}
+	}
 	waitFor(t, "requests on c again", func() bool {
 		at, ok := seen.Load("c")
 		return ok && at.(time.Time).After(returned)

@@ -352,3 +352,73 @@ func TestDNSDiscoverySRVWeightsAndPriorities(t *testing.T) {
 		t.Errorf("the backup got %d requests while both primaries were usable", got)
 	}
 }
+
+// A server that leaves DNS drains: a slow request it is serving when the
+// new set is applied finishes with its full answer, and it gets no new
+// request.
+func TestDNSDiscoveryRemovedServerFinishesItsInFlightRequests(t *testing.T) {
+	release := make(chan struct{})
+	arrived := make(chan string, 64)
+	port, hits := loopbackBackends(t, 3, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/slow" {
+			return
+		}
+		arrived <- w.Header().Get("X-Backend")
+		w.(http.Flusher).Flush()
+		<-release
+		io.WriteString(w, "done")
+	})
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	d := startDNSMasq(t, hostsFile("api.test", "127.0.0.2", "127.0.0.3"))
+	p := startProxy(t, apiYAML(discoveryYAML(d, fmt.Sprintf("        name: api.test\n        port: %d", port))))
+
+	// Slow requests until one is on 127.0.0.2, the server about to go.
+	type answer struct {
+		code int
+		body string
+		err  error
+	}
+	var answers []chan answer
+	for on := ""; on != "127.0.0.2"; {
+		if len(answers) == 20 {
+			t.Fatal("20 slow requests and none reached 127.0.0.2")
+		}
+		ch := make(chan answer, 1)
+		answers = append(answers, ch)
+		go func() {
+			res, err := http.Get("http://" + p.Addr() + "/slow")
+			if err != nil {
+				ch <- answer{err: err}
+				return
+			}
+			b, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			ch <- answer{res.StatusCode, string(b), err}
+		}()
+		on = <-arrived
+	}
+	d.setHosts(hostsFile("api.test", "127.0.0.3", "127.0.0.4"))
+	b2 := fmt.Sprintf("127.0.0.2:%d", port)
+	waitFor(t, "127.0.0.2 to leave the pool", func() bool { return poolServers(p, "api")[b2] == nil })
+	before := hits.get("127.0.0.2")
+	for i := range 50 {
+		if code, _, h := get(t, http.DefaultClient, "http://"+p.Addr()+"/"); code != 200 || h.Get("X-Backend") == "127.0.0.2" {
+			t.Fatalf("request %d after the change: %d from %s", i, code, h.Get("X-Backend"))
+		}
+	}
+	if after := hits.get("127.0.0.2"); after != before {
+		t.Errorf("the removed server got %d new requests", after-before)
+	}
+	close(release)
+	for i, ch := range answers {
+		if a := <-ch; a.err != nil || a.code != 200 || a.body != "done" {
+			t.Errorf("slow request %d: %d %q %v, want it finished by its server", i, a.code, a.body, a.err)
+		}
+	}
+}

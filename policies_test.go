@@ -7,7 +7,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -137,4 +140,160 @@ func fetchPath(t *testing.T, addr, path string) string {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return string(b)
+}
+
+// forward_auth through the binary, against an auth server of the test: a
+// 2xx lets the request through with copy_headers reaching the backend (a
+// client's own value of them replaced), a 401 or 403 goes back to the
+// client as the auth server sent it, body included, and is counted.
+func TestForwardAuthThroughTheBinary(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "user=%s tenant=%s", r.Header.Get("X-User"), r.Header.Get("X-Tenant"))
+	}))
+	t.Cleanup(backend.Close)
+	var asked atomic.Value
+	auth := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Store(r.Method + " " + r.Header.Get("X-Forwarded-Method") + " " + r.Header.Get("X-Forwarded-Uri"))
+		switch r.Header.Get("Authorization") {
+		case "Bearer alice":
+			w.Header().Set("X-User", "alice")
+			w.Header().Set("X-Tenant", "blue")
+			w.WriteHeader(http.StatusNoContent)
+		case "Bearer mallory":
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, `{"error":"mallory may not"}`)
+		default:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="app"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, "log in first")
+		}
+	}))
+	t.Cleanup(auth.Close)
+	addr, admin := freePort(t), freePort(t)
+	cfg := writeConfig(t, fmt.Sprintf(`listen: %q
+admin: {listen: %q}
+health_checks: {enabled: false}
+logging: {access_log: "off"}
+servers: [{url: %q}]
+routes:
+  - name: app
+    match: {path_prefix: /}
+    upstream: default
+    policies: [{forward_auth: {url: %q, copy_headers: [X-User, X-Tenant]}}]
+`, addr, admin, backend.URL, auth.URL+"/check"))
+	p := start(t, "-config", cfg)
+	p.waitLog(t, "proxy listening")
+	do := func(token string) (int, string, http.Header) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "http://"+addr+"/orders?id=7", strings.NewReader("order"))
+		req.Header.Set("X-User", "root") // a client may not vouch for itself
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b), res.Header
+	}
+	if code, body, _ := do("alice"); code != 200 || body != "user=alice tenant=blue" {
+		t.Errorf("allowed: %d %q, want the backend to see the auth server's X-User and X-Tenant", code, body)
+	}
+	if got, _ := asked.Load().(string); got != "GET POST /orders?id=7" {
+		t.Errorf("the auth server was asked %q", got)
+	}
+	if code, body, h := do(""); code != 401 || body != "log in first" || h.Get("WWW-Authenticate") != `Bearer realm="app"` {
+		t.Errorf("no credentials: %d %q %v, want the auth server's 401 as it came", code, body, h)
+	}
+	if code, body, h := do("mallory"); code != 403 || body != `{"error":"mallory may not"}` || h.Get("Content-Type") != "application/json" {
+		t.Errorf("refused: %d %q %v, want the auth server's 403 as it came", code, body, h)
+	}
+	metrics := fetchPath(t, admin, "/metrics")
+	if want := `proxy_policy_rejections_total{policy="forward_auth",route="app"} 2`; !strings.Contains(metrics, want) {
+		t.Errorf("metrics lack %s", want)
+	}
+}
+
+// mirror through the binary: a mirror upstream that holds every copy
+// holds no client; the copies carry the request, and their answers and
+// failures show nowhere the client looks.
+func TestMirrorThroughTheBinary(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "main got %s", b)
+	}))
+	t.Cleanup(backend.Close)
+	release := make(chan struct{})
+	var copies atomic.Int64
+	var copied sync.Map
+	shadow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/work" {
+			return // a health check
+		}
+		b, _ := io.ReadAll(r.Body)
+		copied.Store(r.Method+" "+r.URL.RequestURI()+" "+string(b), true)
+		copies.Add(1)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	t.Cleanup(shadow.Close)
+	t.Cleanup(func() { close(release) })
+	addr, admin := freePort(t), freePort(t)
+	cfg := writeConfig(t, fmt.Sprintf(`listen: %q
+admin: {listen: %q}
+health_checks: {enabled: false}
+logging: {access_log: "off"}
+servers: [{url: %q}]
+upstreams:
+  shadow:
+    servers: [{url: %q}]
+    health_checks: {enabled: false}
+routes:
+  - name: app
+    match: {path_prefix: /}
+    upstream: default
+    policies: [{mirror: {upstream: shadow}}]
+`, addr, admin, backend.URL, shadow.URL))
+	p := start(t, "-config", cfg)
+	p.waitLog(t, "proxy listening")
+	const n = 20
+	for i := range n {
+		res, err := http.Post(fmt.Sprintf("http://%s/work?i=%d", addr, i), "text/plain", strings.NewReader(fmt.Sprint("job ", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if want := fmt.Sprint("main got job ", i); res.StatusCode != 200 || string(b) != want {
+			t.Fatalf("request %d: %d %q, want %q", i, res.StatusCode, b, want)
+		}
+	}
+	// Every client was answered; the copies are all still held.
+	deadline := time.Now().Add(10 * time.Second)
+	for copies.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := copies.Load(); got != n {
+		t.Fatalf("%d copies reached the mirror, want %d", got, n)
+	}
+	for i := range n {
+		if _, ok := copied.Load(fmt.Sprintf("POST /work?i=%d job %d", i, i)); !ok {
+			t.Errorf("copy %d did not carry the request's method, URI and body", i)
+		}
+	}
+	metrics := fetchPath(t, admin, "/metrics")
+	if want := fmt.Sprintf(`proxy_requests_total{code="200",route="app",server="%s",upstream="default"} %d`, strings.TrimPrefix(backend.URL, "http://"), n); !strings.Contains(metrics, want) {
+		t.Errorf("metrics lack %s", want)
+	}
+	for _, line := range strings.Split(metrics, "\n") {
+		if strings.HasPrefix(line, "proxy_requests_total{") && (strings.Contains(line, `upstream="shadow"`) || !strings.Contains(line, `code="200"`)) {
+			t.Errorf("a mirror copy's answer was counted as a client's: %s", line)
+		}
+	}
 }

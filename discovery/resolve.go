@@ -65,6 +65,10 @@ type Resolver struct {
 	Server string
 	// Timeout bounds each query; 0 means 2 seconds.
 	Timeout time.Duration
+
+	// exchange sends one query; nil means over the network. Tests set it
+	// to answer from a message they build.
+	exchange func(ctx context.Context, m *dns.Msg, server, network string, timeout time.Duration) (*dns.Msg, error)
 }
 
 // Lookup resolves src into targets, sorted, and the time until the first
@@ -96,8 +100,9 @@ func (r *Resolver) Lookup(ctx context.Context, src Source) ([]Target, time.Durat
 	if len(srvs) == 0 {
 		return nil, 0, fmt.Errorf("discovery: SRV %s: %w", src.SRV, ErrEmpty)
 	}
-	best := slices.MinFunc(srvs, func(a, b *dns.SRV) int { return cmp.Compare(a.Priority, b.Priority) }).Priority
 	var out []Target
+	// prio holds each target's SRV priority, beside out.
+	var prio []uint16
 	for _, s := range srvs {
 		addrs, t, err := r.addrs(ctx, s.Target)
 		if errors.Is(err, ErrEmpty) {
@@ -109,11 +114,19 @@ func (r *Resolver) Lookup(ctx context.Context, src Source) ([]Target, time.Durat
 		}
 		ttl = shorter(ttl, t)
 		for _, a := range addrs {
-			out = append(out, Target{Addr: a, Port: int(s.Port), Weight: max(int(s.Weight), 1), Backup: s.Priority != best})
+			out = append(out, Target{Addr: a, Port: int(s.Port), Weight: max(int(s.Weight), 1)})
+			prio = append(prio, s.Priority)
 		}
 	}
 	if len(out) == 0 {
 		return nil, 0, fmt.Errorf("discovery: SRV %s: targets have no address: %w", src.SRV, ErrEmpty)
+	}
+	// The primaries are the lowest priority among the targets that have
+	// an address: when all of the lowest have none, the next ones are
+	// what RFC 2782 has a client try, not a pool of backups alone.
+	best := slices.Min(prio)
+	for i := range out {
+		out[i].Backup = prio[i] != best
 	}
 	return sortTargets(out), ttl, nil
 }
@@ -175,9 +188,13 @@ func (r *Resolver) query(ctx context.Context, name string, qtype uint16) (*dns.M
 	m.SetQuestion(dns.Fqdn(name), qtype)
 	var last error
 	for _, srv := range servers {
-		resp, err := exchange(ctx, m, srv, "udp", timeout)
+		ask := r.exchange
+		if ask == nil {
+			ask = exchange
+		}
+		resp, err := ask(ctx, m, srv, "udp", timeout)
 		if err == nil && resp.Truncated {
-			resp, err = exchange(ctx, m, srv, "tcp", timeout)
+			resp, err = ask(ctx, m, srv, "tcp", timeout)
 		}
 		if err != nil {
 			last = fmt.Errorf("discovery: %s %s at %s: %w", dns.TypeToString[qtype], name, srv, err)
@@ -222,9 +239,21 @@ func sortTargets(ts []Target) []Target {
 		if c := a.Addr.Compare(b.Addr); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.Port, b.Port)
+		if c := cmp.Compare(a.Port, b.Port); c != 0 {
+			return c
+		}
+		// A total order, so that one answer always makes the same set
+		// and the watcher sees no change where there is none.
+		if a.Backup != b.Backup {
+			if a.Backup {
+				return 1
+			}
+			return -1
+		}
+		return cmp.Compare(b.Weight, a.Weight)
 	})
 	// The same address may come twice (two SRV records, or a CNAME
-	// chain): one server.
+	// chain): one server, the first in that order (a primary before a
+	// backup, the heavier weight).
 	return slices.CompactFunc(ts, func(a, b Target) bool { return a.Addr == b.Addr && a.Port == b.Port })
 }

@@ -47,6 +47,7 @@ const (
 	PanicsTotal            = "proxy_panics_total"
 	DiscoveryErrorsTotal   = "proxy_discovery_errors_total"
 	PolicyRejectionsTotal  = "proxy_policy_rejections_total"
+	MirrorDroppedTotal     = "proxy_mirror_dropped_total"
 	AcceptErrorsTotal      = "proxy_accept_errors_total"
 	GRPCRequestsTotal      = "proxy_grpc_requests_total"
 	ClientRequestsTotal    = "proxy_client_requests_total"
@@ -90,6 +91,7 @@ type Metrics struct {
 	duration       *prometheus.HistogramVec
 	rateLimited    *prometheus.CounterVec
 	policyRejected *prometheus.CounterVec
+	mirrorDropped  *prometheus.CounterVec
 	retries        *prometheus.CounterVec
 	reloads        *prometheus.CounterVec
 	discoveryErrs  *prometheus.CounterVec
@@ -175,6 +177,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: PolicyRejectionsTotal,
 			Help: "Requests a route's policy answered itself instead of letting them through (ip_filter 403, basic_auth 401, cors preflight 403, max_body 413, or a custom policy's), by route and policy.",
 		}, []string{"route", "policy"}),
+		mirrorDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MirrorDroppedTotal,
+			Help: "Requests a route's mirror policy did not copy because as many copies as it allows were still under way (a slow or dead mirror upstream), by route. The client's request is not affected.",
+		}, []string{"route"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: RetriesTotal,
 			Help: "Extra attempts made on another server of the upstream after a failed try.",
@@ -250,7 +256,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	for i, p := range ClientProtos {
 		m.byProto[i] = m.clientProto.WithLabelValues(p)
 	}
-	reg.MustRegister(m.requests, m.duration, m.rateLimited, m.policyRejected, m.retries, m.reloads, m.discoveryErrs,
+	reg.MustRegister(m.requests, m.duration, m.rateLimited, m.policyRejected, m.mirrorDropped, m.retries, m.reloads, m.discoveryErrs,
 		m.reloadOK, m.reloadAt, m.health, m.build, m.storeUp, m.storeSwitch, m.storeErrors, m.protoErrors, m.reqBytes, m.resBytes, m.panics, m.accepts, m.grpc, m.clientProto, m.servers)
 	// The process has loaded its first config by the time it builds its
 	// metrics, so the last load counts as successful until a reload fails.
@@ -403,6 +409,13 @@ func (m *Metrics) RateLimited(route string) {
 // costs no lookup.
 func (m *Metrics) PolicyRejections(route, policy string) prometheus.Counter {
 	return m.policyRejected.WithLabelValues(route, policy)
+}
+
+// MirrorDropped returns the counter of requests route's mirror policy did
+// not copy for want of a free slot, made once when the route's policies
+// are built.
+func (m *Metrics) MirrorDropped(route string) prometheus.Counter {
+	return m.mirrorDropped.WithLabelValues(route)
 }
 
 // Retry counts n extra attempts made for one request on upstream. Calling

@@ -53,6 +53,10 @@ func mirror(p *config.MirrorPolicy, env Env) (middleware.Middleware, error) {
 			select {
 			case slots <- struct{}{}:
 			default:
+				// The mirror is slower than the requests come: the copy
+				// is dropped, counted, and never queued, so the memory
+				// copies hold is bounded by mirrorInFlight bodies.
+				env.Dropped()
 				next.ServeHTTP(w, r)
 				return
 			}

@@ -30,6 +30,10 @@ type Env struct {
 	// letting it through (proxy_policy_rejections_total{route,policy}).
 	// It is never nil.
 	Rejected func()
+	// Dropped counts a request the mirror policy did not copy because as
+	// many copies as it allows were still under way
+	// (proxy_mirror_dropped_total{route}). It is never nil.
+	Dropped func()
 	// Upstream returns the upstream of that name, as a round tripper that
 	// picks one of its servers (with its balancing, health and retries),
 	// or nil when there is none. The mirror policy sends its copies there.
@@ -66,6 +70,9 @@ func Register(name string, settings any, build Builder) {
 func Build(p config.Policy, env Env) (middleware.Middleware, error) {
 	if env.Rejected == nil {
 		env.Rejected = func() {}
+	}
+	if env.Dropped == nil {
+		env.Dropped = func() {}
 	}
 	if env.Log == nil {
 		env.Log = slog.New(slog.DiscardHandler)

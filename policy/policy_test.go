@@ -3,6 +3,7 @@ package policy
 import (
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -271,6 +272,13 @@ func TestCompress(t *testing.T) {
 		case "/notransform":
 			h.Set("Content-Type", "text/plain")
 			h.Set("Cache-Control", "public, no-transform")
+		case "/partial":
+			// A partial answer, however it was asked for: its bytes are a
+			// range of the representation, which an encoding would change
+			// (RFC 9110 §14.4).
+			h.Set("Content-Type", "text/plain")
+			h.Set("Content-Range", fmt.Sprintf("bytes 0-%d/99999", len(big)-1))
+			w.WriteHeader(http.StatusPartialContent)
 		case "/stream":
 			h.Set("Content-Type", "text/event-stream")
 			io.WriteString(w, "data: 1\n\n")
@@ -346,6 +354,18 @@ func TestCompress(t *testing.T) {
 	r.Header.Set("Range", "bytes=0-10")
 	if res := serve(h, r); res.Header.Get("Content-Encoding") != "" {
 		t.Error("a Range request was answered encoded")
+	} else if b, _ := io.ReadAll(res.Body); string(b) != big {
+		t.Errorf("a Range request's answer changed: %d bytes", len(b))
+	}
+	r = httptest.NewRequest("GET", "/partial", nil)
+	r.Header.Set("Accept-Encoding", "gzip")
+	if res := serve(h, r); res.StatusCode != 206 || res.Header.Get("Content-Encoding") != "" {
+		t.Errorf("a 206 answer: %d, encoding %q, want it as the server sent it", res.StatusCode, res.Header.Get("Content-Encoding"))
+	}
+	r = httptest.NewRequest("HEAD", "/html", nil)
+	r.Header.Set("Accept-Encoding", "gzip")
+	if res := serve(h, r); res.Header.Get("Content-Encoding") != "" {
+		t.Error("a HEAD request was answered as if encoded")
 	}
 }
 

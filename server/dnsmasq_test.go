@@ -23,8 +23,12 @@ type dnsmasq struct {
 	t     testing.TB
 	addr  string
 	hosts string
+	bin   string
+	args  []string
 	cmd   *exec.Cmd
-	log   *logBuffer
+	// exited is closed when cmd has ended.
+	exited chan struct{}
+	log    *logBuffer
 }
 
 // startDNSMasq runs dnsmasq with the given hosts file content and extra
@@ -40,38 +44,55 @@ func startDNSMasq(t testing.TB, hosts string, args ...string) *dnsmasq {
 		}
 	}
 	dir := t.TempDir()
-	d := &dnsmasq{t: t, hosts: filepath.Join(dir, "hosts"), log: &logBuffer{}}
+	d := &dnsmasq{t: t, hosts: filepath.Join(dir, "hosts"), log: &logBuffer{}, bin: bin, args: args}
 	d.setHosts(hosts)
 	for range 5 {
 		// dnsmasq takes the port itself; a free port found a moment ago
 		// may be taken by then, so try a few.
 		port := freeUDPPort(t)
 		d.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		all := append([]string{
-			"--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-			"--listen-address=127.0.0.1", "--bind-interfaces", "--port=" + strconv.Itoa(port),
-			"--addn-hosts=" + d.hosts, "--user=root", "--pid-file=", "--log-facility=-",
-			// Answers carry TTL 1 so the proxy honours it over refresh.
-			"--local-ttl=1",
-			// Names under test. are answered here only: an AAAA query for a
-			// name with only A records gets an empty answer, not REFUSED for
-			// want of an upstream server to forward it to.
-			"--local=/test/",
-		}, args...)
-		d.cmd = exec.Command(bin, all...)
-		d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-		if err := d.cmd.Start(); err != nil {
-			t.Fatalf("dnsmasq: %v", err)
-		}
-		exited := make(chan struct{})
-		go func() { d.cmd.Wait(); close(exited) }()
-		t.Cleanup(func() { d.stop(); <-exited })
-		if d.listening(exited) {
+		if d.run() {
 			return d
 		}
 	}
 	t.Fatalf("dnsmasq did not start: %s", d.log.String())
 	return nil
+}
+
+// restart runs dnsmasq again on the address it had, after stop: the DNS
+// server is back.
+func (d *dnsmasq) restart() {
+	d.t.Helper()
+	if !d.run() {
+		d.t.Fatalf("dnsmasq did not start again on %s: %s", d.addr, d.log.String())
+	}
+}
+
+// run starts dnsmasq on d.addr and reports whether it answers there.
+func (d *dnsmasq) run() bool {
+	d.t.Helper()
+	_, port, _ := net.SplitHostPort(d.addr)
+	all := append([]string{
+		"--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+		"--listen-address=127.0.0.1", "--bind-interfaces", "--port=" + port,
+		"--addn-hosts=" + d.hosts, "--user=root", "--pid-file=", "--log-facility=-",
+		// Answers carry TTL 1 so the proxy honours it over refresh.
+		"--local-ttl=1",
+		// Names under test. are answered here only: an AAAA query for a
+		// name with only A records gets an empty answer, not REFUSED for
+		// want of an upstream server to forward it to.
+		"--local=/test/",
+	}, d.args...)
+	cmd := exec.Command(d.bin, all...)
+	cmd.Stdout, cmd.Stderr = d.log, d.log
+	if err := cmd.Start(); err != nil {
+		d.t.Fatalf("dnsmasq: %v", err)
+	}
+	exited := make(chan struct{})
+	d.cmd, d.exited = cmd, exited
+	go func() { cmd.Wait(); close(exited) }()
+	d.t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); <-exited })
+	return d.listening(exited)
 }
 
 // listening waits until dnsmasq answers on its port, or reports false if
@@ -122,17 +143,26 @@ func (d *dnsmasq) setHosts(hosts string) {
 		d.t.Fatal(err)
 	}
 	if d.cmd != nil && d.cmd.Process != nil {
+		select {
+		case <-d.exited:
+			return // stopped: the file is read when it starts again
+		default:
+		}
 		if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			d.t.Fatalf("SIGHUP dnsmasq: %v", err)
 		}
 	}
 }
 
-// stop ends dnsmasq: the DNS server is gone.
+// stop ends dnsmasq and waits until it has exited: the DNS server is
+// gone, and its port free for restart.
 func (d *dnsmasq) stop() {
-	if d.cmd != nil && d.cmd.Process != nil {
-		d.cmd.Process.Signal(syscall.SIGTERM)
+	d.t.Helper()
+	if d.cmd == nil || d.cmd.Process == nil {
+		return
 	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	<-d.exited
 }
 
 func freeUDPPort(t testing.TB) int {

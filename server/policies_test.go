@@ -1,14 +1,21 @@
 package server
 
 import (
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/tbsphathuynh/proxy/metrics"
+	"github.com/tbsphathuynh/proxy/upstream"
 )
 
 // A sticky cookie keeps a client on one server across requests and a
@@ -64,43 +71,138 @@ func TestStickySessionsHoldAcrossReloadAndMoveWhenDown(t *testing.T) {
 	}
 }
 
-// A mirror that never answers takes nothing from the client: every
-// request is answered while the copies hang, and the copies do arrive.
+// gathered reads the sample of metric family name whose labels include
+// want, from the proxy's registry.
+func gathered(t *testing.T, s *Server, name string, want map[string]string) float64 {
+	t.Helper()
+	mfs, err := s.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*dto.MetricFamily{}
+	for _, mf := range mfs {
+		byName[mf.GetName()] = mf
+	}
+	v, _ := value(byName, name, want)
+	return v
+}
+
+// A mirror that never answers takes nothing from the client, shown by
+// cause rather than by timing: the mirror upstream holds every copy until
+// the test ends, and every client request is answered meanwhile, by the
+// main upstream. The copies held never exceed the policy's 64; the rest
+// are dropped and counted, not queued.
 func TestMirrorNeverHoldsTheClient(t *testing.T) {
 	main := backend(t, "main", nil)
 	release := make(chan struct{})
-	var copies atomic.Int64
-	var bodies atomic.Value
+	var held, maxHeld, copies atomic.Int64
+	var bodies sync.Map
 	shadow := backend(t, "shadow", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/x" {
-			return // a health check
+			return // a health check of the shadow upstream
 		}
 		b, _ := io.ReadAll(r.Body)
-		bodies.Store(string(b))
+		bodies.Store(string(b), true)
 		copies.Add(1)
-		<-release
+		n := held.Add(1)
+		for m := maxHeld.Load(); n > m && !maxHeld.CompareAndSwap(m, n); m = maxHeld.Load() {
+		}
+		defer held.Add(-1)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
 	})
-	t.Cleanup(func() { close(release) })
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(release)
+		}
+	})
 	p := startProxy(t, "servers: [{url: "+main.URL+"}]\nupstreams:\n  shadow:\n    servers: [{url: "+shadow.URL+"}]\n"+
-		"routes:\n  - match: {path_prefix: /}\n    upstream: default\n    policies:\n      - mirror: {upstream: shadow}\n")
-	c := &http.Client{Timeout: 10 * time.Second}
-	for i := range 100 {
-		res, err := c.Post("http://"+p.Addr()+"/x", "text/plain", strings.NewReader("payload"))
+		"routes:\n  - name: app\n    match: {path_prefix: /}\n    upstream: default\n    policies:\n      - mirror: {upstream: shadow}\n")
+	c := &http.Client{}
+	post := func(i int) {
+		t.Helper()
+		res, err := c.Post("http://"+p.Addr()+"/x", "text/plain", strings.NewReader(fmt.Sprint("payload ", i)))
 		if err != nil {
 			t.Fatalf("request %d: %v", i, err)
 		}
 		b, _ := io.ReadAll(res.Body)
 		res.Body.Close()
 		if res.StatusCode != 200 || string(b) != "main" {
-			t.Fatalf("request %d: %d %q", i, res.StatusCode, b)
+			t.Fatalf("request %d: %d %q, want the main upstream's answer", i, res.StatusCode, b)
 		}
 	}
-	waitFor(t, "the copies to reach the mirror", func() bool { return copies.Load() > 0 })
-	if n := copies.Load(); n > 64 {
-		t.Errorf("%d copies in flight at once, want at most 64", n)
+	const n = 100
+	for i := range n {
+		post(i)
 	}
-	if b, _ := bodies.Load().(string); b != "payload" {
-		t.Errorf("the copy's body was %q", b)
+	dropped := func() float64 { return gathered(t, p, metrics.MirrorDroppedTotal, map[string]string{"route": "app"}) }
+	// Every request was either copied (and is held now) or dropped.
+	waitFor(t, "every request to be copied or dropped", func() bool { return copies.Load()+int64(dropped()) == n })
+	if got := maxHeld.Load(); got > 64 {
+		t.Errorf("%d copies held at once, want at most 64", got)
+	}
+	if got := dropped(); got < n-64 {
+		t.Errorf("proxy_mirror_dropped_total = %v with every copy held, want at least %d", got, n-64)
+	}
+	if _, ok := bodies.Load("payload 0"); !ok {
+		t.Errorf("the first request's copy did not carry its body")
+	}
+	// The mirror answers again: copies flow again.
+	close(release)
+	released = true
+	waitFor(t, "the held copies to end", func() bool { return held.Load() == 0 })
+	before := copies.Load()
+	post(n)
+	waitFor(t, "a copy once the mirror answers again", func() bool { return copies.Load() > before })
+}
+
+// A mirror upstream that fails every copy (connections reset) changes
+// nothing the client sees: answers, the route's counts, the main
+// server's health.
+func TestMirrorFailuresCountAgainstNothingTheClientSees(t *testing.T) {
+	main := backend(t, "main", nil)
+	var copies atomic.Int64
+	shadow := backend(t, "shadow", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/c" {
+			return // a health check of the shadow upstream
+		}
+		copies.Add(1)
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.(*net.TCPConn).SetLinger(0)
+			conn.Close()
+		}
+	})
+	p := startProxy(t, "servers: [{url: "+main.URL+", name: main}]\nupstreams:\n  shadow:\n    servers: [{url: "+shadow.URL+", name: shadow}]\n"+
+		"routes:\n  - name: app\n    match: {path_prefix: /}\n    upstream: default\n    policies:\n      - mirror: {upstream: shadow}\n")
+	const n = 50
+	for i := range n {
+		if code, body, _ := get(t, http.DefaultClient, "http://"+p.Addr()+"/c"); code != 200 || body != "main" {
+			t.Fatalf("request %d: %d %q", i, code, body)
+		}
+	}
+	waitFor(t, "the copies to fail at the mirror", func() bool { return copies.Load() >= n })
+	if got := gathered(t, p, metrics.RequestsTotal, map[string]string{"route": "app", "code": "200"}); got != n {
+		t.Errorf("proxy_requests_total{route=app,code=200} = %v, want %d", got, n)
+	}
+	mfs, _ := p.registry.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() != metrics.RequestsTotal {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "code" && l.GetValue() != "200" || l.GetName() == "upstream" && l.GetValue() == "shadow" {
+					t.Errorf("a mirror copy's failure reached the client's counts: %v", m.GetLabel())
+				}
+			}
+		}
+	}
+	if sv := poolServers(p, "default")["main"]; sv == nil || !sv.Healthy() || sv.Failures() != 0 || sv.Circuit() != upstream.CircuitClosed {
+		t.Errorf("the main server is not healthy after its mirror failed")
 	}
 }
 

@@ -184,7 +184,7 @@ func (s *Server) routeHandler(rt *runtime, name string, cu *compiledUpstream, st
 		h = middleware.RateLimit(l.limiter, l.key, onLimited)(h)
 	}
 	if len(policies) > 0 {
-		env := policy.Env{Route: name, Log: s.log, Upstream: func(name string) http.RoundTripper {
+		env := policy.Env{Route: name, Log: s.log, Dropped: func() { s.metrics.MirrorDropped(name).Inc() }, Upstream: func(name string) http.RoundTripper {
 			if cu := rt.upstreams[name]; cu != nil {
 				return cu.fwd
 			}

@@ -247,13 +247,13 @@ func (c *checker) policies(p string, list []Policy) {
 				name  string
 				rules HeaderRules
 			}{{"request", pol.Headers.Request}, {"response", pol.Headers.Response}} {
-				c.headerRules(at+"."+part.name, part.rules)
+				c.headerRules(at+"."+part.name, part.rules, part.name == "request")
 			}
 		case pol.Redirect != nil:
 			r := pol.Redirect
 			if r.To == "" {
 				c.errf(at+".to", "required: where to send the client, such as \"https://{host}{uri}\"")
-			} else if msg := checkTemplate(r.To); msg != "" {
+			} else if msg := checkTemplate(r.To, TemplateFields); msg != "" {
 				c.errf(at+".to", "%s", msg)
 			}
 			if r.Code != 0 && !slices.Contains([]int{301, 302, 303, 307, 308}, r.Code) {
@@ -368,7 +368,9 @@ func (c *checker) policies(p string, list []Policy) {
 	}
 }
 
-func (c *checker) headerRules(at string, r HeaderRules) {
+// headerRules checks one side's edits; request values may hold
+// placeholders (HeaderTemplateFields), response values are literal.
+func (c *checker) headerRules(at string, r HeaderRules, request bool) {
 	for _, m := range []struct {
 		key string
 		set map[string]string
@@ -379,6 +381,11 @@ func (c *checker) headerRules(at string, r HeaderRules) {
 			}
 			if strings.ContainsAny(value, "\r\n\x00") {
 				c.errf(at+"."+m.key+"."+name, "a header value cannot hold a line break or NUL")
+			}
+			if request {
+				if msg := checkTemplate(value, HeaderTemplateFields); msg != "" {
+					c.errf(at+"."+m.key+"."+name, "%s", msg)
+				}
 			}
 		}
 	}
@@ -407,9 +414,15 @@ func validFieldName(s string) bool {
 // TemplateFields are the placeholders a redirect's target may use.
 var TemplateFields = []string{"scheme", "host", "hostname", "port", "path", "query", "uri"}
 
-// checkTemplate reports what is wrong with a redirect target's
-// placeholders, or "".
-func checkTemplate(s string) string {
+// HeaderTemplateFields are the placeholders a request header's value in
+// a headers policy may use: the request's, and the subject of the client
+// certificate verified against tls.client_ca_file ("" without one), so
+// that servers behind the proxy learn who the client is (issue 20).
+var HeaderTemplateFields = append(slices.Clip(TemplateFields), "tls_client_subject")
+
+// checkTemplate reports what is wrong with the placeholders of s, where
+// those in fields may appear, or "".
+func checkTemplate(s string, fields []string) string {
 	for {
 		i := strings.IndexByte(s, '{')
 		if i < 0 {
@@ -419,8 +432,8 @@ func checkTemplate(s string) string {
 		if j < 0 {
 			return "a { without its }"
 		}
-		if name := s[i+1 : i+j]; !slices.Contains(TemplateFields, name) {
-			return fmt.Sprintf("unknown placeholder {%s}%s (one of: {%s})", name, didYouMean(suggest(name, TemplateFields)), strings.Join(TemplateFields, "}, {"))
+		if name := s[i+1 : i+j]; !slices.Contains(fields, name) {
+			return fmt.Sprintf("unknown placeholder {%s}%s (one of: {%s})", name, didYouMean(suggest(name, fields)), strings.Join(fields, "}, {"))
 		}
 		s = s[i+j+1:]
 	}

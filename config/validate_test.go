@@ -208,6 +208,10 @@ func TestValidation(t *testing.T) {
 		{"route rate limit", one + "routes: [{rate_limit: {requests_per_second: 0}}]\n",
 			nil, `t.yaml:2:45: routes[0].rate_limit.requests_per_second: required: a number greater than 0`},
 
+		{"header placeholder", one + "routes: [{policies: [{headers: {request: {set: {X-S: \"{tls_client_subjct}\"}}}}]}]\n",
+			nil, `t.yaml:2:54: routes[0].policies[0].headers.request.set.X-S: unknown placeholder {tls_client_subjct}, did you mean "tls_client_subject"? (one of: {scheme}, {host}, {hostname}, {port}, {path}, {query}, {uri}, {tls_client_subject})`},
+		{"header placeholders", one + "routes: [{policies: [{headers: {request: {set: {X-S: \"{tls_client_subject} {host}\"}}, response: {set: {X-J: \"{literal}\"}}}}]}]\n", nil, ""},
+
 		// Listeners, TLS, admin.
 		{"listen port only", one + "listen: 8080\n",
 			nil, `t.yaml:2:9: listen: "8080" is not a host:port address; write ":8080" to use every interface`},

@@ -3,6 +3,7 @@ package policy
 import (
 	"net/http"
 	"net/textproto"
+	"strings"
 
 	"github.com/tbsphathuynh/proxy/config"
 	"github.com/tbsphathuynh/proxy/middleware"
@@ -12,6 +13,9 @@ import (
 type edits struct {
 	remove   []string
 	set, add [][2]string
+	// expand says that some set or add value holds placeholders, filled
+	// from the request (request edits only).
+	expand bool
 }
 
 func compileEdits(r config.HeaderRules) edits {
@@ -24,6 +28,16 @@ func compileEdits(r config.HeaderRules) edits {
 	}
 	for name, v := range r.Add {
 		e.add = append(e.add, [2]string{textproto.CanonicalMIMEHeaderKey(name), v})
+	}
+	return e
+}
+
+// compileRequestEdits is compileEdits for the request side, whose values
+// may hold placeholders (config.HeaderTemplateFields).
+func compileRequestEdits(r config.HeaderRules) edits {
+	e := compileEdits(r)
+	for _, kv := range append(e.set[:len(e.set):len(e.set)], e.add...) {
+		e.expand = e.expand || strings.Contains(kv[1], "{")
 	}
 	return e
 }
@@ -42,15 +56,33 @@ func (e *edits) apply(h http.Header) {
 	}
 }
 
+// applyTo applies request edits to r, filling their placeholders.
+func (e *edits) applyTo(r *http.Request) {
+	if !e.expand {
+		e.apply(r.Header)
+		return
+	}
+	h := r.Header
+	for _, name := range e.remove {
+		delete(h, name)
+	}
+	for _, kv := range e.set {
+		h[kv[0]] = []string{expand(kv[1], r)}
+	}
+	for _, kv := range e.add {
+		h[kv[0]] = append(h[kv[0]], expand(kv[1], r))
+	}
+}
+
 // headers edits the request's header before the next handler sees it, and
 // the response's before its head is written: the server's answer and the
 // proxy's own (502, 503, 429) alike.
 func headers(p *config.HeadersPolicy) middleware.Middleware {
-	req, res := compileEdits(p.Request), compileEdits(p.Response)
+	req, res := compileRequestEdits(p.Request), compileEdits(p.Response)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if !req.empty() {
-				req.apply(r.Header)
+				req.applyTo(r)
 			}
 			if !res.empty() {
 				w = &headerWriter{writer: writer{w}, edits: &res}

@@ -65,6 +65,21 @@ func TestHeaders(t *testing.T) {
 	}
 }
 
+// Request values fill their placeholders; without a verified client
+// certificate the subject is empty, so a client's own value never passes.
+func TestHeadersPlaceholders(t *testing.T) {
+	h, _ := build(t, `      - headers: {request: {set: {X-Env: "{tls_client_subject}@{host}"}, add: {X-Debug: "{path}"}}}
+`, echo)
+	r := httptest.NewRequest("GET", "http://app.test/a", nil)
+	r.Header.Set("X-Env", "CN=mallory")
+	res := serve(h, r)
+	for name, want := range map[string]string{"X-Seen-Env": "@app.test", "X-Seen-Debug": "/a"} {
+		if got := res.Header.Get(name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+}
+
 // The response edits reach the proxy's own answers too (a 502, a 429):
 // they wrap whatever answers.
 func TestHeadersOnTheProxysOwnAnswers(t *testing.T) {

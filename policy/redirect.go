@@ -50,6 +50,12 @@ func expand(tmpl string, r *http.Request) string {
 
 func field(name string, r *http.Request) string {
 	switch name {
+	case "tls_client_subject":
+		// Only a chain verified against tls.client_ca_file names a client.
+		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
+			return r.TLS.VerifiedChains[0][0].Subject.String()
+		}
+		return ""
 	case "scheme":
 		if r.TLS != nil {
 			return "https"

@@ -185,6 +185,34 @@ func TestClientCertificatesRequired(t *testing.T) {
 	}
 }
 
+// A headers policy hands the verified subject to the servers, in place of
+// any value the client sent.
+func TestClientSubjectInAHeaderRule(t *testing.T) {
+	p := newPKI(t)
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, strings.Join(r.Header.Values("X-Client-Subject"), "|"))
+	}))
+	t.Cleanup(be.Close)
+	px := startProxy(t, fmt.Sprintf("tls: {cert_file: %s, key_file: %s, client_ca_file: %s}\nservers: [{url: %s}]\n"+
+		"routes:\n  - match: {path_prefix: /}\n    upstream: default\n    policies:\n      - headers: {request: {set: {X-Client-Subject: \"{tls_client_subject}\"}}}\n",
+		p.serverCert, p.serverKey, p.clientCAFile, be.URL))
+	url := "https://" + px.Addr() + "/"
+	client := func(certs ...tls.Certificate) *http.Client {
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.serverCA.Pool(), Certificates: certs}}}
+	}
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("X-Client-Subject", "CN=mallory")
+	resp, err := client(p.clientPair(t)).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if got, want := string(body), "CN=alice,O=proxy tests"; got != want {
+		t.Errorf("the server saw X-Client-Subject %q, want %q", got, want)
+	}
+}
+
 // tls.min_version: "1.3" refuses a client that offers at most TLS 1.2.
 func TestTLSMinVersion(t *testing.T) {
 	p := newPKI(t)

@@ -179,7 +179,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"route", "policy"}),
 		mirrorDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MirrorDroppedTotal,
-			Help: "Requests a route's mirror policy did not copy because as many copies as it allows were still under way (a slow or dead mirror upstream), by route. The client's request is not affected.",
+			Help: "Requests a route's mirror policy did not copy, by route: as many copies as it allows were still under way (a slow mirror upstream), or copies were paused after one failed (a dead one; 1 s, doubling up to 30 s). The client's request is not affected.",
 		}, []string{"route"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: RetriesTotal,

@@ -1,12 +1,14 @@
 package policy
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tbsphathuynh/proxy/config"
 	"github.com/tbsphathuynh/proxy/internal/reqinfo"
@@ -245,4 +247,66 @@ func buildEnv(t *testing.T, yaml string, env Env, next http.Handler) http.Handle
 		t.Fatal(err)
 	}
 	return chain(next)
+}
+
+// A copy that fails pauses the copies (counted as dropped) for a second,
+// doubling while the probe after each pause fails, and an answer from the
+// mirror ends the pauses.
+func TestMirrorPausesAfterAFailure(t *testing.T) {
+	var now atomic.Int64
+	done := make(chan struct{}, 10)
+	defer func(n func() int64, d func()) { mirrorNow, mirrorDone = n, d }(mirrorNow, mirrorDone)
+	mirrorNow = now.Load
+	mirrorDone = func() { done <- struct{}{} }
+	var down atomic.Bool
+	down.Store(true)
+	shadow := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if down.Load() {
+			return nil, errors.New("connection refused")
+		}
+		return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
+	})
+	var dropped atomic.Int64
+	h := buildEnv(t, "      - mirror: {upstream: shadow}\n", Env{
+		Route: "r", Dropped: func() { dropped.Add(1) },
+		Upstream: func(string) http.RoundTripper { return shadow },
+	}, echo)
+	// copied serves one request and reports whether it was copied, once
+	// the copy is over.
+	copied := func() bool {
+		before := dropped.Load()
+		serve(h, httptest.NewRequest("GET", "/", nil))
+		if dropped.Load() > before {
+			return false
+		}
+		<-done
+		return true
+	}
+	step := func(d time.Duration) { now.Add(int64(d)) }
+	if !copied() {
+		t.Fatal("first request not copied")
+	}
+	for _, pause := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
+		if copied() {
+			t.Fatalf("copied during the %v pause", pause)
+		}
+		step(pause - time.Millisecond)
+		if copied() {
+			t.Fatalf("copied just before the %v pause ended", pause)
+		}
+		step(time.Millisecond)
+		if !copied() {
+			t.Fatalf("no probe copy after the %v pause", pause)
+		}
+	}
+	down.Store(false)
+	step(8 * time.Second)
+	if !copied() {
+		t.Fatal("no probe copy after the 8 s pause")
+	}
+	for i := range 3 {
+		if !copied() {
+			t.Fatalf("request %d after the mirror answered not copied", i)
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/tbsphathuynh/proxy/config"
@@ -23,12 +24,27 @@ const (
 	mirrorInFlight = 64
 	// mirrorTimeout ends a copy that takes longer, with its goroutine.
 	mirrorTimeout = 10 * time.Second
+	// A copy that fails (no answer: refused, reset, timed out) pauses the
+	// copies for mirrorPause, doubled while the probe copy after each
+	// pause fails too, up to mirrorPauseMax: a dead mirror then costs the
+	// client's requests nothing, not a connection attempt each, and
+	// is tried again within half a minute of coming back.
+	mirrorPause    = time.Second
+	mirrorPauseMax = 30 * time.Second
+)
+
+// mirrorNow is the mirror's clock; tests replace it, and mirrorDone,
+// which hears of each copy's end once its result is stored.
+var (
+	mirrorNow  = func() int64 { return time.Now().UnixNano() }
+	mirrorDone = func() {}
 )
 
 // mirror sends a copy of a share of the requests to another upstream, on a
 // goroutine of its own that ends with the copy's answer or mirrorTimeout:
 // the client's request goes on at once, and the copy's answer, latency
-// and failures never reach it.
+// and failures never reach it. Copies it skips (mirror full, or paused
+// after a failure) are counted by env.Dropped.
 func mirror(p *config.MirrorPolicy, env Env) (middleware.Middleware, error) {
 	if env.Upstream == nil {
 		return nil, fmt.Errorf("mirror: upstreams are not available here")
@@ -42,11 +58,19 @@ func mirror(p *config.MirrorPolicy, env Env) (middleware.Middleware, error) {
 		percent = *p.Percent
 	}
 	slots := make(chan struct{}, mirrorInFlight)
+	// pausedUntil (Unix ns) and pause (ns) hold the back-off after a
+	// failed copy.
+	var pausedUntil, pause atomic.Int64
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
 			if percent < 100 && rand.Float64()*100 >= percent ||
 				hasBody && (r.ContentLength < 0 || r.ContentLength > mirrorBodyLimit) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			if mirrorNow() < pausedUntil.Load() {
+				env.Dropped()
 				next.ServeHTTP(w, r)
 				return
 			}
@@ -85,6 +109,7 @@ func mirror(p *config.MirrorPolicy, env Env) (middleware.Middleware, error) {
 				copyReq.Body = io.NopCloser(bytes.NewReader(body))
 			}
 			go func() {
+				defer mirrorDone()
 				defer func() { <-slots }()
 				defer cancel()
 				defer func() {
@@ -96,9 +121,13 @@ func mirror(p *config.MirrorPolicy, env Env) (middleware.Middleware, error) {
 				}()
 				res, err := target.RoundTrip(copyReq)
 				if err != nil {
-					env.Log.Debug("mirror: the copy failed", "route", env.Route, "upstream", p.Upstream, "err", err)
+					d := min(max(2*pause.Load(), int64(mirrorPause)), int64(mirrorPauseMax))
+					pause.Store(d)
+					pausedUntil.Store(mirrorNow() + d)
+					env.Log.Debug("mirror: the copy failed; pausing the copies", "route", env.Route, "upstream", p.Upstream, "err", err, "pause", time.Duration(d))
 					return
 				}
+				pause.Store(0)
 				io.Copy(io.Discard, res.Body)
 				res.Body.Close()
 			}()

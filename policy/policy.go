@@ -31,8 +31,9 @@ type Env struct {
 	// It is never nil.
 	Rejected func()
 	// Dropped counts a request the mirror policy did not copy because as
-	// many copies as it allows were still under way
-	// (proxy_mirror_dropped_total{route}). It is never nil.
+	// many copies as it allows were still under way, or because copies
+	// are paused after one failed (proxy_mirror_dropped_total{route}).
+	// It is never nil.
 	Dropped func()
 	// Upstream returns the upstream of that name, as a round tripper that
 	// picks one of its servers (with its balancing, health and retries),

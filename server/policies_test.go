@@ -184,7 +184,12 @@ func TestMirrorFailuresCountAgainstNothingTheClientSees(t *testing.T) {
 			t.Fatalf("request %d: %d %q", i, code, body)
 		}
 	}
-	waitFor(t, "the copies to fail at the mirror", func() bool { return copies.Load() >= n })
+	// The first copy fails, and the copies pause: the rest are dropped,
+	// counted, and cost the client nothing.
+	waitFor(t, "a copy to fail at the mirror", func() bool { return copies.Load() >= 1 })
+	if c, d := copies.Load(), gathered(t, p, metrics.MirrorDroppedTotal, map[string]string{"route": "app"}); c >= n/2 || d < n/2 {
+		t.Errorf("%d copies reached the failing mirror and %v were dropped; want the copies paused after the first failure", c, d)
+	}
 	if got := gathered(t, p, metrics.RequestsTotal, map[string]string{"route": "app", "code": "200"}); got != n {
 		t.Errorf("proxy_requests_total{route=app,code=200} = %v, want %d", got, n)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -61,6 +62,7 @@ func mirror(p *config.MirrorPolicy, env Env) (middleware.Middleware, error) {
 	// pausedUntil (Unix ns) and pause (ns) hold the back-off after a
 	// failed copy.
 	var pausedUntil, pause atomic.Int64
+	var failMu sync.Mutex
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
@@ -121,10 +123,18 @@ func mirror(p *config.MirrorPolicy, env Env) (middleware.Middleware, error) {
 				}()
 				res, err := target.RoundTrip(copyReq)
 				if err != nil {
-					d := min(max(2*pause.Load(), int64(mirrorPause)), int64(mirrorPauseMax))
-					pause.Store(d)
-					pausedUntil.Store(mirrorNow() + d)
-					env.Log.Debug("mirror: the copy failed; pausing the copies", "route", env.Route, "upstream", p.Upstream, "err", err, "pause", time.Duration(d))
+					// Copies that were under way when the pause began fail
+					// during it; only a failure after it (the probe's)
+					// doubles it.
+					failMu.Lock()
+					now := mirrorNow()
+					if now >= pausedUntil.Load() {
+						d := min(max(2*pause.Load(), int64(mirrorPause)), int64(mirrorPauseMax))
+						pause.Store(d)
+						pausedUntil.Store(now + d)
+					}
+					failMu.Unlock()
+					env.Log.Debug("mirror: the copy failed; copies paused", "route", env.Route, "upstream", p.Upstream, "err", err)
 					return
 				}
 				pause.Store(0)

@@ -165,7 +165,11 @@ func TestDNSDiscoveryAddsAndDrainsServersUnderLoad(t *testing.T) {
 		t.Errorf("a server that joined a serving pool does not ramp up under slow start")
 	}
 	waitFor(t, "the new server to get traffic", func() bool { return hits.get("127.0.0.4") > 0 })
-	// Once the swap is done, the removed server gets nothing new.
+	// Once the swap is done, the removed server gets nothing new. Its
+	// requests chosen before the swap may still be on their way (each
+	// worker has at most one): 200 answers later they have all arrived.
+	flushed := l.ok.Load() + 200
+	waitFor(t, "200 more requests", func() bool { return l.ok.Load() >= flushed })
 	before := hits.get("127.0.0.2")
 	target := l.ok.Load() + 200
 	waitFor(t, "200 more requests", func() bool { return l.ok.Load() >= target })

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -49,7 +51,7 @@ func startDNSMasq(t testing.TB, hosts string, args ...string) *dnsmasq {
 	for range 5 {
 		// dnsmasq takes the port itself; a free port found a moment ago
 		// may be taken by then, so try a few.
-		port := freeUDPPort(t)
+		port := freeDNSPort(t)
 		d.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		if d.run() {
 			return d
@@ -64,7 +66,13 @@ func startDNSMasq(t testing.TB, hosts string, args ...string) *dnsmasq {
 func (d *dnsmasq) restart() {
 	d.t.Helper()
 	if !d.run() {
-		d.t.Fatalf("dnsmasq did not start again on %s: %s", d.addr, d.log.String())
+		state := "still running, not answering after 10 s"
+		select {
+		case <-d.exited:
+			state = "exited: " + d.cmd.ProcessState.String()
+		default:
+		}
+		d.t.Fatalf("dnsmasq did not start again on %s (%s): %s", d.addr, state, d.log.String())
 	}
 }
 
@@ -165,14 +173,40 @@ func (d *dnsmasq) stop() {
 	<-d.exited
 }
 
-func freeUDPPort(t testing.TB) int {
+// freeDNSPort finds a UDP port free on 127.0.0.1 below the kernel's
+// ephemeral range. restart needs the same port back after a minute of
+// outage, and a port from the ephemeral range may meanwhile be taken as
+// the source port of any process's query (a fresh-clone run beside other
+// load lost it once).
+func freeDNSPort(t testing.TB) int {
 	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				lo = n
+			}
+		}
 	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
+	const from = 10000
+	if lo <= from+1000 {
+		lo = 65536 // no room below the range: take any port
+	}
+	for range 100 {
+		port := from + rand.IntN(lo-from)
+		if port > 65535 {
+			port = 0
+		}
+		c, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		port = c.LocalAddr().(*net.UDPAddr).Port
+		c.Close()
+		return port
+	}
+	t.Fatal("no free UDP port for dnsmasq")
+	return 0
 }
 
 // loopbackBackends starts one backend per address 127.0.0.2, 127.0.0.3,

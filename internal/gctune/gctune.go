@@ -11,6 +11,9 @@
 // In a container, a soft memory limit just under the cgroup's lets the
 // collector work harder before the kernel kills the process, instead of
 // after.
+//
+// After a burst, once every server is quiet, the memory the burst freed
+// goes back to the system (Busy, Quiet, trim.go).
 package gctune
 
 import (

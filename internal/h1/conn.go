@@ -79,9 +79,10 @@ type conn struct {
 	// goroutine serving the connection uses it.
 	waitDeadline time.Time
 
+	// ctx is the context requests run in, made for a request by startCtx
+	// and nil while the connection waits idle (dropCtx).
 	ctx        context.Context
-	cancel     context.CancelFunc // also fires hook
-	hook       donehook.Hook      // what a request's handler asked to run when ctx ends
+	cancel     context.CancelFunc // also fires the hook of ctx (donehook)
 	proto      *http.Request      // carries ctx into every request
 	remoteAddr string
 
@@ -130,21 +131,45 @@ func (s *Server) newConn(rw net.Conn) (*conn, bool) {
 		}
 	}
 	c.connCtx = ctx
-	parentDone := ctx.Done()
-	ctx, cancel := context.WithCancel(ctx)
-	c.ctx = donehook.With(ctx, &c.hook)
-	c.cancel = func() { cancel(); c.hook.Fire() }
-	if parentDone != nil {
-		// ConnContext's context can end by itself, without c.cancel: the
-		// hook must fire then too (Fire runs a function once at most).
-		context.AfterFunc(ctx, c.hook.Fire)
-	}
-	c.proto = (&http.Request{}).WithContext(c.ctx)
 	if !s.track(c, true) {
-		c.cancel()
 		return nil, false
 	}
 	return c, true
+}
+
+// startCtx makes the context the connection's requests run in, unless the
+// last request's is still there. It is made for the first request rather
+// than on accept, and dropped when the connection has been idle for
+// shrinkAfter (dropCtx): about 450 bytes that a connection waiting for
+// its next request does without (docs/performance.md, "Memory per idle
+// connection").
+func (c *conn) startCtx() {
+	if c.ctx != nil {
+		return
+	}
+	parentDone := c.connCtx.Done()
+	ctx, cancel := context.WithCancel(c.connCtx)
+	// A hook of its own for each context: a dropped one's AfterFunc below
+	// may fire after the next request has registered on the new one.
+	h := new(donehook.Hook)
+	c.ctx = donehook.With(ctx, h)
+	c.cancel = func() { cancel(); h.Fire() }
+	if parentDone != nil {
+		// ConnContext's context can end by itself, without c.cancel: the
+		// hook must fire then too (Fire runs a function once at most).
+		context.AfterFunc(ctx, h.Fire)
+	}
+	c.proto = (&http.Request{}).WithContext(c.ctx)
+}
+
+// dropCtx ends the context of the requests served so far. net/http ends
+// each request's context once it is answered; here the requests of a
+// connection share one until the connection closes or, idle, drops it.
+func (c *conn) dropCtx() {
+	if c.cancel != nil {
+		c.cancel()
+		c.ctx, c.cancel, c.proto = nil, nil, nil
+	}
 }
 
 func (c *conn) releaseIfEmpty() {
@@ -231,7 +256,7 @@ func (c *conn) run(first, resumed bool) {
 		if moved {
 			return
 		}
-		c.cancel()
+		c.dropCtx()
 		c.srv.watches.disarm(c)
 		if !handedOver {
 			c.releaseBuffer()
@@ -326,6 +351,7 @@ func (c *conn) run(first, resumed bool) {
 				// stack the last request grew, end.
 				c.rwc.SetReadDeadline(c.idleUntil)
 				c.waitDeadline = c.idleUntil
+				c.dropCtx()
 				moved = true
 				go c.run(false, true)
 				return
@@ -493,6 +519,7 @@ func (c *conn) handOver() bool {
 // for the connection to go to net/http instead, before anything was
 // served.
 func (c *conn) serveRequest(st *reqState, n int) bool {
+	c.startCtx()
 	if d := c.srv.Direct; d != nil && st.head.contentLength == 0 {
 		if served, keep := c.serveDirect(d, st, n); served {
 			return keep

@@ -195,3 +195,60 @@ func TestBodyReadAfterTheHandlerReturned(t *testing.T) {
 		t.Fatalf("next request's body %q, want %q", got, "secret")
 	}
 }
+
+// A connection that waits idle keeps no request's context: the last
+// request's ends, as net/http ends each one once it is answered, and the
+// next request on the connection runs in a new one. The context is not
+// kept for the wait (startCtx says why).
+func TestIdleConnectionEndsItsRequestsContext(t *testing.T) {
+	ctxs := make(chan context.Context, 2)
+	_, addr := serveHTTP(t, &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if err := r.Context().Err(); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			ctxs <- r.Context()
+			io.WriteString(w, "ok")
+		}),
+		IdleTimeout: 30 * time.Second,
+		// A context of the connection's own that can end: the hooks of a
+		// request's context must follow the request's, not the last one's.
+		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
+			ctx, cancel := context.WithCancel(ctx)
+			t.Cleanup(cancel)
+			return ctx
+		},
+	})
+	c, br := dial(t, addr)
+	get := func() context.Context {
+		t.Helper()
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("status %d (%s), want 200", res.StatusCode, b)
+		}
+		return <-ctxs
+	}
+	first := get()
+	select {
+	case <-first.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the answered request's context did not end while the connection waited idle")
+	}
+	second := get()
+	if second.Err() != nil {
+		t.Errorf("the next request's context ended with its connection still open: %v", second.Err())
+	}
+	c.Close()
+	select {
+	case <-second.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request's context did not end when its connection closed")
+	}
+}

@@ -3,6 +3,8 @@ package h1
 import (
 	"sync"
 	"time"
+
+	"github.com/tbsphathuynh/proxy/internal/gctune"
 )
 
 // watchTick is how often the watcher looks for requests that have run for
@@ -97,6 +99,17 @@ func (w *watcher) stop() <-chan struct{} {
 
 func (w *watcher) run(done chan struct{}) {
 	defer close(done)
+	// The watcher runs while requests come: the process's memory is
+	// trimmed once no server's does (gctune.Quiet).
+	gctune.Busy()
+	quiet := false
+	defer func() {
+		if quiet {
+			gctune.Quiet()
+		} else {
+			gctune.Settle()
+		}
+	}()
 	t := time.NewTicker(watchTick)
 	defer t.Stop()
 	var idleSince time.Time
@@ -114,6 +127,7 @@ func (w *watcher) run(done chan struct{}) {
 			idleSince = now
 		}
 		if w.head == nil && (w.stopping || now.Sub(idleSince) >= watchLinger) {
+			quiet = !w.stopping
 			w.running = false
 			w.mu.Unlock()
 			return

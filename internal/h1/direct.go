@@ -57,9 +57,11 @@ func (x *Exchange) ClientClose() bool { return x.h.close }
 // RemoteAddr is the client's address, as http.Request.RemoteAddr.
 func (x *Exchange) RemoteAddr() string { return x.c.remoteAddr }
 
-// Context is the connection's context: it ends when the client goes
-// away while the request is served (after a short delay, as for a
-// request served through the Handler) or when the connection closes.
+// Context is the context of the connection's requests: it ends when the
+// client goes away while the request is served (after a short delay, as
+// for a request served through the Handler), when the connection closes,
+// or once the connection has waited idle for its next request for a
+// second (conn.dropCtx).
 func (x *Exchange) Context() context.Context { return x.c.ctx }
 
 // Request is the request as far as the direct lane needs one, without

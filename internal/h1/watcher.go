@@ -102,14 +102,7 @@ func (w *watcher) run(done chan struct{}) {
 	// The watcher runs while requests come: the process's memory is
 	// trimmed once no server's does (gctune.Quiet).
 	gctune.Busy()
-	quiet := false
-	defer func() {
-		if quiet {
-			gctune.Quiet()
-		} else {
-			gctune.Settle()
-		}
-	}()
+	defer gctune.Quiet()
 	t := time.NewTicker(watchTick)
 	defer t.Stop()
 	var idleSince time.Time
@@ -127,7 +120,6 @@ func (w *watcher) run(done chan struct{}) {
 			idleSince = now
 		}
 		if w.head == nil && (w.stopping || now.Sub(idleSince) >= watchLinger) {
-			quiet = !w.stopping
 			w.running = false
 			w.mu.Unlock()
 			return

@@ -71,8 +71,17 @@ func startLimited(t *testing.T, n int, args ...string) *proc {
 // nothing), and the accept errors are logged and counted; once the extra
 // connections go, new clients are served again.
 func TestOutOfDescriptorsBlamesNoServer(t *testing.T) {
+	// warm is a barrier for the requests to /warm: each waits until all
+	// have come (see below).
+	const warmers = 8
+	var warm sync.WaitGroup
+	warm.Add(warmers)
 	backend := func(name string) *httptest.Server {
 		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/warm" {
+				warm.Done()
+				warm.Wait()
+			}
 			io.WriteString(w, name)
 		}))
 		t.Cleanup(s.Close)
@@ -90,6 +99,28 @@ servers:
 	const limit = 128
 	p := startLimited(t, limit, "-config", cfg)
 	p.waitLog(t, "proxy listening")
+
+	// Every request of an established client must find a pooled server
+	// connection: without a descriptor the proxy cannot open another, and
+	// answers 503 as it should. The clients below have at most four
+	// requests in flight, which a loaded machine may put all on one
+	// server at some moment of the shortage, so each server gets four
+	// connections first: eight requests in flight at once, round robin.
+	var warming sync.WaitGroup
+	for range warmers {
+		warming.Go(func() {
+			tr := &http.Transport{}
+			defer tr.CloseIdleConnections()
+			resp, err := (&http.Client{Transport: tr}).Get("http://" + addr + "/warm")
+			if err != nil {
+				t.Errorf("warming the server connections: %v", err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		})
+	}
+	warming.Wait()
 
 	// Established keep-alive clients, one connection each, asking in a
 	// loop from before the shortage to the end.

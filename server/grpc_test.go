@@ -211,6 +211,12 @@ func TestGRPCTimeoutHeader(t *testing.T) {
 	tr := &http.Transport{Protocols: new(http.Protocols)}
 	tr.Protocols.SetUnencryptedHTTP2(true)
 	defer tr.CloseIdleConnections()
+	// A call first, so that the connection to the server is open and the
+	// timed call's 150 ms are the server's, not a loaded machine's dial.
+	c := testpb.NewTestServiceClient(grpcDial(t, p, ""))
+	if _, err := c.UnaryCall(callCtx(t), &testpb.SimpleRequest{}); err != nil {
+		t.Fatal(err)
+	}
 	// A UnaryCall whose payload is "block": field 3 (payload) holding
 	// field 2 (body).
 	msg := []byte{0x1a, 7, 0x12, 5, 'b', 'l', 'o', 'c', 'k'}
